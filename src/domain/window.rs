@@ -1,0 +1,192 @@
+//! Role windows: `from` and `until` are inclusive dates read in the account's time zone.
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+
+/// The dates a role holds between, both inclusive, in the account's time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Window {
+    pub from: Option<Date>,
+    pub until: Option<Date>,
+}
+
+/// Where an instant falls relative to a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The window opens at `starts`.
+    NotYet { starts: Timestamp },
+    /// The window is open; it closes at `ends`, if ever.
+    Active { ends: Option<Timestamp> },
+    /// The window closed at `ended`.
+    Over { ended: Timestamp },
+}
+
+/// The first instant of `date` in `tz` (midnight, or the first instant after a DST gap).
+pub fn start_of_day(date: Date, tz: &TimeZone) -> Timestamp {
+    match date.to_zoned_datetime(tz.clone()) {
+        Ok(z) => z.timestamp(),
+        // Only reachable at the ends of jiff's range (years -9999 / 9999).
+        Err(_) => {
+            if date.year() < 0 {
+                Timestamp::MIN
+            } else {
+                Timestamp::MAX
+            }
+        }
+    }
+}
+
+impl Window {
+    pub fn always() -> Window {
+        Window::default()
+    }
+
+    /// The instant the window opens: `from` at 00:00 in `tz`.
+    pub fn starts_at(&self, tz: &TimeZone) -> Option<Timestamp> {
+        self.from.map(|d| start_of_day(d, tz))
+    }
+
+    /// The instant the window closes: the day after `until` at 00:00 in `tz`.
+    pub fn ends_at(&self, tz: &TimeZone) -> Option<Timestamp> {
+        self.until.map(|d| match d.tomorrow() {
+            Ok(next) => start_of_day(next, tz),
+            Err(_) => Timestamp::MAX,
+        })
+    }
+
+    pub fn phase(&self, now: Timestamp, tz: &TimeZone) -> Phase {
+        if let Some(ended) = self.ends_at(tz)
+            && now >= ended
+        {
+            return Phase::Over { ended };
+        }
+        if let Some(starts) = self.starts_at(tz)
+            && now < starts
+        {
+            return Phase::NotYet { starts };
+        }
+        Phase::Active {
+            ends: self.ends_at(tz),
+        }
+    }
+
+    pub fn is_active(&self, now: Timestamp, tz: &TimeZone) -> bool {
+        matches!(self.phase(now, tz), Phase::Active { .. })
+    }
+
+    /// The next instant after `now` at which the window opens or closes.
+    pub fn next_transition(&self, now: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+        match self.phase(now, tz) {
+            Phase::NotYet { starts } => Some(starts),
+            Phase::Active { ends } => ends,
+            Phase::Over { .. } => None,
+        }
+    }
+}
+
+/// Parses `YYYY-MM-DD`; the error is a sentence.
+pub fn parse_date(text: &str) -> Result<Date, String> {
+    let shown = crate::manifest::quote_short(text);
+    let b = text.as_bytes();
+    let shaped = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shaped {
+        return Err(format!("{shown} is not a date: write it as YYYY-MM-DD"));
+    }
+    let year: i16 = text[0..4]
+        .parse()
+        .map_err(|_| format!("{shown} is not a date"))?;
+    let month: i8 = text[5..7]
+        .parse()
+        .map_err(|_| format!("{shown} is not a date"))?;
+    let day: i8 = text[8..10]
+        .parse()
+        .map_err(|_| format!("{shown} is not a date"))?;
+    if !(1..=12).contains(&month) {
+        return Err(format!("{shown} is not a date: there is no month {month}"));
+    }
+    Date::new(year, month, day)
+        .map_err(|_| format!("{shown} is not a date: month {month} of {year} has no day {day}"))
+}
+
+/// Looks an IANA time zone up by name; the error is a sentence naming it.
+pub fn parse_time_zone(name: &str) -> Result<TimeZone, String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err(format!(
+            "{} is not an IANA time zone",
+            crate::manifest::quote_short(name)
+        ));
+    }
+    TimeZone::get(name).map_err(|_| {
+        format!("{name:?} is not a known IANA time zone (for example \"Europe/Zurich\" or \"UTC\")")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn until_is_inclusive_to_the_end_of_the_day_in_the_accounts_zone() {
+        let zurich = parse_time_zone("Europe/Zurich").unwrap();
+        let w = Window {
+            from: None,
+            until: Some(parse_date("2026-12-31").unwrap()),
+        };
+        assert_eq!(w.ends_at(&zurich), Some(ts("2026-12-31T23:00:00Z")));
+        assert!(w.is_active(ts("2026-12-31T22:59:59Z"), &zurich));
+        assert!(!w.is_active(ts("2026-12-31T23:00:00Z"), &zurich));
+        let ny = parse_time_zone("America/New_York").unwrap();
+        assert_eq!(w.ends_at(&ny), Some(ts("2027-01-01T05:00:00Z")));
+        assert!(w.is_active(ts("2027-01-01T04:59:59Z"), &ny));
+    }
+
+    #[test]
+    fn from_starts_at_local_midnight_including_dst_days() {
+        let zurich = parse_time_zone("Europe/Zurich").unwrap();
+        // 2026-03-29 is the day Zurich moves to summer time; midnight is still CET.
+        let w = Window {
+            from: Some(parse_date("2026-03-29").unwrap()),
+            until: Some(parse_date("2026-03-29").unwrap()),
+        };
+        assert_eq!(w.starts_at(&zurich), Some(ts("2026-03-28T23:00:00Z")));
+        // The day is 23 hours long: it ends at midnight CEST.
+        assert_eq!(w.ends_at(&zurich), Some(ts("2026-03-29T22:00:00Z")));
+        assert_eq!(
+            w.phase(ts("2026-03-28T22:59:59Z"), &zurich),
+            Phase::NotYet {
+                starts: ts("2026-03-28T23:00:00Z")
+            }
+        );
+    }
+
+    #[test]
+    fn dates_are_checked_for_real_days() {
+        assert!(
+            parse_date("2026-02-30")
+                .unwrap_err()
+                .contains("has no day 30")
+        );
+        assert!(parse_date("2028-02-29").is_ok());
+        assert!(
+            parse_date("2026-13-01")
+                .unwrap_err()
+                .contains("no month 13")
+        );
+        assert!(parse_date("26-1-1").unwrap_err().contains("YYYY-MM-DD"));
+        assert!(
+            parse_time_zone("Europe/Zurch")
+                .unwrap_err()
+                .contains("Europe/Zurch")
+        );
+    }
+}

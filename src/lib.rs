@@ -1,0 +1,11 @@
+//! rolecall: declarative access management for hosting-provider customer portals.
+//!
+//! The manifests (`model`, `manifest`) describe the desired state; the portal (`portal`) is
+//! observed and changed through one interface; the planner diffs the two as a pure function.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod domain;
+pub mod manifest;
+pub mod model;
+pub mod portal;

@@ -1,0 +1,132 @@
+//! Problems found in manifests: each names its file, line, column and field, in one sentence.
+
+use std::fmt;
+
+use super::yaml::{Path, Pos};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// The file as the user named it (`-` for standard input).
+    pub file: String,
+    pub pos: Pos,
+    /// The field path (`spec.members[1].email`), or `(document)`.
+    pub path: String,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn error(file: &str, pos: Pos, path: &Path, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            file: file.to_string(),
+            pos,
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub fn warning(file: &str, pos: Pos, path: &Path, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(file, pos, path, message)
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// `file:line:column` of the problem.
+    pub fn place(&self) -> String {
+        format!("{}:{}:{}", self.file, self.pos.line, self.pos.column)
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    /// `file:line:col: path: sentence` (warnings: `file:line:col: path: warning: sentence`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.severity {
+            Severity::Error => write!(f, "{}: {}: {}", self.place(), self.path, self.message),
+            Severity::Warning => {
+                write!(
+                    f,
+                    "{}: {}: warning: {}",
+                    self.place(),
+                    self.path,
+                    self.message
+                )
+            }
+        }
+    }
+}
+
+/// Sorts diagnostics by file, position, then message, so output is stable.
+pub fn sort(diags: &mut [Diagnostic]) {
+    diags.sort_by(|a, b| {
+        (&a.file, a.pos, a.severity, &a.path, &a.message)
+            .cmp(&(&b.file, b.pos, b.severity, &b.path, &b.message))
+    });
+}
+
+/// The edit distance (optimal string alignment: a swap of two neighbours is one edit)
+/// between two words, ignoring ASCII case, for "did you mean" suggestions.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let b: Vec<char> = b.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// The known word closest to `word`, when it is close enough to be a likely misspelling.
+pub fn closest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    if word.chars().count() > 64 {
+        return None;
+    }
+    let limit = (word.chars().count() / 3).max(1) + 1;
+    known
+        .into_iter()
+        .map(|k| (edit_distance(word, k), k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, k)| (*d, *k))
+        .map(|(_, k)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_transposed_and_misspelled_fields() {
+        let fields = ["email", "name", "roles", "services", "notifications"];
+        assert_eq!(closest("rolse", fields), Some("roles"));
+        assert_eq!(closest("emial", fields), Some("email"));
+        assert_eq!(closest("notification", fields), Some("notifications"));
+        assert_eq!(closest("colour", fields), None);
+    }
+}

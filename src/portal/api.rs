@@ -1,0 +1,251 @@
+//! The wire types of the portal API v1 (SPEC §4), shared by the HTTP client, the reference
+//! portal's server and its embedded (`sandbox:`) form. Field names are the API's own.
+
+use serde::{Deserialize, Serialize};
+
+/// Who the token belongs to (`GET /v1/whoami`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Whoami {
+    pub email: Option<String>,
+    pub kind: PrincipalKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrincipalKind {
+    /// A person's own login: reaches only accounts where it holds roles.
+    User,
+    /// The provider's own principal: may do everything.
+    Operator,
+}
+
+/// The portal's role catalog and capabilities (`GET /v1/catalog`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Catalog {
+    pub roles: Vec<CatalogRole>,
+    pub notification_kinds: Vec<String>,
+    pub capabilities: Capabilities,
+    pub invitation_ttl_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogRole {
+    pub name: String,
+    pub description: String,
+    pub grants_login: bool,
+    #[serde(default)]
+    pub requires: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Capabilities {
+    pub scheduled_revocation: bool,
+    pub service_scopes: bool,
+    pub create_accounts: bool,
+}
+
+/// A customer account as the portal shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    pub customer_number: String,
+    pub display_name: String,
+    pub time_zone: String,
+    pub etag: String,
+}
+
+/// Body of `POST /v1/accounts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewAccount {
+    pub customer_number: String,
+    pub display_name: String,
+    pub time_zone: String,
+}
+
+/// Body of `PATCH /v1/accounts/{cn}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+/// One role a member holds, with its scheduled revocation date if any.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleGrant {
+    pub name: String,
+    /// Inclusive last day (`YYYY-MM-DD`) in the account's time zone.
+    #[serde(default)]
+    pub until: Option<String>,
+}
+
+pub use crate::domain::Services;
+
+impl Serialize for Services {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Services::All => s.serialize_str("all"),
+            Services::None => s.serialize_str("none"),
+            Services::Only(ids) => ids.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Services {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            List(Vec<String>),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Word(w) if w == "all" => Ok(Services::All),
+            Raw::Word(w) if w == "none" => Ok(Services::None),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "services must be \"all\", \"none\" or a list of service ids, not {w:?}"
+            ))),
+            Raw::List(ids) => Ok(Services::Only(ids)),
+        }
+    }
+}
+
+/// A pending or expired invitation of a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invitation {
+    pub id: String,
+    pub status: InvitationStatus,
+    /// RFC 3339 instant.
+    pub sent_at: String,
+    /// RFC 3339 instant.
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvitationStatus {
+    Pending,
+    Expired,
+}
+
+/// A person linked to a customer account by roles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    /// Present in the bulk form (`GET /v1/members`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_number: Option<String>,
+    pub email: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub user_linked: bool,
+    pub roles: Vec<RoleGrant>,
+    #[serde(default)]
+    pub services: Services,
+    #[serde(default)]
+    pub notifications: Vec<String>,
+    #[serde(default)]
+    pub invitation: Option<Invitation>,
+    pub etag: String,
+}
+
+/// Body of `PUT /v1/accounts/{cn}/members/{email}`: sets the member's roles to exactly this list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemberPut {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub roles: Vec<RoleGrant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<Services>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Vec<String>>,
+}
+
+/// An e-mail-only entity of an account that receives notifications.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Contact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_number: Option<String>,
+    pub email: String,
+    pub name: String,
+    pub notifications: Vec<String>,
+    pub etag: String,
+}
+
+/// Body of `PUT /v1/accounts/{cn}/contacts/{email}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContactPut {
+    pub name: String,
+    pub notifications: Vec<String>,
+}
+
+/// One line of an account's audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+/// A page of a list endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Stable machine words of `application/problem+json` errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    NotFound,
+    Forbidden,
+    Unauthenticated,
+    Invalid,
+    UnknownRole,
+    UnknownNotificationKind,
+    VersionConflict,
+    LastAdmin,
+    AlreadyLinked,
+    RateLimited,
+    Unavailable,
+    /// A code this client does not know (a newer portal).
+    #[serde(other)]
+    Other,
+}
+
+/// RFC 9457 problem document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: ErrorCode,
+    #[serde(default)]
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
