@@ -104,6 +104,19 @@ pub(super) fn check_documents(
                 _ => {}
             },
             None => {
+                // The member's own fields are still worth checking.
+                if let Body::Member(m) = &doc.body {
+                    let at = Declared { doc, path: spec() };
+                    let policy = AccountPolicy::default();
+                    check_member(
+                        &mut c,
+                        &at,
+                        &m.member(),
+                        None,
+                        &policy,
+                        &mut BTreeMap::new(),
+                    );
+                }
                 let names = accounts
                     .iter()
                     .filter(|a| a.namespace == doc.namespace)
@@ -169,7 +182,9 @@ fn check_names(c: &mut Checker, docs: &[Document]) {
     let mut seen: HashMap<(&str, &str, &str), &Document> = HashMap::new();
     let name_path = Path::root().key("metadata").key("name");
     for doc in docs {
-        if !is_dns_subdomain(&doc.name) {
+        // A missing name was already reported by the schema.
+        let reported = doc.name.is_empty() && !doc.complete;
+        if !reported && !is_dns_subdomain(&doc.name) {
             c.error(
                 doc,
                 &name_path,
@@ -293,7 +308,7 @@ fn check_account(
         (
             Declared {
                 doc,
-                path: spec().key("members").index(i),
+                path: spec().key("members").index(doc.kept.member(i)),
             },
             m,
         )
@@ -319,7 +334,7 @@ fn check_account(
         (
             Declared {
                 doc,
-                path: spec().key("contacts").index(i),
+                path: spec().key("contacts").index(doc.kept.contact(i)),
             },
             m,
         )

@@ -30,6 +30,34 @@ pub struct Document {
     pub name: String,
     pub namespace: String,
     pub body: Body,
+    /// False when the schema rejected parts of the document and the rest was salvaged for
+    /// the semantic checks; such a document never reaches the desired state.
+    pub complete: bool,
+    /// For a salvaged CustomerAccount: the original list indices of the members and contacts
+    /// that could be read.
+    pub kept: Kept,
+}
+
+/// Original indices of the list entries a salvaged document kept.
+#[derive(Debug, Clone, Default)]
+pub struct Kept {
+    pub members: Option<Vec<usize>>,
+    pub contacts: Option<Vec<usize>>,
+}
+
+impl Kept {
+    pub fn member(&self, i: usize) -> usize {
+        self.members
+            .as_ref()
+            .and_then(|k| k.get(i).copied())
+            .unwrap_or(i)
+    }
+    pub fn contact(&self, i: usize) -> usize {
+        self.contacts
+            .as_ref()
+            .and_then(|k| k.get(i).copied())
+            .unwrap_or(i)
+    }
 }
 
 #[derive(Debug, Clone)]

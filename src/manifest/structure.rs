@@ -4,11 +4,12 @@
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::Value as Json;
 
+use super::Kept;
 use super::diagnostic::{Diagnostic, closest};
 use super::schema::Validators;
-use super::yaml::{Node, Path, Value};
+use super::yaml::{Node, Path, Seg, Value};
 use super::{Body, DEFAULT_NAMESPACE, Document};
-use crate::model::{API_VERSION, GROUP, KINDS};
+use crate::model::{API_VERSION, ContactSpec, GROUP, KINDS, MemberSpec};
 
 pub(super) fn check_document(
     file: &str,
@@ -105,12 +106,21 @@ pub(super) fn check_document(
         return None;
     }
     let (schema, validator) = validators.get(&kind)?;
-    let instance = root.to_json();
+    let mut instance = root.to_json();
+    let mut bad = Rejected::new();
     for error in validator.iter_errors(&instance) {
-        translate(file, &root, schema, &error, diags);
+        translate(file, &root, schema, &error, &mut bad, diags);
     }
-    if diags.len() > before {
-        return None;
+    let complete = diags.len() == before;
+    let mut kept = Kept::default();
+    if !complete {
+        // Salvage what the schema accepted, so the semantic checks still report their
+        // problems (a bad e-mail beside a misspelled field); the document stays invalid.
+        salvage(&mut instance, bad);
+        if kind == "CustomerAccount" {
+            kept.members = keep_readable::<MemberSpec>(&mut instance, "members");
+            kept.contacts = keep_readable::<ContactSpec>(&mut instance, "contacts");
+        }
     }
     let name = instance["metadata"]["name"]
         .as_str()
@@ -134,7 +144,10 @@ pub(super) fn check_document(
             name,
             namespace,
             body,
+            complete,
+            kept,
         }),
+        Err(_) if !complete => None,
         Err(e) => {
             // The schema should have caught this; report it rather than lose it.
             err(
@@ -148,11 +161,24 @@ pub(super) fn check_document(
 }
 
 /// Turns one schema violation into located sentences.
+/// What to do with a part the schema rejected when salvaging the rest of the document for the
+/// semantic checks.
+enum Fix {
+    Remove,
+    /// A misspelled key: move the value to the field it most likely meant.
+    Rename(String),
+    /// A number or boolean where text belongs: read it as text.
+    Stringify,
+}
+
+type Rejected = Vec<(Path, Fix)>;
+
 fn translate(
     file: &str,
     root: &Node,
     schema: &Json,
     error: &jsonschema::ValidationError,
+    bad: &mut Rejected,
     diags: &mut Vec<Diagnostic>,
 ) {
     let path = Path::from_pointer(error.instance_path().as_str());
@@ -171,6 +197,11 @@ fn translate(
                     None if !known.is_empty() => format!("; known fields are {}", known.join(", ")),
                     None => String::new(),
                 };
+                let fix = match closest(key, known.iter().map(String::as_str)) {
+                    Some(meant) => Fix::Rename(meant.to_string()),
+                    None => Fix::Remove,
+                };
+                bad.push((field.clone(), fix));
                 push(
                     &field,
                     pos,
@@ -189,12 +220,25 @@ fn translate(
         ValidationErrorKind::Type { kind } => {
             let expected = match kind {
                 TypeKind::Single(t) => type_word(&t.to_string()),
+                // `null` is how optional fields are typed; nobody means to write it.
                 TypeKind::Multiple(set) => set
                     .iter()
-                    .map(|t| type_word(&t.to_string()))
+                    .map(|t| t.to_string())
+                    .filter(|t| t != "null")
+                    .map(|t| type_word(&t))
                     .collect::<Vec<_>>()
                     .join(" or "),
             };
+            let scalar = matches!(
+                node.map(|n| &n.value),
+                Some(Value::Int(_) | Value::Float(_) | Value::Bool(_))
+            );
+            let fix = if expected == "a string" && scalar {
+                Fix::Stringify
+            } else {
+                Fix::Remove
+            };
+            bad.push((path.clone(), fix));
             let mut msg = format!("expected {expected}, found {found}");
             if expected == "a string"
                 && let Some(Node {
@@ -220,13 +264,19 @@ fn translate(
                 .and_then(|s| closest(s, options.iter().map(String::as_str)))
                 .map(|s| format!("; did you mean {s:?}?"))
                 .unwrap_or_default();
+            bad.push((path.clone(), Fix::Remove));
             push(
                 &path,
                 at(&path),
-                format!("{found} is not one of {}{hint}", options.join(", ")),
+                format!(
+                    "{} is not one of {}{hint}",
+                    value_text(node),
+                    options.join(", ")
+                ),
             );
         }
         ValidationErrorKind::Constant { expected_value } => {
+            bad.push((path.clone(), Fix::Remove));
             push(
                 &path,
                 at(&path),
@@ -234,12 +284,14 @@ fn translate(
             );
         }
         ValidationErrorKind::MinLength { .. } => {
+            bad.push((path.clone(), Fix::Remove));
             push(&path, at(&path), "must not be empty".into());
         }
         ValidationErrorKind::MinItems { limit } => {
             push(&path, at(&path), format!("needs at least {limit} entries"));
         }
         ValidationErrorKind::Minimum { limit } => {
+            bad.push((path.clone(), Fix::Remove));
             push(
                 &path,
                 at(&path),
@@ -247,6 +299,38 @@ fn translate(
             );
         }
         ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            let here = error.instance_path().as_str();
+            // A closed list of words (an enum) arrives as one `const` per branch.
+            let words: Option<Vec<String>> = context
+                .iter()
+                .map(|errs| match errs.as_slice() {
+                    [e] if e.instance_path().as_str() == here => match e.kind() {
+                        ValidationErrorKind::Constant { expected_value } => {
+                            expected_value.as_str().map(str::to_string)
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect();
+            if let Some(words) = words.filter(|w| !w.is_empty()) {
+                let hint = node
+                    .and_then(Node::as_str)
+                    .and_then(|s| closest(s, words.iter().map(String::as_str)))
+                    .map(|s| format!("; did you mean {s:?}?"))
+                    .unwrap_or_default();
+                bad.push((path.clone(), Fix::Remove));
+                push(
+                    &path,
+                    at(&path),
+                    format!(
+                        "{} is not one of {}{hint}",
+                        value_text(node),
+                        words.join(", ")
+                    ),
+                );
+                return;
+            }
             // The value may take several shapes (a role name or a window, for example). When
             // exactly one shape has the value's type, its problems are the useful ones.
             let fitting: Vec<&Vec<jsonschema::ValidationError<'static>>> = context
@@ -254,21 +338,35 @@ fn translate(
                 .filter(|errs| {
                     !errs.iter().any(|e| {
                         matches!(e.kind(), ValidationErrorKind::Type { .. })
-                            && e.instance_path().as_str() == error.instance_path().as_str()
+                            && e.instance_path().as_str() == here
                     })
                 })
                 .collect();
             if let [only] = fitting.as_slice() {
                 for e in only.iter() {
-                    translate(file, root, schema, e, diags);
+                    translate(file, root, schema, e, bad, diags);
                 }
             } else {
                 let what = schema_description(schema, error.schema_path().as_str())
                     .unwrap_or_else(|| "another kind of value".into());
+                bad.push((path.clone(), Fix::Remove));
                 push(&path, at(&path), format!("expected {what}, found {found}"));
             }
         }
-        _ => push(&path, at(&path), error.to_string()),
+        _ => {
+            bad.push((path.clone(), Fix::Remove));
+            push(&path, at(&path), error.to_string())
+        }
+    }
+}
+
+/// A scalar as the user wrote it (`"Aply"`, `5`), or its description for anything else.
+fn value_text(node: Option<&Node>) -> String {
+    match node.map(|n| &n.value) {
+        Some(Value::Str(s)) => super::quote_short(s),
+        Some(Value::Int(i)) => i.to_string(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(_) | None => node.map(Node::describe).unwrap_or_else(|| "nothing".into()),
     }
 }
 
@@ -319,4 +417,64 @@ fn lowercase_first(s: &str) -> String {
         Some(f) => f.to_string() + c.as_str(),
         None => String::new(),
     }
+}
+
+/// Removes the rejected parts of a document; a misspelled key whose meaning is clear and free
+/// is renamed instead. Parts inside lists are left alone, so list indices keep pointing at the
+/// places the user wrote.
+fn salvage(instance: &mut Json, mut bad: Rejected) {
+    bad.sort_by_key(|(p, _)| std::cmp::Reverse(p.0.len()));
+    for (path, fix) in bad {
+        let Some((Seg::Key(last), parent)) = path.0.split_last() else {
+            continue;
+        };
+        let Some(obj) = parent
+            .iter()
+            .try_fold(&mut *instance, |v, seg| match seg {
+                Seg::Key(k) => v.get_mut(k.as_str()),
+                Seg::Index(i) => v.get_mut(*i),
+            })
+            .and_then(Json::as_object_mut)
+        else {
+            continue;
+        };
+        let Some(value) = obj.remove(last.as_str()) else {
+            continue;
+        };
+        match fix {
+            Fix::Remove => {}
+            Fix::Rename(meant) => {
+                if !obj.contains_key(&meant) {
+                    obj.insert(meant, value);
+                }
+            }
+            Fix::Stringify => {
+                let text = match value {
+                    Json::String(s) => s,
+                    other => other.to_string(),
+                };
+                obj.insert(last.clone(), Json::String(text));
+            }
+        }
+    }
+}
+
+/// Drops the entries of `spec.<list>` that cannot be read and returns the original indices of
+/// those kept, so that diagnostics about them still point at the right entry.
+fn keep_readable<T: serde::de::DeserializeOwned>(
+    instance: &mut Json,
+    list: &str,
+) -> Option<Vec<usize>> {
+    let items = instance.get_mut("spec")?.get_mut(list)?.as_array_mut()?;
+    let mut kept = Vec::new();
+    let mut index = 0;
+    items.retain(|item| {
+        let ok = serde_json::from_value::<T>(item.clone()).is_ok();
+        if ok {
+            kept.push(index);
+        }
+        index += 1;
+        ok
+    });
+    Some(kept)
 }

@@ -377,8 +377,13 @@ fn options() -> serde_saphyr::Options {
         // Manifests are shallow; a deep document is an attack or a mistake, and the
         // tree is built recursively.
         budget.max_depth = 64;
-        budget.max_documents = 10_000;
+        budget.max_documents = 100_000;
+        // Big fleets live in big files: the byte limit (MAX_FILE_BYTES) bounds the work.
+        budget.max_nodes = 4_000_000;
+        budget.max_events = 8_000_000;
     }
+    // Aliases are legitimate but rare in manifests; an alias bomb ("billion laughs") is not.
+    options.alias_limits.max_total_replayed_events = 100_000;
     options
 }
 
@@ -405,6 +410,21 @@ fn syntax_message(e: &serde_saphyr::Error) -> String {
         None => first,
     };
     let first = first.trim_end_matches('.');
+    if first.starts_with("duplicate mapping key") {
+        let key = first
+            .trim_start_matches("duplicate mapping key:")
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim();
+        return format!("invalid YAML: the key {key:?} appears twice in the same mapping");
+    }
+    if first.contains("recursion limit") || first.contains("depth") {
+        return "invalid YAML: nested deeper than the 64 levels rolecall reads".to_string();
+    }
+    if first.contains("budget") || first.contains("alias") && first.contains("limit") {
+        return "invalid YAML: the document expands to more than rolecall reads (too many nodes or aliases, as in an alias bomb)".to_string();
+    }
     if first.is_empty() {
         "this is not valid YAML".to_string()
     } else {
