@@ -8,4 +8,5 @@ pub mod cli;
 pub mod domain;
 pub mod manifest;
 pub mod model;
+pub mod plan;
 pub mod portal;

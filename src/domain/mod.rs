@@ -60,6 +60,8 @@ pub struct DesiredAccount {
     pub display_name: Option<String>,
     /// IANA name, as declared (default `UTC`).
     pub time_zone_name: String,
+    /// Whether the manifest names the time zone (and so rolecall enforces it on the portal).
+    pub time_zone_declared: bool,
     pub time_zone: TimeZone,
     pub members: Vec<DesiredMember>,
     pub contacts: Vec<DesiredContact>,

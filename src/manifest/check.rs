@@ -389,6 +389,7 @@ fn check_account(
         customer_number: a.customer_number.clone(),
         display_name: a.display_name.clone(),
         time_zone_name: tz_name,
+        time_zone_declared: a.time_zone.is_some(),
         time_zone: tz,
         members,
         contacts,

@@ -1,0 +1,132 @@
+//! The plan document (`--output json`, `--out FILE`, `apply PLANFILE`), SPEC §3.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{AccountPlan, Change, Operation, summary};
+use crate::domain::Mode;
+
+/// The only format version this rolecall writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlanDocument {
+    pub format_version: u32,
+    pub portal: String,
+    pub generated_at: String,
+    /// Distinguishes this plan's idempotency keys from every other plan's.
+    pub plan_id: String,
+    pub summary: BTreeMap<String, usize>,
+    pub accounts: Vec<AccountDocument>,
+    pub warnings: Vec<String>,
+    pub refused: Vec<Refusal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountDocument {
+    pub customer_number: String,
+    pub source: String,
+    /// `Observe` accounts are shown but never applied.
+    #[serde(default, skip_serializing_if = "is_apply")]
+    pub mode: ModeWord,
+    pub changes: Vec<Change>,
+    /// The portal writes that carry the changes out, in order, each with its precondition.
+    pub operations: Vec<Operation>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_transition: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ModeWord {
+    #[default]
+    Apply,
+    Observe,
+}
+
+fn is_apply(m: &ModeWord) -> bool {
+    *m == ModeWord::Apply
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Refusal {
+    pub customer_number: String,
+    pub reason: String,
+}
+
+impl PlanDocument {
+    /// The document of a plan. Accounts without changes are left out; refused accounts appear
+    /// under `refused` only.
+    pub fn new(
+        portal: &str,
+        generated_at: jiff::Timestamp,
+        plan_id: &str,
+        plans: &[AccountPlan],
+        warnings: Vec<String>,
+    ) -> PlanDocument {
+        let summary = summary(plans)
+            .into_iter()
+            .map(|(a, n)| (a.as_str().to_string(), n))
+            .collect();
+        let accounts = plans
+            .iter()
+            .filter(|p| p.refused.is_none() && p.errors.is_empty() && p.has_changes())
+            .map(|p| AccountDocument {
+                customer_number: p.customer_number.clone(),
+                source: p.source.clone(),
+                mode: match p.mode {
+                    Mode::Apply => ModeWord::Apply,
+                    Mode::Observe => ModeWord::Observe,
+                },
+                changes: p.changes.clone(),
+                operations: p.operations.clone(),
+                notes: p.notes.clone(),
+                next_transition: p.next_transition.map(|t| t.to_string()),
+            })
+            .collect();
+        let refused = plans
+            .iter()
+            .filter_map(|p| {
+                p.refused.as_ref().map(|r| Refusal {
+                    customer_number: p.customer_number.clone(),
+                    reason: r.clone(),
+                })
+            })
+            .collect();
+        PlanDocument {
+            format_version: FORMAT_VERSION,
+            portal: portal.to_string(),
+            generated_at: generated_at.to_string(),
+            plan_id: plan_id.to_string(),
+            summary,
+            accounts,
+            warnings,
+            refused,
+        }
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.accounts.iter().any(|a| !a.changes.is_empty())
+    }
+
+    /// Reads a saved plan; the error is a sentence.
+    pub fn from_json(text: &str) -> Result<PlanDocument, String> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| format!("is not a rolecall plan: not JSON ({e})"))?;
+        match value.get("formatVersion").and_then(|v| v.as_u64()) {
+            Some(v) if v == u64::from(FORMAT_VERSION) => {}
+            Some(v) => {
+                return Err(format!(
+                    "has plan format version {v}; this rolecall reads version {FORMAT_VERSION}"
+                ));
+            }
+            None => return Err("is not a rolecall plan: it has no formatVersion".into()),
+        }
+        serde_json::from_value(value).map_err(|e| format!("is not a valid rolecall plan: {e}"))
+    }
+}

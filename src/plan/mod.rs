@@ -1,0 +1,327 @@
+//! The planner: desired × observed → Plan, as a pure function (no I/O, no clock reads).
+//!
+//! A plan lists *changes* (what a person reads: grant this role, remove that contact) and the
+//! *operations* that carry them out (the portal writes, each with the precondition it was
+//! planned against). Safety rules refuse an account's whole plan.
+
+mod account;
+mod document;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+pub use account::plan_account;
+pub use document::*;
+
+use crate::domain::{DesiredAccount, Mode, SourceRef};
+use crate::portal::{
+    Account, AccountPatch, Catalog, Contact, ContactPut, Member, MemberPut, NewAccount, Whoami,
+};
+
+/// What one change does, in the words of the plan document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    CreateAccount,
+    UpdateAccount,
+    AddMember,
+    Grant,
+    ChangeWindow,
+    UpdateMember,
+    AddContact,
+    UpdateContact,
+    Invite,
+    ResendInvitation,
+    Revoke,
+    CancelInvitation,
+    RemoveMember,
+    RemoveContact,
+}
+
+impl Action {
+    pub const ALL: [Action; 14] = [
+        Action::CreateAccount,
+        Action::UpdateAccount,
+        Action::AddMember,
+        Action::Grant,
+        Action::ChangeWindow,
+        Action::UpdateMember,
+        Action::AddContact,
+        Action::UpdateContact,
+        Action::Invite,
+        Action::ResendInvitation,
+        Action::Revoke,
+        Action::CancelInvitation,
+        Action::RemoveMember,
+        Action::RemoveContact,
+    ];
+
+    /// The word used in the plan document (`add-member`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::CreateAccount => "create-account",
+            Action::UpdateAccount => "update-account",
+            Action::AddMember => "add-member",
+            Action::Grant => "grant",
+            Action::ChangeWindow => "change-window",
+            Action::UpdateMember => "update-member",
+            Action::AddContact => "add-contact",
+            Action::UpdateContact => "update-contact",
+            Action::Invite => "invite",
+            Action::ResendInvitation => "resend-invitation",
+            Action::Revoke => "revoke",
+            Action::CancelInvitation => "cancel-invitation",
+            Action::RemoveMember => "remove-member",
+            Action::RemoveContact => "remove-contact",
+        }
+    }
+
+    /// `+` adds, `~` changes, `-` removes.
+    pub fn sign(self) -> char {
+        match self {
+            Action::CreateAccount
+            | Action::AddMember
+            | Action::Grant
+            | Action::AddContact
+            | Action::Invite => '+',
+            Action::UpdateAccount
+            | Action::ChangeWindow
+            | Action::UpdateMember
+            | Action::UpdateContact
+            | Action::ResendInvitation => '~',
+            Action::Revoke
+            | Action::CancelInvitation
+            | Action::RemoveMember
+            | Action::RemoveContact => '-',
+        }
+    }
+
+    /// The order of SPEC §3: account updates, additions and grants, contact additions and
+    /// updates, invitations, then revocations and removals.
+    pub fn phase(self) -> u8 {
+        match self {
+            Action::CreateAccount | Action::UpdateAccount => 0,
+            Action::AddMember | Action::Grant | Action::ChangeWindow | Action::UpdateMember => 1,
+            Action::AddContact | Action::UpdateContact => 2,
+            Action::Invite | Action::ResendInvitation => 3,
+            Action::Revoke
+            | Action::CancelInvitation
+            | Action::RemoveMember
+            | Action::RemoveContact => 4,
+        }
+    }
+
+    /// Whether the change takes something away (counted against `maxRemovals`).
+    pub fn removes(self) -> bool {
+        matches!(
+            self,
+            Action::Revoke | Action::RemoveMember | Action::RemoveContact
+        )
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One change, as the plan document shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub action: Action,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The etag the change was planned against (`absent` for something new).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precondition: Option<String>,
+}
+
+impl Change {
+    pub fn new(action: Action) -> Change {
+        Change {
+            action,
+            email: None,
+            role: None,
+            from: None,
+            until: None,
+            before: None,
+            after: None,
+            reason: None,
+            precondition: None,
+        }
+    }
+}
+
+/// A precondition meaning "planned while this did not exist".
+pub const ABSENT: &str = "absent";
+
+/// One portal write. `if_match` is the etag observed at plan time; `None` on a member or
+/// contact means it did not exist then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+pub enum Operation {
+    CreateAccount {
+        account: NewAccount,
+        idempotency_key: String,
+    },
+    UpdateAccount {
+        patch: AccountPatch,
+        if_match: Option<String>,
+    },
+    PutMember {
+        email: String,
+        member: MemberPut,
+        if_match: Option<String>,
+    },
+    DeleteMember {
+        email: String,
+        if_match: Option<String>,
+    },
+    Invite {
+        email: String,
+        resend: bool,
+        idempotency_key: String,
+    },
+    CancelInvitation {
+        email: String,
+    },
+    PutContact {
+        email: String,
+        contact: ContactPut,
+        if_match: Option<String>,
+    },
+    DeleteContact {
+        email: String,
+        if_match: Option<String>,
+    },
+}
+
+impl Operation {
+    /// The member or contact e-mail the operation writes, if any.
+    pub fn email(&self) -> Option<&str> {
+        match self {
+            Operation::CreateAccount { .. } | Operation::UpdateAccount { .. } => None,
+            Operation::PutMember { email, .. }
+            | Operation::DeleteMember { email, .. }
+            | Operation::Invite { email, .. }
+            | Operation::CancelInvitation { email }
+            | Operation::PutContact { email, .. }
+            | Operation::DeleteContact { email, .. } => Some(email),
+        }
+    }
+}
+
+/// A problem that stops the run (like a validation error), located in the manifests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    pub source: SourceRef,
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.source.file, self.source.line, self.source.column, self.field, self.message
+        )
+    }
+}
+
+/// The plan of one customer account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountPlan {
+    pub customer_number: String,
+    /// `file:line` of the CustomerAccount.
+    pub source: String,
+    pub mode: Mode,
+    pub changes: Vec<Change>,
+    pub operations: Vec<Operation>,
+    /// Why a safety rule refused the whole account (nothing of it is applied).
+    pub refused: Option<String>,
+    /// Manifest problems only the portal could reveal (unknown roles, for example).
+    pub errors: Vec<PlanError>,
+    /// Things worth knowing that are not changes ("granted from 2026-12-01").
+    pub notes: Vec<String>,
+    /// The next instant a role window opens or closes, or an invitation expires.
+    pub next_transition: Option<Timestamp>,
+}
+
+impl AccountPlan {
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+    /// Whether `apply` may carry out this account's operations.
+    pub fn applicable(&self) -> bool {
+        self.refused.is_none() && self.errors.is_empty() && self.mode == Mode::Apply
+    }
+}
+
+/// What the portal holds for one account.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObservedAccount {
+    pub account: Option<Account>,
+    pub members: Vec<Member>,
+    pub contacts: Vec<Contact>,
+}
+
+/// Everything the planner needs besides the declaration.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    pub catalog: &'a Catalog,
+    pub principal: &'a Whoami,
+    pub now: Timestamp,
+    /// Distinguishes this plan's idempotency keys from every other plan's.
+    pub plan_id: &'a str,
+}
+
+/// Plans every account. Accounts are sorted by customer number.
+pub fn plan(
+    desired: &[DesiredAccount],
+    observed: &BTreeMap<String, ObservedAccount>,
+    ctx: &Context,
+) -> Vec<AccountPlan> {
+    let empty = ObservedAccount::default();
+    let mut plans: Vec<AccountPlan> = desired
+        .iter()
+        .map(|d| {
+            let o = observed.get(&d.customer_number).unwrap_or(&empty);
+            plan_account(d, o, ctx)
+        })
+        .collect();
+    plans.sort_by(|a, b| a.customer_number.cmp(&b.customer_number));
+    plans
+}
+
+/// Counts of changes by action, over accounts that will be applied or shown.
+pub fn summary<'a>(plans: impl IntoIterator<Item = &'a AccountPlan>) -> BTreeMap<Action, usize> {
+    let mut counts = BTreeMap::new();
+    for p in plans {
+        if p.refused.is_some() || !p.errors.is_empty() {
+            continue;
+        }
+        for c in &p.changes {
+            *counts.entry(c.action).or_insert(0) += 1;
+        }
+    }
+    counts
+}

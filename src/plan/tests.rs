@@ -1,0 +1,959 @@
+//! The planner, tested without I/O: scenarios and properties over random states.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+use proptest::prelude::*;
+
+use super::*;
+use crate::domain::{
+    AccountPolicy, DesiredAccount, DesiredContact, DesiredMember, DesiredRole, Email, RemovalLimit,
+    Services, SourceRef, Window, parse_date, parse_time_zone,
+};
+use crate::portal::{
+    Account, Capabilities, CatalogRole, Contact, Invitation, InvitationStatus, Member,
+    PrincipalKind, RoleGrant,
+};
+
+fn catalog() -> Catalog {
+    let role = |name: &str, login: bool| CatalogRole {
+        name: name.into(),
+        description: String::new(),
+        grants_login: login,
+        requires: vec![],
+    };
+    Catalog {
+        roles: vec![
+            role("cockpit-access", true),
+            role("technical-contact", false),
+            role("customer-admin", false),
+        ],
+        notification_kinds: ["general", "invoices", "renewals", "support", "maintenance"]
+            .map(String::from)
+            .to_vec(),
+        capabilities: Capabilities {
+            scheduled_revocation: true,
+            service_scopes: true,
+            create_accounts: true,
+        },
+        invitation_ttl_days: 14,
+    }
+}
+
+fn operator() -> Whoami {
+    Whoami {
+        email: None,
+        kind: PrincipalKind::Operator,
+    }
+}
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn src() -> SourceRef {
+    SourceRef {
+        file: "t.yaml".into(),
+        line: 1,
+        column: 1,
+    }
+}
+
+fn role(name: &str, from: Option<&str>, until: Option<&str>) -> DesiredRole {
+    DesiredRole {
+        name: name.into(),
+        window: Window {
+            from: from.map(|d| parse_date(d).unwrap()),
+            until: until.map(|d| parse_date(d).unwrap()),
+        },
+        source: src(),
+    }
+}
+
+fn member(email: &str, roles: Vec<DesiredRole>) -> DesiredMember {
+    DesiredMember {
+        email: Email::parse(email).unwrap(),
+        name: None,
+        roles,
+        services: None,
+        notifications: None,
+        source: src(),
+    }
+}
+
+fn account(tz: &str, members: Vec<DesiredMember>) -> DesiredAccount {
+    DesiredAccount {
+        name: "acme".into(),
+        namespace: "default".into(),
+        portal_ref: None,
+        customer_number: "10042".into(),
+        display_name: None,
+        time_zone_name: tz.into(),
+        time_zone_declared: true,
+        time_zone: parse_time_zone(tz).unwrap(),
+        members,
+        contacts: vec![],
+        policy: AccountPolicy {
+            max_removals: RemovalLimit::Count(1000),
+            ..AccountPolicy::default()
+        },
+        source: src(),
+    }
+}
+
+fn portal_account(tz: &str) -> Account {
+    Account {
+        customer_number: "10042".into(),
+        display_name: "Acme".into(),
+        time_zone: tz.into(),
+        etag: "\"a1\"".into(),
+    }
+}
+
+fn observed_member(email: &str, roles: &[&str], linked: bool) -> Member {
+    Member {
+        customer_number: Some("10042".into()),
+        email: email.into(),
+        name: None,
+        user_linked: linked,
+        roles: roles
+            .iter()
+            .map(|r| RoleGrant {
+                name: r.to_string(),
+                until: None,
+            })
+            .collect(),
+        services: Services::All,
+        notifications: vec![],
+        invitation: None,
+        etag: format!("\"{email}-1\""),
+    }
+}
+
+fn run(d: &DesiredAccount, o: &ObservedAccount, principal: &Whoami, now: Timestamp) -> AccountPlan {
+    let catalog = catalog();
+    let ctx = Context {
+        catalog: &catalog,
+        principal,
+        now,
+        plan_id: "test",
+    };
+    plan_account(d, o, &ctx)
+}
+
+fn actions(p: &AccountPlan) -> Vec<String> {
+    p.changes
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} {}",
+                c.action,
+                c.email.as_deref().unwrap_or("-"),
+                c.role.as_deref().unwrap_or("-")
+            )
+        })
+        .collect()
+}
+
+// --- A simulated portal, to apply plans to ------------------------------------------------
+
+/// Applies operations the way the reference portal does (roles past `until` disappear).
+fn simulate(
+    o: &ObservedAccount,
+    ops: &[Operation],
+    d: &DesiredAccount,
+    now: Timestamp,
+) -> ObservedAccount {
+    let mut o = o.clone();
+    let mut n = 0;
+    let mut etag = |what: &str| {
+        n += 1;
+        format!("\"{what}-s{n}\"")
+    };
+    for op in ops {
+        match op {
+            Operation::CreateAccount { account, .. } => {
+                o.account = Some(Account {
+                    customer_number: account.customer_number.clone(),
+                    display_name: account.display_name.clone(),
+                    time_zone: account.time_zone.clone(),
+                    etag: etag("acct"),
+                })
+            }
+            Operation::UpdateAccount { patch, .. } => {
+                let a = o.account.as_mut().unwrap();
+                if let Some(n) = &patch.display_name {
+                    a.display_name = n.clone();
+                }
+                if let Some(t) = &patch.time_zone {
+                    a.time_zone = t.clone();
+                }
+                a.etag = etag("acct");
+            }
+            Operation::PutMember { email, member, .. } => {
+                let e = etag(email);
+                let pos = o
+                    .members
+                    .iter()
+                    .position(|m| m.email.eq_ignore_ascii_case(email));
+                let m = match pos {
+                    Some(i) => &mut o.members[i],
+                    None => {
+                        o.members.push(observed_member(email, &[], false));
+                        o.members.last_mut().unwrap()
+                    }
+                };
+                m.roles = member.roles.clone();
+                m.name = member.name.clone();
+                if let Some(s) = &member.services {
+                    m.services = s.clone();
+                }
+                if let Some(k) = &member.notifications {
+                    m.notifications = k.clone();
+                }
+                m.etag = e;
+            }
+            Operation::DeleteMember { email, .. } => {
+                o.members.retain(|m| !m.email.eq_ignore_ascii_case(email))
+            }
+            Operation::Invite { email, .. } => {
+                let m = o
+                    .members
+                    .iter_mut()
+                    .find(|m| m.email.eq_ignore_ascii_case(email))
+                    .unwrap();
+                assert!(!m.user_linked, "invited a linked member");
+                m.invitation = Some(Invitation {
+                    id: "inv".into(),
+                    status: InvitationStatus::Pending,
+                    sent_at: now.to_string(),
+                    expires_at: (now + jiff::SignedDuration::from_hours(24 * 14)).to_string(),
+                });
+            }
+            Operation::CancelInvitation { email } => {
+                if let Some(m) = o
+                    .members
+                    .iter_mut()
+                    .find(|m| m.email.eq_ignore_ascii_case(email))
+                {
+                    m.invitation = None;
+                }
+            }
+            Operation::PutContact { email, contact, .. } => {
+                let e = etag(email);
+                o.contacts.retain(|c| !c.email.eq_ignore_ascii_case(email));
+                o.contacts.push(Contact {
+                    customer_number: Some("10042".into()),
+                    email: email.clone(),
+                    name: contact.name.clone(),
+                    notifications: contact.notifications.clone(),
+                    etag: e,
+                });
+            }
+            Operation::DeleteContact { email, .. } => {
+                o.contacts.retain(|c| !c.email.eq_ignore_ascii_case(email))
+            }
+        }
+    }
+    // The portal lists no role whose `until` has passed.
+    let tz = &d.time_zone;
+    for m in &mut o.members {
+        m.roles.retain(|r| match &r.until {
+            Some(u) => Window {
+                from: None,
+                until: Some(parse_date(u).unwrap()),
+            }
+            .is_active(now, tz),
+            None => true,
+        });
+    }
+    o
+}
+
+fn admins(o: &ObservedAccount) -> usize {
+    o.members
+        .iter()
+        .filter(|m| {
+            m.user_linked
+                && m.roles.iter().any(|r| r.name == "customer-admin")
+                && m.roles.iter().any(|r| r.name == "cockpit-access")
+        })
+        .count()
+}
+
+// --- Scenarios -----------------------------------------------------------------------------
+
+#[test]
+fn new_member_is_added_granted_and_invited_in_order() {
+    let d = account(
+        "Europe/Zurich",
+        vec![member(
+            "Bob@acme.example",
+            vec![
+                role("cockpit-access", None, None),
+                role("technical-contact", None, Some("2026-12-31")),
+            ],
+        )],
+    );
+    let o = ObservedAccount {
+        account: Some(portal_account("Europe/Zurich")),
+        ..Default::default()
+    };
+    let p = run(&d, &o, &operator(), ts("2026-11-26T09:00:00Z"));
+    assert_eq!(
+        actions(&p),
+        [
+            "add-member Bob@acme.example -",
+            "grant Bob@acme.example cockpit-access",
+            "grant Bob@acme.example technical-contact",
+            "invite Bob@acme.example -"
+        ]
+    );
+    // The e-mail goes to the portal as declared; `until` travels with the grant.
+    match &p.operations[0] {
+        Operation::PutMember {
+            email,
+            member,
+            if_match,
+        } => {
+            assert_eq!(email, "Bob@acme.example");
+            assert_eq!(*if_match, None);
+            assert_eq!(member.roles[1].until.as_deref(), Some("2026-12-31"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        p.operations[1],
+        Operation::Invite { resend: false, .. }
+    ));
+    // The window closes at the end of 2026-12-31 in Zurich.
+    assert_eq!(p.next_transition, Some(ts("2026-12-31T23:00:00Z")));
+}
+
+#[test]
+fn a_role_before_its_from_is_not_granted_and_the_plan_says_when() {
+    let d = account(
+        "America/New_York",
+        vec![member(
+            "a@x.example",
+            vec![
+                role("cockpit-access", None, None),
+                role("customer-admin", Some("2026-12-01"), None),
+            ],
+        )],
+    );
+    let o = ObservedAccount {
+        account: Some(portal_account("America/New_York")),
+        members: vec![observed_member("a@x.example", &["cockpit-access"], true)],
+        ..Default::default()
+    };
+    let before = run(&d, &o, &operator(), ts("2026-12-01T04:59:59Z"));
+    assert!(before.changes.is_empty(), "{:?}", actions(&before));
+    assert_eq!(before.next_transition, Some(ts("2026-12-01T05:00:00Z")));
+    assert!(before.notes[0].contains("customer-admin will be granted from 2026-12-01"));
+    let at = run(&d, &o, &operator(), ts("2026-12-01T05:00:00Z"));
+    assert_eq!(actions(&at), ["grant a@x.example customer-admin"]);
+    assert_eq!(
+        at.changes[0].reason.as_deref(),
+        Some("window opened 2026-12-01")
+    );
+}
+
+#[test]
+fn an_expired_role_still_shown_is_revoked_with_its_reason() {
+    let d = account(
+        "UTC",
+        vec![member(
+            "a@x.example",
+            vec![
+                role("cockpit-access", None, None),
+                role("technical-contact", None, Some("2026-11-01")),
+            ],
+        )],
+    );
+    let o = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        members: vec![observed_member(
+            "a@x.example",
+            &["cockpit-access", "technical-contact"],
+            true,
+        )],
+        ..Default::default()
+    };
+    let p = run(&d, &o, &operator(), ts("2026-11-26T00:00:00Z"));
+    assert_eq!(actions(&p), ["revoke a@x.example technical-contact"]);
+    assert_eq!(p.changes[0].reason.as_deref(), Some("expired 2026-11-01"));
+}
+
+#[test]
+fn admin_handover_grants_before_it_revokes() {
+    // Alice hands customer-admin to Carol; Alice also gains technical-contact.
+    let d = account(
+        "UTC",
+        vec![
+            member(
+                "alice@x.example",
+                vec![
+                    role("cockpit-access", None, None),
+                    role("technical-contact", None, None),
+                ],
+            ),
+            member(
+                "carol@x.example",
+                vec![
+                    role("cockpit-access", None, None),
+                    role("customer-admin", None, None),
+                ],
+            ),
+        ],
+    );
+    let o = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        members: vec![
+            observed_member(
+                "alice@x.example",
+                &["cockpit-access", "customer-admin"],
+                true,
+            ),
+            observed_member("carol@x.example", &["cockpit-access"], true),
+        ],
+        ..Default::default()
+    };
+    let p = run(&d, &o, &operator(), ts("2026-11-26T00:00:00Z"));
+    assert!(p.refused.is_none(), "{:?}", p.refused);
+    let writes: Vec<String> = p
+        .operations
+        .iter()
+        .map(|op| match op {
+            Operation::PutMember { email, member, .. } => format!(
+                "put {email} {}",
+                member
+                    .roles
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            "put alice@x.example cockpit-access,customer-admin,technical-contact",
+            "put carol@x.example cockpit-access,customer-admin",
+            "put alice@x.example cockpit-access,technical-contact",
+        ]
+    );
+}
+
+#[test]
+fn removing_the_last_admin_is_refused_and_changes_nothing() {
+    let d = account(
+        "UTC",
+        vec![member(
+            "alice@x.example",
+            vec![role("cockpit-access", None, None)],
+        )],
+    );
+    let o = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        members: vec![observed_member(
+            "alice@x.example",
+            &["cockpit-access", "customer-admin"],
+            true,
+        )],
+        ..Default::default()
+    };
+    let p = run(&d, &o, &operator(), ts("2026-11-26T00:00:00Z"));
+    assert!(
+        p.refused
+            .as_deref()
+            .unwrap()
+            .contains("without an effective admin")
+    );
+    assert!(p.operations.is_empty());
+}
+
+#[test]
+fn an_unlinked_admin_does_not_count_so_handing_over_to_them_is_refused() {
+    let d = account(
+        "UTC",
+        vec![
+            member("alice@x.example", vec![role("cockpit-access", None, None)]),
+            member(
+                "carol@x.example",
+                vec![
+                    role("cockpit-access", None, None),
+                    role("customer-admin", None, None),
+                ],
+            ),
+        ],
+    );
+    let o = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        members: vec![observed_member(
+            "alice@x.example",
+            &["cockpit-access", "customer-admin"],
+            true,
+        )],
+        ..Default::default()
+    };
+    let p = run(&d, &o, &operator(), ts("2026-11-26T00:00:00Z"));
+    assert!(p.refused.is_some());
+}
+
+#[test]
+fn max_removals_counts_prunes_but_not_declared_expiries() {
+    let mut d = account(
+        "UTC",
+        vec![member(
+            "keep@x.example",
+            vec![
+                role("cockpit-access", None, None),
+                role("customer-admin", None, None),
+            ],
+        )],
+    );
+    d.policy.max_removals = RemovalLimit::Percent(25);
+    let mut members = vec![observed_member(
+        "keep@x.example",
+        &["cockpit-access", "customer-admin"],
+        true,
+    )];
+    for i in 0..4 {
+        members.push(observed_member(
+            &format!("old{i}@x.example"),
+            &["technical-contact"],
+            false,
+        ));
+    }
+    let o = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        members,
+        ..Default::default()
+    };
+    let p = run(&d, &o, &operator(), ts("2026-11-26T00:00:00Z"));
+    let reason = p.refused.expect("4 removals of 5 exceed 25% (floor 3)");
+    assert!(reason.contains("remove or revoke 4 of 5"), "{reason}");
+    assert!(p.operations.is_empty());
+    // Three are within the floor of 3.
+    let mut o3 = o.clone();
+    o3.members.truncate(4);
+    assert!(
+        run(&d, &o3, &operator(), ts("2026-11-26T00:00:00Z"))
+            .refused
+            .is_none()
+    );
+}
+
+#[test]
+fn the_principal_may_not_revoke_its_own_admin_unless_allowed() {
+    let me = Whoami {
+        email: Some("Me@x.example".into()),
+        kind: PrincipalKind::User,
+    };
+    let mut d = account(
+        "UTC",
+        vec![
+            member("me@x.example", vec![role("cockpit-access", None, None)]),
+            member(
+                "boss@x.example",
+                vec![
+                    role("cockpit-access", None, None),
+                    role("customer-admin", None, None),
+                ],
+            ),
+        ],
+    );
+    let o = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        members: vec![
+            observed_member("me@x.example", &["cockpit-access", "customer-admin"], true),
+            observed_member(
+                "boss@x.example",
+                &["cockpit-access", "customer-admin"],
+                true,
+            ),
+        ],
+        ..Default::default()
+    };
+    let p = run(&d, &o, &me, ts("2026-11-26T00:00:00Z"));
+    assert!(
+        p.refused
+            .as_deref()
+            .unwrap()
+            .contains("the principal rolecall acts as")
+    );
+    d.policy.allow_self_revoke = true;
+    assert!(
+        run(&d, &o, &me, ts("2026-11-26T00:00:00Z"))
+            .refused
+            .is_none()
+    );
+}
+
+#[test]
+fn expired_invitations_are_sent_again_and_live_ones_left_alone() {
+    let d = account(
+        "UTC",
+        vec![member(
+            "new@x.example",
+            vec![role("cockpit-access", None, None)],
+        )],
+    );
+    let mut m = observed_member("new@x.example", &["cockpit-access"], false);
+    m.invitation = Some(Invitation {
+        id: "i1".into(),
+        status: InvitationStatus::Pending,
+        sent_at: "2026-11-01T00:00:00Z".into(),
+        expires_at: "2026-11-15T00:00:00Z".into(),
+    });
+    let o = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        members: vec![m],
+        ..Default::default()
+    };
+    let later = run(&d, &o, &operator(), ts("2026-11-26T00:00:00Z"));
+    assert_eq!(actions(&later), ["resend-invitation new@x.example -"]);
+    assert_eq!(
+        later.changes[0].reason.as_deref(),
+        Some("invitation expired 2026-11-15")
+    );
+    let before = run(&d, &o, &operator(), ts("2026-11-14T00:00:00Z"));
+    assert!(before.changes.is_empty());
+    assert_eq!(before.next_transition, Some(ts("2026-11-15T00:00:00Z")));
+}
+
+#[test]
+fn unknown_roles_are_errors_naming_the_catalog() {
+    let d = account(
+        "UTC",
+        vec![member(
+            "a@x.example",
+            vec![role("cockpit-acess", None, None)],
+        )],
+    );
+    let p = run(
+        &d,
+        &ObservedAccount::default(),
+        &operator(),
+        ts("2026-11-26T00:00:00Z"),
+    );
+    assert_eq!(p.errors.len(), 1);
+    assert!(
+        p.errors[0]
+            .message
+            .contains("unknown role \"cockpit-acess\"")
+    );
+    assert!(
+        p.errors[0]
+            .message
+            .contains("cockpit-access, technical-contact, customer-admin")
+    );
+}
+
+#[test]
+fn a_missing_account_is_created_only_by_an_operator() {
+    let d = account(
+        "UTC",
+        vec![member(
+            "a@x.example",
+            vec![role("cockpit-access", None, None)],
+        )],
+    );
+    let p = run(
+        &d,
+        &ObservedAccount::default(),
+        &operator(),
+        ts("2026-11-26T00:00:00Z"),
+    );
+    assert_eq!(p.changes[0].action, Action::CreateAccount);
+    let user = Whoami {
+        email: Some("u@x.example".into()),
+        kind: PrincipalKind::User,
+    };
+    let p = run(
+        &d,
+        &ObservedAccount::default(),
+        &user,
+        ts("2026-11-26T00:00:00Z"),
+    );
+    assert!(p.refused.as_deref().unwrap().contains("does not exist"));
+}
+
+#[test]
+fn ignored_and_additive_accounts_keep_what_they_do_not_declare() {
+    let mut d = account(
+        "UTC",
+        vec![member(
+            "a@x.example",
+            vec![
+                role("cockpit-access", None, None),
+                role("customer-admin", None, None),
+            ],
+        )],
+    );
+    d.policy.ignore = vec![crate::domain::EmailGlob::new("*@provider.example")];
+    let o = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        members: vec![
+            observed_member("a@x.example", &["cockpit-access", "customer-admin"], true),
+            observed_member(
+                "ops@provider.example",
+                &["cockpit-access", "customer-admin"],
+                true,
+            ),
+        ],
+        ..Default::default()
+    };
+    assert!(
+        run(&d, &o, &operator(), ts("2026-11-26T00:00:00Z"))
+            .changes
+            .is_empty()
+    );
+    let mut o2 = o.clone();
+    o2.members.push(observed_member(
+        "extra@x.example",
+        &["technical-contact"],
+        false,
+    ));
+    assert_eq!(
+        actions(&run(&d, &o2, &operator(), ts("2026-11-26T00:00:00Z"))),
+        ["remove-member extra@x.example -"]
+    );
+    d.policy.prune = false;
+    assert!(
+        run(&d, &o2, &operator(), ts("2026-11-26T00:00:00Z"))
+            .changes
+            .is_empty()
+    );
+}
+
+// --- Properties ----------------------------------------------------------------------------
+
+const EMAILS: [&str; 5] = [
+    "a@x.example",
+    "B@x.example",
+    "c@x.example",
+    "d@x.example",
+    "e@x.example",
+];
+const ROLES: [&str; 3] = ["cockpit-access", "technical-contact", "customer-admin"];
+const DATES: [&str; 5] = [
+    "2026-11-01",
+    "2026-11-25",
+    "2026-11-26",
+    "2026-11-27",
+    "2027-01-31",
+];
+const ZONES: [&str; 3] = ["UTC", "Europe/Zurich", "America/New_York"];
+
+fn arb_window() -> impl Strategy<Value = (Option<usize>, Option<usize>)> {
+    (
+        proptest::option::of(0..DATES.len()),
+        proptest::option::of(0..DATES.len()),
+    )
+        .prop_map(|(f, u)| match (f, u) {
+            (Some(f), Some(u)) if f > u => (Some(u), Some(f)),
+            other => other,
+        })
+}
+
+fn arb_desired() -> impl Strategy<Value = DesiredAccount> {
+    let roles = proptest::collection::btree_map(0..ROLES.len(), arb_window(), 1..=3);
+    (
+        0..ZONES.len(),
+        proptest::collection::btree_map(0..EMAILS.len(), roles, 0..5),
+        proptest::collection::btree_map(
+            0..EMAILS.len(),
+            proptest::collection::btree_set(0..3usize, 0..3),
+            0..3,
+        ),
+        any::<bool>(),
+    )
+        .prop_map(|(z, members, contacts, prune)| {
+            let members = members
+                .into_iter()
+                .map(|(e, roles)| {
+                    let roles = roles
+                        .into_iter()
+                        .map(|(r, (f, u))| role(ROLES[r], f.map(|i| DATES[i]), u.map(|i| DATES[i])))
+                        .collect();
+                    member(EMAILS[e], roles)
+                })
+                .collect();
+            let mut d = account(ZONES[z], members);
+            d.contacts = contacts
+                .into_iter()
+                .map(|(e, kinds)| DesiredContact {
+                    email: Email::parse(&format!("contact-{}", EMAILS[e])).unwrap(),
+                    name: Some(format!("C{e}")),
+                    notifications: kinds
+                        .into_iter()
+                        .map(|k| ["general", "invoices", "support"][k].to_string())
+                        .collect(),
+                    source: src(),
+                })
+                .collect();
+            d.policy.prune = prune;
+            d
+        })
+}
+
+fn arb_observed() -> impl Strategy<Value = ObservedAccount> {
+    let member = (
+        proptest::collection::btree_set(0..ROLES.len(), 0..=3),
+        any::<bool>(),
+        any::<bool>(),
+    );
+    (
+        proptest::collection::btree_map(0..EMAILS.len(), member, 0..5),
+        proptest::collection::btree_set(0..EMAILS.len(), 0..3),
+    )
+        .prop_map(|(members, contacts)| ObservedAccount {
+            account: Some(portal_account("UTC")),
+            members: members
+                .into_iter()
+                .filter(|(_, (roles, _, _))| !roles.is_empty())
+                .map(|(e, (roles, linked, invited))| {
+                    let names: Vec<&str> = roles.iter().map(|r| ROLES[*r]).collect();
+                    let mut m = observed_member(&EMAILS[e].to_lowercase(), &names, linked);
+                    if invited && !linked {
+                        m.invitation = Some(Invitation {
+                            id: format!("i{e}"),
+                            status: InvitationStatus::Pending,
+                            sent_at: "2026-11-20T00:00:00Z".into(),
+                            expires_at: "2026-12-04T00:00:00Z".into(),
+                        });
+                    }
+                    m
+                })
+                .collect(),
+            contacts: contacts
+                .into_iter()
+                .map(|e| Contact {
+                    customer_number: Some("10042".into()),
+                    email: format!("contact-{}", EMAILS[e]),
+                    name: "Old".into(),
+                    notifications: vec!["general".into()],
+                    etag: format!("\"c{e}\""),
+                })
+                .collect(),
+        })
+}
+
+fn arb_now() -> impl Strategy<Value = Timestamp> {
+    prop_oneof![
+        Just(ts("2026-11-26T00:00:00Z")),
+        Just(ts("2026-11-25T23:00:00Z")),
+        Just(ts("2026-11-27T04:59:59Z")),
+        Just(ts("2026-11-27T05:00:00Z")),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn applying_a_plan_converges_and_replanning_is_empty(d in arb_desired(), o in arb_observed(), now in arb_now()) {
+        let p = run(&d, &o, &operator(), now);
+        prop_assume!(p.refused.is_none());
+        let after = simulate(&o, &p.operations, &d, now);
+        let again = run(&d, &after, &operator(), now);
+        prop_assert!(again.changes.is_empty(), "second plan not empty: {:?}", actions(&again));
+
+        // The effective roles are exactly the declared roles whose windows hold now.
+        for dm in &d.members {
+            let want: BTreeSet<&str> = dm.roles.iter().filter(|r| r.window.is_active(now, &d.time_zone)).map(|r| r.name.as_str()).collect();
+            let have: BTreeSet<&str> = after
+                .members
+                .iter()
+                .find(|m| m.email.eq_ignore_ascii_case(dm.email.as_str()))
+                .map(|m| m.roles.iter().map(|r| r.name.as_str()).collect())
+                .unwrap_or_default();
+            if d.policy.prune {
+                prop_assert_eq!(&have, &want, "{}", dm.email);
+            } else {
+                prop_assert!(want.is_subset(&have), "{}", dm.email);
+            }
+        }
+        if d.policy.prune {
+            let declared: BTreeSet<String> = d.members.iter().map(|m| m.email.key().to_string()).collect();
+            for m in &after.members {
+                prop_assert!(declared.contains(&m.email.to_lowercase()), "undeclared member {} kept", m.email);
+            }
+            prop_assert_eq!(after.contacts.len(), d.contacts.len());
+        }
+    }
+
+    #[test]
+    fn no_applied_plan_leaves_an_account_without_its_admin(d in arb_desired(), o in arb_observed(), now in arb_now()) {
+        let p = run(&d, &o, &operator(), now);
+        let after = simulate(&o, &p.operations, &d, now);
+        if admins(&o) > 0 {
+            prop_assert!(admins(&after) > 0 || p.operations.is_empty());
+        }
+        // And every prefix of the writes keeps one too: the order is safe.
+        if admins(&o) > 0 && p.refused.is_none() {
+            for k in 0..=p.operations.len() {
+                let mid = simulate(&o, &p.operations[..k], &d, now);
+                prop_assert!(admins(&mid) > 0, "no admin after {} of {} writes", k, p.operations.len());
+            }
+        }
+    }
+
+    #[test]
+    fn plans_are_deterministic_whatever_the_order_of_observation(d in arb_desired(), o in arb_observed(), now in arb_now()) {
+        let p1 = run(&d, &o, &operator(), now);
+        let mut shuffled = o.clone();
+        shuffled.members.reverse();
+        shuffled.contacts.reverse();
+        let mut d2 = d.clone();
+        d2.members.reverse();
+        let p2 = run(&d2, &shuffled, &operator(), now);
+        prop_assert_eq!(p1, p2);
+    }
+
+    #[test]
+    fn a_user_principal_never_plans_away_its_own_access(d in arb_desired(), o in arb_observed(), now in arb_now()) {
+        let me = Whoami { email: Some("A@x.example".into()), kind: PrincipalKind::User };
+        let p = run(&d, &o, &me, now);
+        if p.refused.is_none() {
+            let after = simulate(&o, &p.operations, &d, now);
+            let had: BTreeSet<String> = o.members.iter().filter(|m| m.email.eq_ignore_ascii_case("a@x.example")).flat_map(|m| m.roles.iter().map(|r| r.name.clone())).collect();
+            let has: BTreeSet<String> = after.members.iter().filter(|m| m.email.eq_ignore_ascii_case("a@x.example")).flat_map(|m| m.roles.iter().map(|r| r.name.clone())).collect();
+            for r in ["customer-admin", "cockpit-access"] {
+                prop_assert!(!had.contains(r) || has.contains(r), "{r} revoked from the principal");
+            }
+        }
+    }
+}
+
+#[test]
+fn summary_counts_by_action() {
+    let d = account(
+        "UTC",
+        vec![member(
+            "a@x.example",
+            vec![role("cockpit-access", None, None)],
+        )],
+    );
+    let p = run(
+        &d,
+        &ObservedAccount {
+            account: Some(portal_account("UTC")),
+            ..Default::default()
+        },
+        &operator(),
+        ts("2026-11-26T00:00:00Z"),
+    );
+    let s = summary([&p]);
+    let want: BTreeMap<Action, usize> = [
+        (Action::AddMember, 1),
+        (Action::Grant, 1),
+        (Action::Invite, 1),
+    ]
+    .into();
+    assert_eq!(s, want);
+}
