@@ -4,9 +4,11 @@
 //! observed and changed through one interface; the planner diffs the two as a pure function.
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod cli;
 pub mod domain;
 pub mod manifest;
 pub mod model;
 pub mod plan;
 pub mod portal;
+pub mod render;

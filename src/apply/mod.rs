@@ -1,0 +1,293 @@
+//! Observing the portal and carrying plans out: bulk reads, per-account writes in order with
+//! their preconditions, accounts concurrently, one account's failure never stopping another.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::plan::{ObservedAccount, Operation};
+use crate::portal::{AccountFilter, ErrorCode, Portal, PortalError};
+
+/// Reads what the portal holds for the given accounts, with the bulk endpoints: about one
+/// request per thousand objects, whatever the number of accounts.
+pub async fn observe<P: Portal>(
+    portal: &P,
+    customer_numbers: &[String],
+) -> Result<BTreeMap<String, ObservedAccount>, PortalError> {
+    let accounts = portal.list_accounts().await?;
+    let visible = accounts.len();
+    let wanted: std::collections::HashSet<&str> =
+        customer_numbers.iter().map(String::as_str).collect();
+    let mut observed: BTreeMap<String, ObservedAccount> = BTreeMap::new();
+    let mut present = Vec::new();
+    for a in accounts {
+        if wanted.contains(a.customer_number.as_str()) {
+            present.push(a.customer_number.clone());
+            observed.insert(
+                a.customer_number.clone(),
+                ObservedAccount {
+                    account: Some(a),
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    if present.is_empty() {
+        return Ok(observed);
+    }
+    // Reading everything is cheaper than naming most of the accounts one by one.
+    let filter = if present.len() > 200 && present.len() * 2 > visible {
+        AccountFilter::All
+    } else {
+        AccountFilter::Only(present)
+    };
+    for m in portal.list_members(&filter).await? {
+        if let Some(o) = m
+            .customer_number
+            .as_ref()
+            .and_then(|cn| observed.get_mut(cn))
+        {
+            o.members.push(m);
+        }
+    }
+    for c in portal.list_contacts(&filter).await? {
+        if let Some(o) = c
+            .customer_number
+            .as_ref()
+            .and_then(|cn| observed.get_mut(cn))
+        {
+            o.contacts.push(c);
+        }
+    }
+    Ok(observed)
+}
+
+/// What happened to one account's operations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountOutcome {
+    pub customer_number: String,
+    /// Operations carried out, in order.
+    pub applied: usize,
+    pub total: usize,
+    /// Why the rest was not carried out.
+    pub error: Option<String>,
+}
+
+/// Carries out one account's operations in order. The first failure stops the account (later
+/// writes may depend on it); a second `apply` finishes the work.
+pub async fn apply_account<P: Portal>(
+    portal: &P,
+    customer_number: &str,
+    operations: &[Operation],
+) -> AccountOutcome {
+    let mut outcome = AccountOutcome {
+        customer_number: customer_number.to_string(),
+        applied: 0,
+        total: operations.len(),
+        error: None,
+    };
+    // A member written twice in one plan (grants, then revocations) carries the etag of the
+    // first write into the second.
+    let mut etags: HashMap<String, String> = HashMap::new();
+    for op in operations {
+        let fresh = |email: &str, planned: &Option<String>| -> Option<String> {
+            etags
+                .get(&email.to_lowercase())
+                .cloned()
+                .or_else(|| planned.clone())
+        };
+        let result: Result<(), PortalError> = match op {
+            Operation::CreateAccount {
+                account,
+                idempotency_key,
+            } => portal
+                .create_account(account, idempotency_key)
+                .await
+                .map(|_| ()),
+            Operation::UpdateAccount { patch, if_match } => portal
+                .update_account(customer_number, patch, if_match.as_deref())
+                .await
+                .map(|_| ()),
+            Operation::PutMember {
+                email,
+                member,
+                if_match,
+            } => {
+                let tag = fresh(email, if_match);
+                portal
+                    .put_member(customer_number, email, member, tag.as_deref())
+                    .await
+                    .map(|m| {
+                        etags.insert(email.to_lowercase(), m.etag);
+                    })
+            }
+            Operation::DeleteMember { email, if_match } => {
+                let tag = fresh(email, if_match);
+                portal
+                    .delete_member(customer_number, email, tag.as_deref())
+                    .await
+            }
+            Operation::Invite {
+                email,
+                resend,
+                idempotency_key,
+            } => portal
+                .invite(customer_number, email, *resend, idempotency_key)
+                .await
+                .map(|_| ()),
+            Operation::CancelInvitation { email } => {
+                portal.cancel_invitation(customer_number, email).await
+            }
+            Operation::PutContact {
+                email,
+                contact,
+                if_match,
+            } => portal
+                .put_contact(customer_number, email, contact, if_match.as_deref())
+                .await
+                .map(|_| ()),
+            Operation::DeleteContact { email, if_match } => {
+                portal
+                    .delete_contact(customer_number, email, if_match.as_deref())
+                    .await
+            }
+        };
+        match result {
+            Ok(()) => outcome.applied += 1,
+            Err(e) => {
+                outcome.error = Some(explain(op, &e));
+                break;
+            }
+        }
+    }
+    outcome
+}
+
+fn explain(op: &Operation, e: &PortalError) -> String {
+    let what = match op.email() {
+        Some(email) => format!("{} {email}", op_word(op)),
+        None => op_word(op).to_string(),
+    };
+    match e.code() {
+        Some(ErrorCode::VersionConflict) => {
+            format!("{what}: changed on the portal since it was planned; run plan again")
+        }
+        Some(ErrorCode::LastAdmin) => {
+            format!(
+                "{what}: the portal refused it because it would leave the account without an admin"
+            )
+        }
+        _ => format!("{what}: {e}"),
+    }
+}
+
+fn op_word(op: &Operation) -> &'static str {
+    match op {
+        Operation::CreateAccount { .. } => "creating the account",
+        Operation::UpdateAccount { .. } => "updating the account",
+        Operation::PutMember { .. } => "writing member",
+        Operation::DeleteMember { .. } => "removing member",
+        Operation::Invite { resend: false, .. } => "inviting",
+        Operation::Invite { resend: true, .. } => "re-inviting",
+        Operation::CancelInvitation { .. } => "cancelling the invitation of",
+        Operation::PutContact { .. } => "writing contact",
+        Operation::DeleteContact { .. } => "removing contact",
+    }
+}
+
+/// Applies many accounts, at most `concurrency` at a time; `progress` is called after each
+/// account with the outcome.
+pub async fn apply_all<P: Portal + 'static>(
+    portal: Arc<P>,
+    work: Vec<(String, Vec<Operation>)>,
+    concurrency: usize,
+    progress: impl Fn(&AccountOutcome) + Send + Sync + 'static,
+) -> Vec<AccountOutcome> {
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let progress = Arc::new(progress);
+    let mut set = tokio::task::JoinSet::new();
+    for (cn, ops) in work {
+        let portal = portal.clone();
+        let semaphore = semaphore.clone();
+        let progress = progress.clone();
+        set.spawn(async move {
+            let _permit = semaphore.acquire_owned().await;
+            let outcome = apply_account(portal.as_ref(), &cn, &ops).await;
+            progress(&outcome);
+            outcome
+        });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(o) => outcomes.push(o),
+            Err(e) => outcomes.push(AccountOutcome {
+                customer_number: "?".into(),
+                applied: 0,
+                total: 0,
+                error: Some(format!("an internal task failed: {e}")),
+            }),
+        }
+    }
+    outcomes.sort_by(|a, b| a.customer_number.cmp(&b.customer_number));
+    outcomes
+}
+
+/// Whether a saved plan's preconditions still hold for one account: every member, contact and
+/// account it writes must still carry the etag it was planned against (or still be absent).
+pub fn check_preconditions(
+    operations: &[Operation],
+    observed: Option<&ObservedAccount>,
+) -> Result<(), String> {
+    let empty = ObservedAccount::default();
+    let o = observed.unwrap_or(&empty);
+    let member = |email: &str| {
+        o.members
+            .iter()
+            .find(|m| m.email.eq_ignore_ascii_case(email))
+            .map(|m| m.etag.clone())
+    };
+    let contact = |email: &str| {
+        o.contacts
+            .iter()
+            .find(|c| c.email.eq_ignore_ascii_case(email))
+            .map(|c| c.etag.clone())
+    };
+    let mut checked_members: std::collections::HashSet<String> = Default::default();
+    for op in operations {
+        let (what, planned, now) = match op {
+            Operation::CreateAccount { .. } => (
+                "the account".to_string(),
+                None,
+                o.account.as_ref().map(|a| a.etag.clone()),
+            ),
+            Operation::UpdateAccount { if_match, .. } => (
+                "the account".to_string(),
+                if_match.clone(),
+                o.account.as_ref().map(|a| a.etag.clone()),
+            ),
+            Operation::PutMember {
+                email, if_match, ..
+            }
+            | Operation::DeleteMember { email, if_match } => {
+                // Only the first write of a member was planned against the observation.
+                if !checked_members.insert(email.to_lowercase()) {
+                    continue;
+                }
+                (format!("member {email}"), if_match.clone(), member(email))
+            }
+            Operation::PutContact {
+                email, if_match, ..
+            }
+            | Operation::DeleteContact { email, if_match } => {
+                (format!("contact {email}"), if_match.clone(), contact(email))
+            }
+            Operation::Invite { .. } | Operation::CancelInvitation { .. } => continue,
+        };
+        if planned != now {
+            return Err(format!(
+                "the saved plan is stale: {what} changed on the portal after the plan was made; run plan again"
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! `rolecall plan`: what apply would change, as text, Markdown or the JSON plan document.
+
+use std::process::ExitCode;
+
+use super::reconcile::{self, Target};
+use super::{FileArgs, OutputFormat, PortalArgs};
+use crate::plan::{AccountPlan, PlanDocument};
+use crate::portal::connect;
+use crate::render;
+
+pub struct PlanArgs<'a> {
+    pub files: &'a FileArgs,
+    pub portal: &'a PortalArgs,
+    pub output: OutputFormat,
+    pub out: Option<&'a std::path::Path>,
+    pub detailed_exitcode: bool,
+    pub accounts: &'a [String],
+}
+
+/// A finished plan of one portal.
+pub struct Planned {
+    pub target: Target,
+    pub plans: Vec<AccountPlan>,
+    pub document: PlanDocument,
+}
+
+/// Loads, observes and plans every target. Errors are sentences for stderr.
+pub async fn make_plans(
+    files: &FileArgs,
+    portal: &PortalArgs,
+    accounts: &[String],
+) -> Result<Vec<Planned>, String> {
+    let (desired, now) = reconcile::load(&files.files)?;
+    let targets = reconcile::targets(&desired, portal.portal.as_deref(), accounts)?;
+    let plan_id = reconcile::new_plan_id(now);
+    let mut out = Vec::new();
+    for target in targets {
+        let portal = connect::connect(&target.url, &target.token_env)?;
+        let (plans, _) = reconcile::plan_target(&portal, &target, now, &plan_id).await?;
+        let document = PlanDocument::new(&target.url, now, &plan_id, &plans, Vec::new());
+        out.push(Planned {
+            target,
+            plans,
+            document,
+        });
+    }
+    Ok(out)
+}
+
+/// Located errors of plans (unknown roles…), printed like validation errors.
+pub fn print_plan_errors(planned: &[Planned]) -> usize {
+    let mut n = 0;
+    for p in planned {
+        for a in &p.plans {
+            for e in &a.errors {
+                eprintln!("{e}");
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+pub async fn run(args: PlanArgs<'_>) -> ExitCode {
+    let planned = match make_plans(args.files, args.portal, args.accounts).await {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(1);
+        }
+    };
+    let errors = print_plan_errors(&planned);
+    if args.out.is_some() && planned.len() > 1 {
+        eprintln!(
+            "--out: a saved plan covers one portal, and these manifests use {}; pass --portal or plan each portal on its own",
+            planned.len()
+        );
+        return ExitCode::from(1);
+    }
+    let all: Vec<AccountPlan> = planned.iter().flat_map(|p| p.plans.clone()).collect();
+    let stdout = match args.output {
+        OutputFormat::Text => render::text(&all, render::Style::for_stdout()),
+        OutputFormat::Markdown => render::markdown(&all),
+        OutputFormat::Json => {
+            let docs: Vec<&PlanDocument> = planned.iter().map(|p| &p.document).collect();
+            let value = match docs.as_slice() {
+                [one] => serde_json::to_value(one),
+                many => serde_json::to_value(many),
+            };
+            value
+                .and_then(|v| serde_json::to_string_pretty(&v))
+                .map(|s| s + "\n")
+                .unwrap_or_default()
+        }
+    };
+    print!("{stdout}");
+    if let (Some(path), Some(p)) = (args.out, planned.first()) {
+        let text = serde_json::to_string_pretty(&p.document).unwrap_or_default() + "\n";
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("{}: the plan cannot be written: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    let refused = all.iter().any(|p| p.refused.is_some());
+    if errors > 0 || refused {
+        return ExitCode::from(1);
+    }
+    let changes = all.iter().any(|p| p.has_changes());
+    if args.detailed_exitcode && changes {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,163 @@
+//! What `plan`, `apply` and `diff` share: reading the manifests, choosing the portal of each
+//! account, observing it and planning.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+
+use super::{clock_now, print_diagnostics};
+use crate::domain::{DesiredAccount, DesiredState};
+use crate::manifest;
+use crate::plan::{self, AccountPlan, Context, ObservedAccount};
+use crate::portal::{Catalog, Portal, Whoami};
+
+/// Where the embedded portal lives when nothing else is said (SPEC §3).
+pub const DEFAULT_PORTAL: &str = "sandbox:.rolecall/sandbox.db";
+/// The environment variable holding the token unless a Portal names another.
+pub const DEFAULT_TOKEN_ENV: &str = "ROLECALL_TOKEN";
+
+/// Accounts that go to one portal.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: String,
+    pub token_env: String,
+    pub accounts: Vec<DesiredAccount>,
+}
+
+/// Reads and checks the manifests; prints diagnostics. `None` when there are errors.
+pub fn load(files: &[PathBuf]) -> Result<(DesiredState, Timestamp), String> {
+    let now = clock_now()?;
+    let checked = manifest::load_and_check(files, now);
+    print_diagnostics(&checked.diagnostics);
+    let errors = checked.errors().count();
+    if errors > 0 {
+        return Err(format!(
+            "the manifests have {errors} {}; nothing was planned",
+            if errors == 1 { "error" } else { "errors" }
+        ));
+    }
+    if checked.documents == 0 {
+        let named: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+        return Err(format!("no manifests found in {}", named.join(", ")));
+    }
+    Ok((checked.desired, now))
+}
+
+/// Chooses each account's portal: `--portal` (or `ROLECALL_PORTAL`), else its `portalRef`,
+/// else the only Portal declared, else the embedded default.
+pub fn targets(
+    desired: &DesiredState,
+    flag: Option<&str>,
+    only: &[String],
+) -> Result<Vec<Target>, String> {
+    for cn in only {
+        if !desired.accounts.iter().any(|a| &a.customer_number == cn) {
+            return Err(format!(
+                "--account {cn}: no CustomerAccount in the manifests has customer number {cn:?}"
+            ));
+        }
+    }
+    let accounts = desired
+        .accounts
+        .iter()
+        .filter(|a| only.is_empty() || only.contains(&a.customer_number));
+    let single_env = match desired.portals.as_slice() {
+        [p] => p.token_env.clone(),
+        _ => None,
+    };
+    let mut groups: BTreeMap<(String, String), Vec<DesiredAccount>> = BTreeMap::new();
+    for a in accounts {
+        let (url, env) = if let Some(url) = flag.filter(|u| !u.is_empty()) {
+            (url.to_string(), single_env.clone())
+        } else {
+            let portal = match &a.portal_ref {
+                Some(name) => desired
+                    .portals
+                    .iter()
+                    .find(|p| &p.name == name && p.namespace == a.namespace),
+                None => {
+                    let same_ns: Vec<_> =
+                        desired.portals.iter().filter(|p| p.namespace == a.namespace).collect();
+                    match same_ns.as_slice() {
+                        [] => None,
+                        [p] => Some(*p),
+                        _ => {
+                            return Err(format!(
+                                "{}: CustomerAccount {:?} names no portalRef and {} Portals are declared in namespace {:?}; add spec.portalRef or pass --portal",
+                                a.source,
+                                a.name,
+                                same_ns.len(),
+                                a.namespace
+                            ));
+                        }
+                    }
+                }
+            };
+            match portal {
+                Some(p) => (p.url.clone(), p.token_env.clone()),
+                None => (DEFAULT_PORTAL.to_string(), None),
+            }
+        };
+        let env = env.unwrap_or_else(|| DEFAULT_TOKEN_ENV.to_string());
+        groups.entry((url, env)).or_default().push(a.clone());
+    }
+    Ok(groups
+        .into_iter()
+        .map(|((url, token_env), accounts)| Target {
+            url,
+            token_env,
+            accounts,
+        })
+        .collect())
+}
+
+/// The portal's view of the principal and its catalog, read once per run.
+pub struct PortalFacts {
+    pub principal: Whoami,
+    pub catalog: Catalog,
+}
+
+pub async fn facts<P: Portal>(portal: &P, url: &str) -> Result<PortalFacts, String> {
+    let principal = portal
+        .whoami()
+        .await
+        .map_err(|e| format!("{url}: cannot tell who the token belongs to: {e}"))?;
+    let catalog = portal
+        .catalog()
+        .await
+        .map_err(|e| format!("{url}: cannot read the role catalog: {e}"))?;
+    Ok(PortalFacts { principal, catalog })
+}
+
+/// Observes the target's accounts and plans them.
+pub async fn plan_target<P: Portal>(
+    portal: &P,
+    target: &Target,
+    now: Timestamp,
+    plan_id: &str,
+) -> Result<(Vec<AccountPlan>, BTreeMap<String, ObservedAccount>), String> {
+    let PortalFacts { principal, catalog } = facts(portal, &target.url).await?;
+    let cns: Vec<String> = target.accounts.iter().map(|a| a.customer_number.clone()).collect();
+    let observed = crate::apply::observe(portal, &cns)
+        .await
+        .map_err(|e| format!("{}: cannot read the accounts: {e}", target.url))?;
+    let ctx = Context {
+        catalog: &catalog,
+        principal: &principal,
+        now,
+        plan_id,
+    };
+    Ok((plan::plan(&target.accounts, &observed, &ctx), observed))
+}
+
+/// A plan id: distinct per run, so idempotency keys never collide across plans.
+pub fn new_plan_id(now: Timestamp) -> String {
+    let nanos = Timestamp::now().as_nanosecond();
+    format!(
+        "{:x}-{:x}-{:x}",
+        now.as_second(),
+        nanos,
+        std::process::id()
+    )
+}

@@ -1,0 +1,154 @@
+//! Showing plans to people: text like `terraform plan`, Markdown for pull-request comments,
+//! and the JSON plan document.
+
+pub mod manifests;
+mod markdown;
+mod text;
+
+pub use markdown::markdown;
+pub use text::{Style, text};
+
+use crate::plan::{AccountPlan, Action, Change};
+
+/// Counts in the words of the summary line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub add: usize,
+    pub change: usize,
+    pub remove: usize,
+    pub invite: usize,
+}
+
+impl Counts {
+    pub fn of<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Counts {
+        let mut c = Counts::default();
+        for ch in changes {
+            match ch.action {
+                Action::CreateAccount | Action::AddMember | Action::Grant | Action::AddContact => {
+                    c.add += 1
+                }
+                Action::UpdateAccount
+                | Action::ChangeWindow
+                | Action::UpdateMember
+                | Action::UpdateContact => c.change += 1,
+                Action::Revoke
+                | Action::RemoveMember
+                | Action::RemoveContact
+                | Action::CancelInvitation => c.remove += 1,
+                Action::Invite | Action::ResendInvitation => c.invite += 1,
+            }
+        }
+        c
+    }
+
+    pub fn total(&self) -> usize {
+        self.add + self.change + self.remove + self.invite
+    }
+}
+
+/// Accounts whose changes will be applied (not refused, no errors).
+pub fn shown(plans: &[AccountPlan]) -> impl Iterator<Item = &AccountPlan> {
+    plans
+        .iter()
+        .filter(|p| p.refused.is_none() && p.errors.is_empty())
+}
+
+/// The summary line: `Plan: 3 to add, 1 to change, 2 to remove, 1 invitation to send.`
+pub fn summary_line(plans: &[AccountPlan]) -> String {
+    let counts = Counts::of(shown(plans).flat_map(|p| p.changes.iter()));
+    let refused = plans.iter().filter(|p| p.refused.is_some()).count();
+    let observe = shown(plans)
+        .filter(|p| p.mode == crate::domain::Mode::Observe && p.has_changes())
+        .count();
+    let mut line = if counts.total() == 0 {
+        "No changes. The portal matches the manifests.".to_string()
+    } else {
+        format!(
+            "Plan: {} to add, {} to change, {} to remove, {} {} to send.",
+            counts.add,
+            counts.change,
+            counts.remove,
+            counts.invite,
+            if counts.invite == 1 {
+                "invitation"
+            } else {
+                "invitations"
+            }
+        )
+    };
+    if observe > 0 {
+        line.push_str(&format!(
+            " {observe} {} in Observe mode will not be changed.",
+            if observe == 1 { "account" } else { "accounts" }
+        ));
+    }
+    if refused > 0 {
+        line.push_str(&format!(
+            " {refused} {} refused.",
+            if refused == 1 { "account" } else { "accounts" }
+        ));
+    }
+    line
+}
+
+/// One change as a line of words, without its sign: `grant bob@x cockpit-access until 2026-12-31 (reason)`.
+pub fn describe(c: &Change) -> String {
+    let mut parts: Vec<String> = vec![c.action.as_str().to_string()];
+    if let Some(e) = &c.email {
+        parts.push(e.clone());
+    }
+    if let Some(r) = &c.role {
+        parts.push(r.clone());
+    }
+    if let Some(f) = &c.from {
+        parts.push(format!("from {f}"));
+    }
+    if let Some(u) = &c.until {
+        parts.push(format!("until {u}"));
+    }
+    if matches!(
+        c.action,
+        Action::UpdateAccount
+            | Action::UpdateMember
+            | Action::UpdateContact
+            | Action::ChangeWindow
+            | Action::CreateAccount
+            | Action::AddContact
+    ) && let Some(after) = &c.after
+    {
+        let before = c.before.as_ref();
+        parts.push(delta(before, after));
+    }
+    let mut line = parts.join(" ");
+    if let Some(r) = &c.reason {
+        line.push_str(&format!(" — {r}"));
+    }
+    line
+}
+
+/// `name: "Old" → "New", notifications: [..] → [..]`
+fn delta(before: Option<&serde_json::Value>, after: &serde_json::Value) -> String {
+    let Some(fields) = after.as_object() else {
+        return after.to_string();
+    };
+    fields
+        .iter()
+        .map(|(k, v)| match before.and_then(|b| b.get(k)) {
+            Some(old) => format!("{k}: {} → {}", compact(old), compact(v)),
+            None => format!("{k}: {}", compact(v)),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn compact(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "none".into(),
+        serde_json::Value::String(s) => format!("{s:?}"),
+        serde_json::Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(compact).collect::<Vec<_>>().join(", ")
+        ),
+        other => other.to_string(),
+    }
+}

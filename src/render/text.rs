@@ -1,0 +1,85 @@
+//! `plan` as text, read like `terraform plan`.
+
+use std::fmt::Write;
+
+use super::{describe, summary_line};
+use crate::domain::Mode;
+use crate::plan::AccountPlan;
+
+/// Whether to colour the output (a terminal, and `NO_COLOR` unset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Plain,
+    Colour,
+}
+
+impl Style {
+    /// Colour only on a terminal, and never with `NO_COLOR` set (https://no-color.org).
+    pub fn for_stdout() -> Style {
+        use std::io::IsTerminal;
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        if std::io::stdout().is_terminal() && !no_color {
+            Style::Colour
+        } else {
+            Style::Plain
+        }
+    }
+
+    fn paint(self, sign: char, text: &str) -> String {
+        if self == Style::Plain {
+            return text.to_string();
+        }
+        let code = match sign {
+            '+' => "32",
+            '~' => "33",
+            '-' => "31",
+            '!' => "1;31",
+            _ => "1",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    }
+}
+
+pub fn text(plans: &[AccountPlan], style: Style) -> String {
+    let mut out = String::new();
+    let changed: Vec<&AccountPlan> = plans
+        .iter()
+        .filter(|p| p.has_changes() || p.refused.is_some() || !p.errors.is_empty())
+        .collect();
+    if !changed.is_empty() {
+        out.push_str("rolecall will perform the following actions:\n");
+    }
+    for p in &changed {
+        let _ = writeln!(out);
+        let observe = if p.mode == Mode::Observe {
+            " — Observe mode, not applied"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  # customer account {} ({}){observe}",
+            p.customer_number, p.source
+        );
+        if let Some(reason) = &p.refused {
+            let line = format!("  ! refused: {reason}");
+            let _ = writeln!(out, "{}", style.paint('!', &line));
+        }
+        for e in &p.errors {
+            let _ = writeln!(out, "{}", style.paint('!', &format!("  ! {e}")));
+        }
+        for c in &p.changes {
+            let sign = c.action.sign();
+            let line = format!("  {sign} {}", describe(c));
+            let _ = writeln!(out, "{}", style.paint(sign, &line));
+        }
+        for n in &p.notes {
+            let _ = writeln!(out, "    note: {n}");
+        }
+    }
+    if !changed.is_empty() {
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(out, "{}", summary_line(plans));
+    out
+}

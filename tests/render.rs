@@ -1,0 +1,202 @@
+//! Snapshots of how plans read: text (like terraform plan), Markdown for pull requests, and
+//! the JSON plan document of SPEC §3.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use rolecall::manifest;
+use rolecall::plan::{self, Context, ObservedAccount, PlanDocument};
+use rolecall::portal::{
+    Account, Capabilities, Catalog, CatalogRole, Contact, Member, PrincipalKind, RoleGrant,
+    Services, Whoami,
+};
+use rolecall::render;
+
+fn now() -> jiff::Timestamp {
+    "2026-11-26T09:00:00Z".parse().unwrap()
+}
+
+fn catalog() -> Catalog {
+    let role = |name: &str, login: bool| CatalogRole {
+        name: name.into(),
+        description: String::new(),
+        grants_login: login,
+        requires: vec![],
+    };
+    Catalog {
+        roles: vec![
+            role("cockpit-access", true),
+            role("technical-contact", false),
+            role("customer-admin", false),
+        ],
+        notification_kinds: [
+            "general",
+            "invoices",
+            "renewals",
+            "support",
+            "maintenance",
+            "products",
+            "domains",
+        ]
+        .map(String::from)
+        .to_vec(),
+        capabilities: Capabilities {
+            scheduled_revocation: true,
+            service_scopes: true,
+            create_accounts: true,
+        },
+        invitation_ttl_days: 14,
+    }
+}
+
+fn member(email: &str, roles: &[&str], linked: bool) -> Member {
+    Member {
+        customer_number: Some("10042".into()),
+        email: email.into(),
+        name: None,
+        user_linked: linked,
+        roles: roles
+            .iter()
+            .map(|r| RoleGrant {
+                name: r.to_string(),
+                until: None,
+            })
+            .collect(),
+        services: Services::All,
+        notifications: vec![],
+        invitation: None,
+        etag: format!("\"{}\"", email.len()),
+    }
+}
+
+fn plans() -> Vec<plan::AccountPlan> {
+    let checked = manifest::load_and_check(&[PathBuf::from("examples")], now());
+    assert!(!checked.has_errors());
+    let mut observed = BTreeMap::new();
+    // Acme exists, with Alice linked as admin and a leftover contractor.
+    let mut alice = member(
+        "alice@acme.example",
+        &["cockpit-access", "customer-admin"],
+        true,
+    );
+    alice.name = Some("Alice Meier".into());
+    alice.notifications = vec!["general".into()];
+    observed.insert(
+        "10042".to_string(),
+        ObservedAccount {
+            account: Some(Account {
+                customer_number: "10042".into(),
+                display_name: "Acme".into(),
+                time_zone: "Europe/Zurich".into(),
+                etag: "\"a7\"".into(),
+            }),
+            members: vec![
+                alice,
+                member("old-contractor@acme.example", &["technical-contact"], false),
+            ],
+            contacts: vec![Contact {
+                customer_number: Some("10042".into()),
+                email: "billing@acme.example".into(),
+                name: "Billing".into(),
+                notifications: vec!["invoices".into()],
+                etag: "\"c1\"".into(),
+            }],
+        },
+    );
+    // Globex exists but its only admin is not declared: refused.
+    observed.insert(
+        "20077".to_string(),
+        ObservedAccount {
+            account: Some(Account {
+                customer_number: "20077".into(),
+                display_name: "Globex Corporation".into(),
+                time_zone: "America/New_York".into(),
+                etag: "\"g1\"".into(),
+            }),
+            members: vec![member(
+                "boss@globex.example",
+                &["cockpit-access", "customer-admin"],
+                true,
+            )],
+            contacts: vec![],
+        },
+    );
+    let principal = Whoami {
+        email: None,
+        kind: PrincipalKind::Operator,
+    };
+    let catalog = catalog();
+    let ctx = Context {
+        catalog: &catalog,
+        principal: &principal,
+        now: now(),
+        plan_id: "snapshot",
+    };
+    plan::plan(&checked.desired.accounts, &observed, &ctx)
+}
+
+#[test]
+fn text_plan() {
+    insta::assert_snapshot!(render::text(&plans(), render::Style::Plain));
+}
+
+#[test]
+fn markdown_plan() {
+    let md = render::markdown(&plans());
+    assert!(!md.contains('\x1b'), "no terminal colours in Markdown");
+    insta::assert_snapshot!(md);
+}
+
+#[test]
+fn json_plan_document() {
+    let doc = PlanDocument::new(
+        "sandbox:.rolecall/sandbox.db",
+        now(),
+        "snapshot",
+        &plans(),
+        vec![],
+    );
+    let value = serde_json::to_value(&doc).unwrap();
+    for key in [
+        "formatVersion",
+        "portal",
+        "generatedAt",
+        "summary",
+        "accounts",
+        "warnings",
+        "refused",
+    ] {
+        assert!(value.get(key).is_some(), "{key}");
+    }
+    assert_eq!(value["refused"][0]["customerNumber"], "20077");
+    let change = &value["accounts"][0]["changes"][0];
+    assert!(change.get("action").is_some() && change.get("precondition").is_some());
+    // The document reads back exactly.
+    let text = serde_json::to_string_pretty(&doc).unwrap();
+    assert_eq!(PlanDocument::from_json(&text).unwrap(), doc);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn no_changes_reads_plainly() {
+    assert_eq!(
+        render::text(&[], render::Style::Plain),
+        "No changes. The portal matches the manifests.\n"
+    );
+}
+
+#[test]
+fn colour_only_when_asked() {
+    let plain = render::text(&plans(), render::Style::Plain);
+    assert!(!plain.contains('\x1b'));
+    let colour = render::text(&plans(), render::Style::Colour);
+    assert!(colour.contains("\x1b[32m  + add-member"));
+}
+
+#[test]
+fn saved_plans_of_another_version_are_refused_in_a_sentence() {
+    let err = PlanDocument::from_json(r#"{"formatVersion": 9}"#).unwrap_err();
+    assert!(err.contains("format version 9"), "{err}");
+    let err = PlanDocument::from_json("not json").unwrap_err();
+    assert!(err.contains("not JSON"), "{err}");
+}
