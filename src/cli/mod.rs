@@ -179,13 +179,30 @@ pub fn clock_now() -> Result<jiff::Timestamp, String> {
     }
 }
 
-/// Writes diagnostics to standard error, one located sentence each.
+/// Writes diagnostics to standard error: one located sentence each, and on a terminal the
+/// source line under it.
 pub fn print_diagnostics(diags: &[crate::manifest::Diagnostic]) {
-    use std::io::Write;
+    use std::collections::HashMap;
+    use std::io::{IsTerminal, Write};
     let stderr = std::io::stderr();
+    let terminal = stderr.is_terminal();
+    let colour = terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let mut sources: HashMap<&str, Option<String>> = HashMap::new();
     let mut out = stderr.lock();
     for d in diags {
-        let _ = writeln!(out, "{d}");
+        let snippet = if terminal && d.file != "-" {
+            sources
+                .entry(d.file.as_str())
+                .or_insert_with(|| std::fs::read_to_string(&d.file).ok())
+                .as_deref()
+                .and_then(|text| crate::manifest::snippet::render(d, text, colour))
+        } else {
+            None
+        };
+        let _ = match snippet {
+            Some(s) => writeln!(out, "{s}\n"),
+            None => writeln!(out, "{d}"),
+        };
     }
 }
 

@@ -6,6 +6,7 @@ mod check;
 pub mod diagnostic;
 pub mod load;
 pub mod schema;
+pub mod snippet;
 mod structure;
 pub mod yaml;
 
