@@ -36,6 +36,9 @@ pub struct PortalArgs {
     /// The portal: `https://…` (portal API), `sandbox:FILE` (embedded reference portal).
     #[arg(long, env = "ROLECALL_PORTAL", value_name = "URL")]
     pub portal: Option<String>,
+    /// An extra CA certificate (PEM) to trust for the portal's TLS certificate.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

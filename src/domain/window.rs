@@ -170,6 +170,32 @@ mod tests {
     }
 
     #[test]
+    fn windows_on_new_yorks_and_sydneys_dst_days() {
+        // New York falls back on 2026-11-01: that day has 25 hours.
+        let ny = parse_time_zone("America/New_York").unwrap();
+        let w = Window {
+            from: Some(parse_date("2026-11-01").unwrap()),
+            until: Some(parse_date("2026-11-01").unwrap()),
+        };
+        assert_eq!(w.starts_at(&ny), Some(ts("2026-11-01T04:00:00Z")));
+        assert_eq!(w.ends_at(&ny), Some(ts("2026-11-02T05:00:00Z")));
+        // Sydney springs forward on 2026-10-04 (02:00 → 03:00); the day starts at AEST midnight.
+        let sydney = parse_time_zone("Australia/Sydney").unwrap();
+        let w = Window {
+            from: Some(parse_date("2026-10-04").unwrap()),
+            until: Some(parse_date("2026-10-04").unwrap()),
+        };
+        assert_eq!(w.starts_at(&sydney), Some(ts("2026-10-03T14:00:00Z")));
+        assert_eq!(w.ends_at(&sydney), Some(ts("2026-10-04T13:00:00Z")));
+        assert!(w.is_active(ts("2026-10-04T12:59:59Z"), &sydney));
+        assert!(!w.is_active(ts("2026-10-04T13:00:00Z"), &sydney));
+        assert_eq!(
+            w.next_transition(ts("2026-10-01T00:00:00Z"), &sydney),
+            Some(ts("2026-10-03T14:00:00Z"))
+        );
+    }
+
+    #[test]
     fn dates_are_checked_for_real_days() {
         assert!(
             parse_date("2026-02-30")
