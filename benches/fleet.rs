@@ -1,0 +1,295 @@
+//! The fleet benchmark: a synthetic fleet of manifests against the reference portal over
+//! loopback HTTP and against the embedded `sandbox:` portal. Prints a table of figures.
+//!
+//!     cargo bench --bench fleet -- --accounts 1000 --members 10 --contacts 2
+//!
+//! Nothing here asserts on time: it measures and prints.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+const TOKEN: &str = "bench-operator-token-0123456789";
+const NOW: &str = "2026-11-26T09:00:00Z";
+
+struct Args {
+    accounts: usize,
+    members: usize,
+    contacts: usize,
+    concurrency: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        accounts: 1000,
+        members: 10,
+        contacts: 2,
+        concurrency: 16,
+    };
+    let argv: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < argv.len() {
+        let value = argv.get(i + 1).and_then(|v| v.parse::<usize>().ok());
+        match (argv[i].as_str(), value) {
+            ("--accounts", Some(v)) => a.accounts = v,
+            ("--members", Some(v)) => a.members = v,
+            ("--contacts", Some(v)) => a.contacts = v,
+            ("--concurrency", Some(v)) => a.concurrency = v,
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    a
+}
+
+const ZONES: [&str; 4] = ["Europe/Zurich", "America/New_York", "Asia/Tokyo", "UTC"];
+
+/// Writes the fleet as one file per 100 accounts. `drift` renames every hundredth member.
+fn generate(dir: &Path, a: &Args, drift: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut file = None;
+    for i in 0..a.accounts {
+        if i % 100 == 0 {
+            file = Some(
+                std::fs::File::create(dir.join(format!("fleet-{:05}.yaml", i / 100))).unwrap(),
+            );
+        }
+        let f = file.as_mut().unwrap();
+        let cn = format!("{}", 100000 + i);
+        let mut doc = format!(
+            "---\napiVersion: rolecall.dev/v1alpha1\nkind: CustomerAccount\nmetadata: {{name: acct-{cn}}}\nspec:\n  customerNumber: \"{cn}\"\n  displayName: Customer {cn}\n  timeZone: {}\n  members:\n",
+            ZONES[i % ZONES.len()]
+        );
+        for m in 0..a.members {
+            let renamed = drift && (i * a.members + m) % 100 == 7;
+            let name = if renamed {
+                format!("Person {m} (renamed)")
+            } else {
+                format!("Person {m}")
+            };
+            let roles = match m {
+                0 => "[cockpit-access, customer-admin]".to_string(),
+                1 => "[cockpit-access, {name: technical-contact, until: 2027-12-31}]".to_string(),
+                2 => "[{name: cockpit-access, from: 2026-01-01, until: 2027-06-30}]".to_string(),
+                _ if m % 3 == 0 => "[technical-contact]".to_string(),
+                _ => "[cockpit-access]".to_string(),
+            };
+            doc.push_str(&format!(
+                "    - email: person{m}@c{cn}.example\n      name: {name}\n      roles: {roles}\n      notifications: [support]\n"
+            ));
+        }
+        if a.contacts > 0 {
+            doc.push_str("  contacts:\n");
+            for c in 0..a.contacts {
+                doc.push_str(&format!(
+                    "    - email: contact{c}@c{cn}.example\n      name: Contact {c}\n      notifications: [invoices, maintenance]\n"
+                ));
+            }
+        }
+        f.write_all(doc.as_bytes()).unwrap();
+    }
+}
+
+struct Portal {
+    child: Child,
+    url: String,
+    requests: Arc<Mutex<u64>>,
+}
+
+impl Drop for Portal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(db: &Path) -> Portal {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rolecall"))
+        .args([
+            "portal",
+            "serve",
+            "--db",
+            db.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("ROLECALL_SANDBOX_TOKEN", TOKEN)
+        .env("ROLECALL_NOW", NOW)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("the portal prints its address")
+        .to_string();
+    std::thread::spawn(move || for _ in out.lines() {});
+    let requests = Arc::new(Mutex::new(0u64));
+    let counter = requests.clone();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for _ in BufReader::new(err).lines().map_while(Result::ok) {
+            *counter.lock().unwrap() += 1;
+        }
+    });
+    Portal {
+        child,
+        url,
+        requests,
+    }
+}
+
+struct Run {
+    wall: f64,
+    cpu: Option<f64>,
+    rss_mib: Option<f64>,
+    ok: bool,
+}
+
+/// Runs rolecall, under GNU time when it is installed (for CPU time and peak RSS).
+fn run(portal: &str, args: &[&str]) -> Run {
+    let time = Path::new("/usr/bin/time").exists();
+    let stats = std::env::temp_dir().join(format!("rolecall-bench-{}.time", std::process::id()));
+    let mut cmd = if time {
+        let mut c = Command::new("/usr/bin/time");
+        c.args([
+            "-f",
+            "%U %S %M",
+            "-o",
+            stats.to_str().unwrap(),
+            env!("CARGO_BIN_EXE_rolecall"),
+        ]);
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_rolecall"))
+    };
+    cmd.args(args)
+        .env("ROLECALL_PORTAL", portal)
+        .env("ROLECALL_TOKEN", TOKEN)
+        .env("ROLECALL_NOW", NOW)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let out = cmd.output().unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    let ok = out.status.success();
+    if !ok {
+        eprintln!(
+            "rolecall {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (mut cpu, mut rss) = (None, None);
+    if let Ok(text) = std::fs::read_to_string(&stats) {
+        let nums: Vec<f64> = text
+            .lines()
+            .last()
+            .unwrap_or("")
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        if let [u, s, m] = nums.as_slice() {
+            cpu = Some(u + s);
+            rss = Some(m / 1024.0);
+        }
+    }
+    Run {
+        wall,
+        cpu,
+        rss_mib: rss,
+        ok,
+    }
+}
+
+fn row(name: &str, r: &Run, extra: &str) {
+    let f = |v: Option<f64>, unit: &str| v.map_or("-".to_string(), |v| format!("{v:.2}{unit}"));
+    println!(
+        "| {name:<34} | {:>8.2}s | {:>9} | {:>10} | {extra:<28} |{}",
+        r.wall,
+        f(r.cpu, "s"),
+        f(r.rss_mib, " MiB"),
+        if r.ok { "" } else { " FAILED" }
+    );
+}
+
+fn main() {
+    let a = args();
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet");
+    let drifted = dir.path().join("drifted");
+    let t = Instant::now();
+    generate(&fleet, &a, false);
+    generate(&drifted, &a, true);
+    let members = a.accounts * a.members;
+    let contacts = a.accounts * a.contacts;
+    println!(
+        "fleet: {} accounts, {members} members, {contacts} contacts (generated in {:.2}s); {} cores",
+        a.accounts,
+        t.elapsed().as_secs_f64(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "| {:<34} | {:>9} | {:>9} | {:>10} | {:<28} |",
+        "step", "wall", "cpu", "peak RSS", "notes"
+    );
+    println!(
+        "|{:-<36}|{:->11}|{:->11}|{:->12}|{:-<30}|",
+        "", "", "", "", ""
+    );
+
+    let portal = serve(&dir.path().join("portal.db"));
+    let f = fleet.to_str().unwrap();
+    let conc = a.concurrency.to_string();
+    let before = *portal.requests.lock().unwrap();
+    let seed = run(
+        &portal.url,
+        &["apply", "-f", f, "--auto-approve", "--concurrency", &conc],
+    );
+    let writes = *portal.requests.lock().unwrap() - before;
+    row(
+        "seed apply (HTTP)",
+        &seed,
+        &format!("{:.0} requests/s", writes as f64 / seed.wall),
+    );
+
+    let before = *portal.requests.lock().unwrap();
+    let plan = run(&portal.url, &["plan", "-f", f, "--detailed-exitcode"]);
+    let requests = *portal.requests.lock().unwrap() - before;
+    let objects = a.accounts + members + contacts;
+    row(
+        "zero-drift plan (HTTP)",
+        &plan,
+        &format!("{requests} requests ({objects} objects)"),
+    );
+
+    let d = drifted.to_str().unwrap();
+    let drift_plan = run(&portal.url, &["plan", "-f", d]);
+    row("1% drift plan (HTTP)", &drift_plan, "");
+    let before = *portal.requests.lock().unwrap();
+    let drift_apply = run(
+        &portal.url,
+        &["apply", "-f", d, "--auto-approve", "--concurrency", &conc],
+    );
+    let used = *portal.requests.lock().unwrap() - before;
+    row(
+        "1% drift apply (HTTP)",
+        &drift_apply,
+        &format!("{used} requests"),
+    );
+    drop(portal);
+
+    let sandbox = format!("sandbox:{}", dir.path().join("sandbox.db").display());
+    let seed = run(&sandbox, &["apply", "-f", f, "--auto-approve"]);
+    row("seed apply (sandbox:)", &seed, "");
+    let plan = run(&sandbox, &["plan", "-f", f]);
+    row("zero-drift plan (sandbox:)", &plan, "");
+}
