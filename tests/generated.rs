@@ -127,3 +127,38 @@ fn customer_accounts_show_number_ready_members_pending_and_age() {
     assert!(yaml.contains("x-kubernetes-list-type: map"));
     assert!(yaml.contains("x-kubernetes-list-map-keys"));
 }
+
+#[test]
+fn the_editor_schema_accepts_every_example_and_rejects_a_typo() {
+    let schema = rolecall::manifest::schema::document_schema();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let mut seen = 0;
+    for entry in walk(&root().join("examples")) {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        for doc in serde_saphyr::from_multiple::<serde_json::Value>(&text).unwrap() {
+            let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", entry.display());
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 6);
+    let typo = serde_json::json!({
+        "apiVersion": "rolecall.dev/v1alpha1", "kind": "AccountMember",
+        "metadata": {"name": "x"},
+        "spec": {"accountRef": {"name": "acme"}, "email": "a@b.example", "rolse": ["cockpit-access"]}
+    });
+    assert!(!validator.is_valid(&typo));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.extension().is_some_and(|x| x == "yaml") {
+            out.push(p);
+        }
+    }
+    out
+}
