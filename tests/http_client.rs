@@ -1,0 +1,668 @@
+//! The HTTP portal client against a scripted axum server on loopback: retries, backoff,
+//! idempotency keys, preconditions, paging, chunked bulk reads, encoding, errors, secrecy.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rolecall::portal::http::{HttpOptions, HttpPortal, Sleeper, Token};
+use rolecall::portal::{
+    AccountFilter, AccountPatch, ContactPut, ErrorCode, MemberPut, NewAccount, Portal, PortalError,
+    RoleGrant,
+};
+use serde_json::{Value, json};
+
+const SECRET: &str = "rc_live_5ecret-t0ken";
+
+/// What the server saw of one request.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    query: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn params(&self, key: &str) -> Vec<String> {
+        url_pairs(&self.query)
+            .into_iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .collect()
+    }
+}
+
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    let url = reqwest::Url::parse(&format!("http://x/?{query}")).unwrap();
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+type Script = Arc<dyn Fn(&Seen, usize) -> Response + Send + Sync>;
+
+#[derive(Clone)]
+struct Shared {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    script: Script,
+}
+
+struct Server {
+    base: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    delays: Arc<Mutex<Vec<Duration>>>,
+}
+
+impl Server {
+    /// Serves `script(request, index)` on 127.0.0.1 under `prefix` (the client's base path).
+    async fn start(
+        prefix: &str,
+        script: impl Fn(&Seen, usize) -> Response + Send + Sync + 'static,
+    ) -> Server {
+        let shared = Shared {
+            seen: Arc::default(),
+            script: Arc::new(script),
+        };
+        let seen = shared.seen.clone();
+        let app = Router::new().fallback(handle).with_state(shared);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Server {
+            base: format!("http://{addr}{prefix}"),
+            seen,
+            delays: Arc::default(),
+        }
+    }
+
+    fn options(&self) -> HttpOptions {
+        let delays = self.delays.clone();
+        HttpOptions {
+            max_retries: 4,
+            sleeper: Sleeper::new(move |d| {
+                delays.lock().unwrap().push(d);
+                std::future::ready(())
+            }),
+            ..HttpOptions::default()
+        }
+    }
+
+    fn client(&self) -> HttpPortal {
+        self.client_with(self.options())
+    }
+
+    fn client_with(&self, options: HttpOptions) -> HttpPortal {
+        HttpPortal::new(&self.base, Token::new(SECRET, "T").unwrap(), options).unwrap()
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn delays(&self) -> Vec<Duration> {
+        self.delays.lock().unwrap().clone()
+    }
+}
+
+async fn handle(State(shared): State<Shared>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let seen = Seen {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or("").to_owned(),
+        headers: parts.headers,
+        body: body.to_vec(),
+    };
+    let index = {
+        let mut all = shared.seen.lock().unwrap();
+        all.push(seen.clone());
+        all.len() - 1
+    };
+    (shared.script)(&seen, index)
+}
+
+fn ok(value: Value) -> Response {
+    (StatusCode::OK, axum::Json(value)).into_response()
+}
+
+fn status(code: u16) -> Response {
+    (StatusCode::from_u16(code).unwrap(), "nope").into_response()
+}
+
+fn problem(code: u16, word: &str, detail: &str) -> Response {
+    let body = json!({
+        "type": "about:blank", "title": "refused", "status": code, "detail": detail,
+        "code": word, "errors": [{"field": "roles[0]", "message": "no such role"}],
+    });
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "application/problem+json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn account(cn: &str) -> Value {
+    json!({"customerNumber": cn, "displayName": format!("Account {cn}"),
+           "timeZone": "Europe/Berlin", "etag": "\"a1\""})
+}
+
+fn member(cn: &str, email: &str) -> Value {
+    json!({"customerNumber": cn, "email": email, "name": null, "userLinked": true,
+           "roles": [{"name": "customer-admin", "until": null}], "services": "all",
+           "notifications": [], "invitation": null, "etag": "\"m1\""})
+}
+
+fn invitation() -> Value {
+    json!({"id": "inv-1", "status": "pending", "sentAt": "2026-11-01T10:00:00Z",
+           "expiresAt": "2026-11-08T10:00:00Z"})
+}
+
+fn whoami() -> Value {
+    json!({"email": "ops@provider.example", "kind": "operator"})
+}
+
+fn member_put() -> MemberPut {
+    MemberPut {
+        name: Some("Ann".into()),
+        roles: vec![RoleGrant {
+            name: "customer-admin".into(),
+            until: None,
+        }],
+        services: None,
+        notifications: None,
+    }
+}
+
+#[tokio::test]
+async fn retries_503_then_succeeds() {
+    let server = Server::start("/", |_, i| if i < 2 { status(503) } else { ok(whoami()) }).await;
+    let portal = server.client();
+    let me = portal.whoami().await.unwrap();
+    assert_eq!(me.email.as_deref(), Some("ops@provider.example"));
+    assert_eq!(portal.requests(), 3);
+    assert_eq!(server.seen().len(), 3);
+    assert_eq!(server.delays().len(), 2);
+}
+
+#[tokio::test]
+async fn honours_retry_after_on_429() {
+    let server = Server::start("/", |_, i| {
+        if i == 0 {
+            Response::builder()
+                .status(429)
+                .header(header::RETRY_AFTER, "1")
+                .body(Body::from("slow down"))
+                .unwrap()
+        } else {
+            ok(whoami())
+        }
+    })
+    .await;
+    let portal = server.client();
+    portal.whoami().await.unwrap();
+    assert_eq!(portal.requests(), 2);
+    assert_eq!(server.delays(), vec![Duration::from_secs(1)]);
+}
+
+#[tokio::test]
+async fn caps_retry_after() {
+    let server = Server::start("/", |_, i| {
+        if i == 0 {
+            Response::builder()
+                .status(503)
+                .header(header::RETRY_AFTER, "86400")
+                .body(Body::empty())
+                .unwrap()
+        } else {
+            ok(whoami())
+        }
+    })
+    .await;
+    server.client().whoami().await.unwrap();
+    assert_eq!(server.delays(), vec![Duration::from_secs(60)]);
+}
+
+#[tokio::test]
+async fn gives_up_after_max_retries_with_unavailable() {
+    let server = Server::start("/", |_, _| status(502)).await;
+    let portal = server.client();
+    let err = portal.catalog().await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Unavailable), "{err}");
+    assert_eq!(portal.requests(), 5, "the first attempt and 4 retries");
+    let text = err.to_string();
+    assert!(
+        text.contains("GET /v1/catalog") && text.contains("502"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn keeps_the_idempotency_key_on_every_retry_of_a_post() {
+    let server = Server::start("/", |_, i| match i {
+        0 => status(503),
+        1 => status(500),
+        _ => (StatusCode::CREATED, axum::Json(account("1001"))).into_response(),
+    })
+    .await;
+    let portal = server.client();
+    let new = NewAccount {
+        customer_number: "1001".into(),
+        display_name: "Account 1001".into(),
+        time_zone: "Europe/Berlin".into(),
+    };
+    let created = portal.create_account(&new, "key-7f3a").await.unwrap();
+    assert_eq!(created.customer_number, "1001");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 3);
+    for s in &seen {
+        assert_eq!(s.method, "POST");
+        assert_eq!(s.path, "/v1/accounts");
+        assert_eq!(s.header("idempotency-key"), Some("key-7f3a"));
+        assert_eq!(s.header("content-type"), Some("application/json"));
+        let body: Value = serde_json::from_slice(&s.body).unwrap();
+        assert_eq!(body["customerNumber"], "1001");
+    }
+}
+
+#[tokio::test]
+async fn invites_with_a_key_and_accepts_200_and_201() {
+    let server = Server::start("/", |_, i| {
+        let code = if i == 0 {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        (code, axum::Json(invitation())).into_response()
+    })
+    .await;
+    let portal = server.client();
+    portal
+        .invite("1001", "ann@x.example", false, "k1")
+        .await
+        .unwrap();
+    portal
+        .invite("1001", "ann@x.example", true, "k2")
+        .await
+        .unwrap();
+    let seen = server.seen();
+    assert_eq!(
+        seen[0].path,
+        "/v1/accounts/1001/members/ann%40x.example/invitation"
+    );
+    assert_eq!(seen[0].query, "");
+    assert_eq!(seen[0].header("idempotency-key"), Some("k1"));
+    assert_eq!(seen[1].params("resend"), vec!["true"]);
+    assert_eq!(seen[1].header("idempotency-key"), Some("k2"));
+}
+
+#[tokio::test]
+async fn sends_if_match_verbatim_and_only_when_given() {
+    let server = Server::start("/", |s, _| match s.method.as_str() {
+        "PUT" => ok(member("1001", "ann@x.example")),
+        "PATCH" => ok(account("1001")),
+        _ => StatusCode::NO_CONTENT.into_response(),
+    })
+    .await;
+    let portal = server.client();
+    portal
+        .put_member("1001", "ann@x.example", &member_put(), Some("W/\"m-41\""))
+        .await
+        .unwrap();
+    portal
+        .put_contact(
+            "1001",
+            "billing@x.example",
+            &ContactPut {
+                name: "Billing".into(),
+                notifications: vec!["invoice".into()],
+            },
+            None,
+        )
+        .await
+        .unwrap_err(); // 204 without a body is not a contact
+    portal
+        .update_account(
+            "1001",
+            &AccountPatch {
+                display_name: Some("New".into()),
+                time_zone: None,
+            },
+            Some("\"a1\""),
+        )
+        .await
+        .unwrap();
+    portal
+        .delete_member("1001", "bob@x.example", Some("\"m9\""))
+        .await
+        .unwrap();
+    let seen = server.seen();
+    assert_eq!(seen[0].method, "PUT");
+    assert_eq!(seen[0].header("if-match"), Some("W/\"m-41\""));
+    let body: Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(body["roles"][0]["name"], "customer-admin");
+    assert_eq!(seen[1].header("if-match"), None);
+    assert_eq!(seen[2].method, "PATCH");
+    assert_eq!(seen[2].header("if-match"), Some("\"a1\""));
+    assert_eq!(seen[3].method, "DELETE");
+    assert_eq!(seen[3].header("if-match"), Some("\"m9\""));
+}
+
+#[tokio::test]
+async fn follows_pages_to_the_end() {
+    let server = Server::start("/", |s, _| {
+        let cursor = s.params("cursor");
+        let (items, next) = match cursor.first().map(String::as_str) {
+            None => (vec![account("1"), account("2")], json!("c1")),
+            Some("c1") => (vec![account("3")], json!("c2")),
+            Some("c2") => (vec![account("4")], Value::Null),
+            Some(other) => panic!("unexpected cursor {other}"),
+        };
+        ok(json!({"items": items, "nextCursor": next}))
+    })
+    .await;
+    let portal = server.client();
+    let accounts = portal.list_accounts().await.unwrap();
+    let numbers: Vec<_> = accounts
+        .iter()
+        .map(|a| a.customer_number.as_str())
+        .collect();
+    assert_eq!(numbers, ["1", "2", "3", "4"]);
+    let seen = server.seen();
+    assert_eq!(seen.len(), 3);
+    for s in &seen {
+        assert_eq!(s.path, "/v1/accounts");
+        assert_eq!(s.params("limit"), vec!["1000"]);
+    }
+}
+
+#[tokio::test]
+async fn chunks_account_parameters_of_bulk_reads() {
+    let server = Server::start("/", |s, _| {
+        let items: Vec<Value> = s
+            .params("account")
+            .iter()
+            .map(|cn| member(cn, "ann@x.example"))
+            .collect();
+        ok(json!({"items": items, "nextCursor": null}))
+    })
+    .await;
+    let portal = server.client();
+    let numbers: Vec<String> = (0..450).map(|n| format!("{n:05}")).collect();
+    let members = portal
+        .list_members(&AccountFilter::Only(numbers.clone()))
+        .await
+        .unwrap();
+    let got: Vec<String> = members
+        .iter()
+        .map(|m| m.customer_number.clone().unwrap())
+        .collect();
+    assert_eq!(got, numbers);
+    let seen = server.seen();
+    let sizes: Vec<usize> = seen.iter().map(|s| s.params("account").len()).collect();
+    assert_eq!(sizes, [200, 200, 50]);
+    assert!(seen.iter().all(|s| s.path == "/v1/members"));
+
+    let contacts = portal.list_contacts(&AccountFilter::All).await.unwrap();
+    assert!(contacts.is_empty());
+    let all = &server.seen()[3];
+    assert_eq!(all.path, "/v1/contacts");
+    assert_eq!(all.query, "limit=1000");
+
+    let before = portal.requests();
+    let none = portal
+        .list_members(&AccountFilter::Only(Vec::new()))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert_eq!(portal.requests(), before, "no account, no request");
+}
+
+#[tokio::test]
+async fn percent_encodes_path_segments_under_a_prefix() {
+    let server = Server::start("/portal/", |_, _| ok(member("10/01", "a+b@x.example"))).await;
+    let portal = server.client();
+    portal
+        .put_member("10/01", "a+b@x.example", &member_put(), None)
+        .await
+        .unwrap();
+    portal.get_account("10 01").await.unwrap_err();
+    let seen = server.seen();
+    assert_eq!(
+        seen[0].path,
+        "/portal/v1/accounts/10%2F01/members/a%2Bb%40x.example"
+    );
+    assert_eq!(seen[1].path, "/portal/v1/accounts/10%2001");
+}
+
+#[tokio::test]
+async fn parses_problem_documents_into_error_codes() {
+    let server = Server::start("/", |s, _| {
+        if s.path.ends_with("/invitation") {
+            problem(409, "already_linked", "ann@x.example already has a login")
+        } else {
+            problem(
+                422,
+                "unknown_role",
+                "the role \"root\" is not in the catalog",
+            )
+        }
+    })
+    .await;
+    let portal = server.client();
+    let err = portal
+        .put_member("1001", "ann@x.example", &member_put(), None)
+        .await
+        .unwrap_err();
+    match &err {
+        PortalError::Problem {
+            status,
+            code,
+            detail,
+            errors,
+        } => {
+            assert_eq!(*status, 422);
+            assert_eq!(*code, ErrorCode::UnknownRole);
+            assert_eq!(detail, "the role \"root\" is not in the catalog");
+            assert_eq!(errors.len(), 1);
+            assert_eq!(errors[0].field, "roles[0]");
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = portal
+        .invite("1001", "ann@x.example", false, "k")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::AlreadyLinked));
+    assert_eq!(portal.requests(), 2, "4xx answers are not retried");
+}
+
+#[tokio::test]
+async fn get_account_404_is_not_found() {
+    let server = Server::start("/", |_, _| status(404)).await;
+    let portal = server.client();
+    let err = portal.get_account("9999").await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::NotFound));
+    assert!(err.to_string().contains("GET /v1/accounts/9999"), "{err}");
+    assert_eq!(portal.requests(), 1);
+}
+
+#[tokio::test]
+async fn deletes_are_idempotent_on_404() {
+    let server = Server::start("/", |_, _| problem(404, "not_found", "no such member")).await;
+    let portal = server.client();
+    portal
+        .delete_member("1001", "ann@x.example", Some("\"m1\""))
+        .await
+        .unwrap();
+    portal
+        .delete_contact("1001", "billing@x.example", None)
+        .await
+        .unwrap();
+    portal
+        .cancel_invitation("1001", "ann@x.example")
+        .await
+        .unwrap();
+    let paths: Vec<_> = server
+        .seen()
+        .into_iter()
+        .map(|s| s.method + " " + &s.path)
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "DELETE /v1/accounts/1001/members/ann%40x.example",
+            "DELETE /v1/accounts/1001/contacts/billing%40x.example",
+            "DELETE /v1/accounts/1001/members/ann%40x.example/invitation",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_412_is_a_version_conflict_and_not_retried() {
+    let server = Server::start("/", |s, _| {
+        if s.path.contains("contacts") {
+            status(412)
+        } else {
+            problem(412, "version_conflict", "the member changed")
+        }
+    })
+    .await;
+    let portal = server.client();
+    let err = portal
+        .delete_member("1001", "ann@x.example", Some("\"old\""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::VersionConflict));
+    let err = portal
+        .delete_contact("1001", "b@x.example", Some("\"old\""))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(ErrorCode::VersionConflict),
+        "a bare 412 too"
+    );
+    assert_eq!(portal.requests(), 2);
+    assert!(server.delays().is_empty());
+}
+
+#[tokio::test]
+async fn an_undecodable_body_is_a_protocol_error() {
+    let server = Server::start("/", |_, _| ok(json!({"items": "no"}))).await;
+    let err = server.client().list_accounts().await.unwrap_err();
+    assert!(matches!(err, PortalError::Protocol(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn sends_the_bearer_token() {
+    let server = Server::start("/", |_, _| ok(whoami())).await;
+    server.client().whoami().await.unwrap();
+    let seen = server.seen();
+    let expected = format!("Bearer {SECRET}");
+    assert_eq!(seen[0].header("authorization"), Some(expected.as_str()));
+    assert!(
+        seen[0]
+            .header("user-agent")
+            .unwrap()
+            .starts_with("rolecall/")
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_portal_is_named_and_retried() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let delays = Arc::new(Mutex::new(Vec::new()));
+    let recorded = delays.clone();
+    let options = HttpOptions {
+        max_retries: 2,
+        sleeper: Sleeper::new(move |d| {
+            recorded.lock().unwrap().push(d);
+            std::future::ready(())
+        }),
+        ..HttpOptions::default()
+    };
+    let portal = HttpPortal::new(
+        &format!("http://{addr}/"),
+        Token::new(SECRET, "T").unwrap(),
+        options,
+    )
+    .unwrap();
+    let err = portal.whoami().await.unwrap_err();
+    let PortalError::Unreachable(sentence) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        sentence,
+        &format!("cannot connect to http://{addr}: connection refused")
+    );
+    assert_eq!(portal.requests(), 3);
+    assert_eq!(delays.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn the_token_never_appears_in_errors_or_debug() {
+    let server = Server::start("/", |s, _| match s.path.as_str() {
+        "/v1/whoami" => status(401),
+        "/v1/catalog" => status(500),
+        "/v1/accounts" => ok(json!({"items": 3})),
+        "/v1/accounts/1001" => problem(403, "forbidden", "not yours"),
+        _ => Response::builder()
+            .status(302)
+            .header(
+                header::LOCATION,
+                HeaderValue::from_static("http://127.0.0.1:1/"),
+            )
+            .body(Body::empty())
+            .unwrap(),
+    })
+    .await;
+    let portal = server.client();
+    let mut errors = vec![
+        portal.whoami().await.unwrap_err(),
+        portal.catalog().await.unwrap_err(),
+        portal.list_accounts().await.unwrap_err(),
+        portal.get_account("1001").await.unwrap_err(),
+        portal.audit("1001").await.unwrap_err(),
+    ];
+    assert_eq!(errors[0].code(), Some(ErrorCode::Unauthenticated));
+    assert!(
+        errors[0].to_string().contains("ROLECALL_TOKEN"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(errors[3].code(), Some(ErrorCode::Forbidden));
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let unreachable = HttpPortal::new(
+        &format!("http://{addr}"),
+        Token::new(SECRET, "T").unwrap(),
+        HttpOptions {
+            max_retries: 0,
+            ..HttpOptions::default()
+        },
+    )
+    .unwrap();
+    errors.push(unreachable.whoami().await.unwrap_err());
+
+    let mut text = format!("{portal:?}\n{portal:#?}\n{unreachable:?}\n");
+    for err in &errors {
+        text.push_str(&format!("{err}\n{err:?}\n{err:#?}\n"));
+    }
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(text.contains("Token(***)"));
+}
