@@ -666,3 +666,100 @@ async fn the_token_never_appears_in_errors_or_debug() {
     assert!(!text.contains(SECRET), "{text}");
     assert!(text.contains("Token(***)"));
 }
+
+/// A one-answer-per-connection HTTPS server on 127.0.0.1 with the test certificate; a plain
+/// thread with rustls, so no TLS server stack is needed.
+fn start_tls_server(connections: usize) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+
+    let cert =
+        rustls::pki_types::CertificateDer::from(include_bytes!("fixtures/tls/server.der").to_vec());
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
+        include_bytes!("fixtures/tls/server.key.der")
+            .to_vec()
+            .into(),
+    );
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().take(connections) {
+            let Ok(tcp) = tcp else { continue };
+            let connection = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut stream = rustls::StreamOwned::new(connection, tcp);
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            if request.is_empty() {
+                continue; // the client refused the certificate
+            }
+            let body = whoami().to_string();
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+            let _ = stream.flush();
+            stream.conn.send_close_notify();
+            let _ = stream.flush();
+        }
+    });
+    addr
+}
+
+fn tls_client(addr: std::net::SocketAddr, ca: &str) -> HttpPortal {
+    let options = HttpOptions {
+        ca_file: Some(format!("tests/fixtures/tls/{ca}").into()),
+        max_retries: 3,
+        sleeper: Sleeper::new(|_| std::future::ready(())),
+        ..HttpOptions::default()
+    };
+    HttpPortal::new(
+        &format!("https://{addr}/"),
+        Token::new(SECRET, "T").unwrap(),
+        options,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn trusts_the_ca_file_and_verifies_certificates() {
+    let addr = start_tls_server(2);
+
+    let trusted = tls_client(addr, "ca.pem");
+    let me = trusted.whoami().await.unwrap();
+    assert_eq!(me.email.as_deref(), Some("ops@provider.example"));
+
+    let untrusted = tls_client(addr, "other-ca.pem");
+    let err = untrusted.whoami().await.unwrap_err();
+    let PortalError::Unreachable(sentence) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        sentence.starts_with(&format!(
+            "cannot connect to https://{addr}: its TLS certificate could not be verified"
+        )),
+        "{sentence}"
+    );
+    assert!(sentence.contains("--ca-file"), "{sentence}");
+    assert_eq!(
+        untrusted.requests(),
+        1,
+        "a certificate failure is not retried"
+    );
+    assert!(!format!("{err:?}").contains(SECRET));
+}

@@ -789,16 +789,18 @@ enum TlsProblem {
 }
 
 /// The rustls error behind a failed connection, if any. `io::Error` hides its payload from
-/// `source()`, so each level is also looked into as an `io::Error`.
+/// `source()` (and connectors nest them), so each level is also unwrapped as an `io::Error`.
 fn tls_problem(error: &reqwest::Error) -> Option<TlsProblem> {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = next {
-        let rustls_error = e.downcast_ref::<rustls::Error>().or_else(|| {
-            e.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        match rustls_error {
+        let mut inner: &(dyn std::error::Error + 'static) = e;
+        while let Some(payload) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            inner = payload;
+        }
+        match inner.downcast_ref::<rustls::Error>() {
             Some(rustls::Error::InvalidCertificate(reason)) => {
                 return Some(TlsProblem::Certificate(format!("{reason:?}")));
             }
