@@ -129,8 +129,16 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
         all.push(seen.clone());
         all.len() - 1
     };
-    (shared.script)(&seen, index)
+    let response = (shared.script)(&seen, index);
+    if response.headers().contains_key(STALL) {
+        // Never answer in time: the client's request timeout must fire.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    response
 }
+
+/// A response header that makes the test server hold its answer back.
+const STALL: &str = "x-test-stall";
 
 fn ok(value: Value) -> Response {
     (StatusCode::OK, axum::Json(value)).into_response()
@@ -193,6 +201,52 @@ async fn retries_503_then_succeeds() {
     assert_eq!(portal.requests(), 3);
     assert_eq!(server.seen().len(), 3);
     assert_eq!(server.delays().len(), 2);
+}
+
+#[tokio::test]
+async fn retries_a_request_that_timed_out() {
+    let server = Server::start("/", |_, i| {
+        let mut response = ok(whoami());
+        if i == 0 {
+            response
+                .headers_mut()
+                .insert(STALL, HeaderValue::from_static("1"));
+        }
+        response
+    })
+    .await;
+    let portal = server.client_with(HttpOptions {
+        request_timeout: Duration::from_millis(500),
+        ..server.options()
+    });
+    portal.whoami().await.unwrap();
+    assert_eq!(portal.requests(), 2);
+
+    let stalled = Server::start("/", |_, _| {
+        let mut response = ok(whoami());
+        response
+            .headers_mut()
+            .insert(STALL, HeaderValue::from_static("1"));
+        response
+    })
+    .await;
+    let portal = stalled.client_with(HttpOptions {
+        request_timeout: Duration::from_millis(50),
+        max_retries: 1,
+        ..stalled.options()
+    });
+    let err = portal.whoami().await.unwrap_err();
+    let PortalError::Unreachable(sentence) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        sentence.starts_with("GET /v1/whoami on http://127.0.0.1:"),
+        "{sentence}"
+    );
+    assert!(
+        sentence.ends_with("got no complete answer within 0.05 s"),
+        "{sentence}"
+    );
 }
 
 #[tokio::test]

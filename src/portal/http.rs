@@ -514,7 +514,8 @@ impl HttpPortal {
             let mut url = self.url(segments);
             {
                 let mut query = url.query_pairs_mut();
-                query.append_pair("limit", &self.options.page_limit.to_string());
+                let limit = self.options.page_limit.clamp(1, MAX_PAGE_LIMIT);
+                query.append_pair("limit", &limit.to_string());
                 for account in accounts {
                     query.append_pair("account", account);
                 }
@@ -769,7 +770,7 @@ fn code_for(status: StatusCode) -> ErrorCode {
 /// What to do about a bare status, as the end of a sentence.
 fn hint(status: StatusCode) -> &'static str {
     match status.as_u16() {
-        401 => " (the token was not accepted; check ROLECALL_TOKEN)",
+        401 => " (the token was not accepted; check ROLECALL_TOKEN or the Portal's tokenEnv)",
         403 => " (the token's principal may not do this)",
         412 => " (the object changed since it was read; plan again)",
         429 => " (rate limited, retries exhausted)",
