@@ -271,19 +271,17 @@ impl HttpPortal {
     async fn send(&self, call: &Call<'_>) -> PortalResult<Answer> {
         let mut attempt = 0;
         loop {
-            let outcome = self.attempt(call).await;
-            let retry_after = match &outcome {
-                Ok(answer) if is_retryable_status(answer.status) => answer.retry_after,
-                Ok(_) => return outcome.map_err(|failure| failure.error),
-                Err(failure) if failure.retryable => None,
-                Err(failure) => return Err(failure.error.clone()),
-            };
-            if attempt >= self.options.max_retries {
-                return outcome.map_err(|failure| failure.error);
-            }
-            let delay = match retry_after {
-                Some(delay) => delay.min(self.options.retry_after_cap),
-                None => self.backoff(attempt),
+            let retries_left = attempt < self.options.max_retries;
+            let delay = match self.attempt(call).await {
+                Ok(answer) if retries_left && is_retryable_status(answer.status) => {
+                    match answer.retry_after {
+                        Some(delay) => delay.min(self.options.retry_after_cap),
+                        None => self.backoff(attempt),
+                    }
+                }
+                Ok(answer) => return Ok(answer),
+                Err(failure) if retries_left && failure.retryable => self.backoff(attempt),
+                Err(failure) => return Err(failure.error),
             };
             tracing::debug!(
                 method = %call.method,
@@ -440,21 +438,6 @@ impl HttpPortal {
         })
     }
 
-    /// Succeeds on 2xx, and on 404 where `missing_is_done` (idempotent deletes).
-    fn expect_done(
-        &self,
-        call: &Call<'_>,
-        answer: Answer,
-        missing_is_done: bool,
-    ) -> PortalResult<()> {
-        if answer.status.is_success() || (missing_is_done && answer.status == StatusCode::NOT_FOUND)
-        {
-            Ok(())
-        } else {
-            Err(self.refusal(call, &answer))
-        }
-    }
-
     /// A non-2xx answer as a [`PortalError::Problem`].
     fn refusal(&self, call: &Call<'_>, answer: &Answer) -> PortalError {
         let status = answer.status.as_u16();
@@ -590,7 +573,11 @@ impl HttpPortal {
         };
         let answer = self.send(&call).await?;
         // A retried delete whose first answer was lost finds nothing: that is success.
-        self.expect_done(&call, answer, true)
+        if answer.status.is_success() || answer.status == StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(self.refusal(&call, &answer))
+        }
     }
 }
 
