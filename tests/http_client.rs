@@ -713,7 +713,17 @@ async fn the_token_never_appears_in_errors_or_debug() {
     .unwrap();
     errors.push(unreachable.whoami().await.unwrap_err());
 
-    let mut text = format!("{portal:?}\n{portal:#?}\n{unreachable:?}\n");
+    let setup = HttpPortal::new(
+        "https://portal.example.net",
+        Token::new(SECRET, "T").unwrap(),
+        HttpOptions {
+            ca_file: Some("tests/fixtures/tls/missing.pem".into()),
+            ..HttpOptions::default()
+        },
+    )
+    .unwrap_err();
+
+    let mut text = format!("{portal:?}\n{portal:#?}\n{unreachable:?}\n{setup}\n{setup:?}\n");
     for err in &errors {
         text.push_str(&format!("{err}\n{err:?}\n{err:#?}\n"));
     }
