@@ -474,15 +474,7 @@ impl HttpPortal {
     }
 
     async fn get<T: DeserializeOwned>(&self, url: Url) -> PortalResult<T> {
-        let call = Call {
-            method: Method::GET,
-            url,
-            body: None,
-            if_match: None,
-            idempotency_key: None,
-        };
-        let answer = self.send(&call).await?;
-        self.decode(&call, answer)
+        self.exchange(Method::GET, url, None, None, None).await
     }
 
     /// Every item of a list endpoint: follows `nextCursor` to the last page.
@@ -544,7 +536,8 @@ impl HttpPortal {
         }
     }
 
-    async fn write<T: DeserializeOwned>(
+    /// Sends one request (with its retries) and decodes the answer.
+    async fn exchange<T: DeserializeOwned>(
         &self,
         method: Method,
         url: Url,
@@ -610,7 +603,7 @@ impl Portal for HttpPortal {
         idempotency_key: &str,
     ) -> PortalResult<Account> {
         let url = self.url(&["accounts"]);
-        self.write(
+        self.exchange(
             Method::POST,
             url,
             json(account)?,
@@ -627,7 +620,7 @@ impl Portal for HttpPortal {
         if_match: Option<&str>,
     ) -> PortalResult<Account> {
         let url = self.url(&["accounts", customer_number]);
-        self.write(Method::PATCH, url, json(patch)?, if_match, None)
+        self.exchange(Method::PATCH, url, json(patch)?, if_match, None)
             .await
     }
 
@@ -643,7 +636,7 @@ impl Portal for HttpPortal {
         if_match: Option<&str>,
     ) -> PortalResult<Member> {
         let url = self.url(&["accounts", customer_number, "members", email]);
-        self.write(Method::PUT, url, json(member)?, if_match, None)
+        self.exchange(Method::PUT, url, json(member)?, if_match, None)
             .await
     }
 
@@ -668,7 +661,7 @@ impl Portal for HttpPortal {
         if resend {
             url.query_pairs_mut().append_pair("resend", "true");
         }
-        self.write(Method::POST, url, None, None, Some(idempotency_key))
+        self.exchange(Method::POST, url, None, None, Some(idempotency_key))
             .await
     }
 
@@ -689,7 +682,7 @@ impl Portal for HttpPortal {
         if_match: Option<&str>,
     ) -> PortalResult<Contact> {
         let url = self.url(&["accounts", customer_number, "contacts", email]);
-        self.write(Method::PUT, url, json(contact)?, if_match, None)
+        self.exchange(Method::PUT, url, json(contact)?, if_match, None)
             .await
     }
 
