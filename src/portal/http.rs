@@ -335,8 +335,7 @@ impl HttpPortal {
         let retry_after = headers
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
         let body = response.bytes().await.map_err(|e| self.failure(call, &e))?;
         tracing::debug!(
             method = %call.method,
@@ -721,6 +720,19 @@ struct LenientProblem {
     errors: Vec<FieldError>,
 }
 
+/// `Retry-After` as delay-seconds or as an HTTP-date (RFC 9110 §10.2.3); a date in the past
+/// means now.
+fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    static HTTP_DATE: jiff::fmt::rfc2822::DateTimeParser =
+        jiff::fmt::rfc2822::DateTimeParser::new();
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = HTTP_DATE.parse_timestamp(value).ok()?;
+    Some(Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO))
+}
+
 fn looks_like_json(body: &[u8]) -> bool {
     body.iter()
         .find(|b| !b.is_ascii_whitespace())
@@ -938,6 +950,24 @@ mod tests {
         }
         let spread: std::collections::HashSet<_> = (0..50).map(|_| p.backoff(5)).collect();
         assert!(spread.len() > 10, "the delays are jittered");
+    }
+
+    #[test]
+    fn reads_retry_after_as_seconds_or_http_date() {
+        let now: jiff::Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        let secs = Duration::from_secs;
+        assert_eq!(parse_retry_after("1", now), Some(secs(1)));
+        assert_eq!(parse_retry_after(" 120 ", now), Some(secs(120)));
+        assert_eq!(
+            parse_retry_after("Thu, 26 Nov 2026 10:00:30 GMT", now),
+            Some(secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Thu, 26 Nov 2026 09:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
     }
 
     #[test]
