@@ -26,6 +26,8 @@ struct Seen {
     query: String,
     headers: HeaderMap,
     body: Vec<u8>,
+    /// The client's end of the connection: one per TCP connection.
+    peer: std::net::SocketAddr,
 }
 
 impl Seen {
@@ -77,6 +79,7 @@ impl Server {
         let app = Router::new().fallback(handle).with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Server {
             base: format!("http://{addr}{prefix}"),
@@ -116,6 +119,10 @@ impl Server {
 
 async fn handle(State(shared): State<Shared>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    let axum::extract::ConnectInfo(peer) = *parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .unwrap();
     let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
     let seen = Seen {
         method: parts.method.to_string(),
@@ -123,6 +130,7 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
         query: parts.uri.query().unwrap_or("").to_owned(),
         headers: parts.headers,
         body: body.to_vec(),
+        peer,
     };
     let index = {
         let mut all = shared.seen.lock().unwrap();
@@ -438,6 +446,39 @@ async fn follows_pages_to_the_end() {
         assert_eq!(s.path, "/v1/accounts");
         assert_eq!(s.params("limit"), vec!["1000"]);
     }
+}
+
+#[tokio::test]
+async fn reads_large_sets_in_pages_of_1000_over_one_connection() {
+    const MEMBERS: usize = 3500;
+    let server = Server::start("/", |s, _| {
+        let limit: usize = s.params("limit")[0].parse().unwrap();
+        let start: usize = s.params("cursor").first().map_or(0, |c| c.parse().unwrap());
+        let end = (start + limit).min(MEMBERS);
+        let items: Vec<Value> = (start..end)
+            .map(|n| member(&format!("{:05}", n / 10), &format!("m{n}@x.example")))
+            .collect();
+        let next = (end < MEMBERS).then(|| end.to_string());
+        ok(json!({"items": items, "nextCursor": next}))
+    })
+    .await;
+    let portal = server.client();
+    let members = portal.list_members(&AccountFilter::All).await.unwrap();
+    assert_eq!(members.len(), MEMBERS);
+    assert_eq!(
+        members[MEMBERS - 1].email,
+        format!("m{}@x.example", MEMBERS - 1)
+    );
+    assert_eq!(
+        portal.requests(),
+        4,
+        "requests = objects / 1000, rounded up"
+    );
+    for _ in 0..10 {
+        portal.list_members(&AccountFilter::All).await.unwrap();
+    }
+    let peers: std::collections::HashSet<_> = server.seen().iter().map(|s| s.peer).collect();
+    assert_eq!(peers.len(), 1, "sequential requests reuse one connection");
 }
 
 #[tokio::test]
