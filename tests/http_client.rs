@@ -89,13 +89,9 @@ impl Server {
     }
 
     fn options(&self) -> HttpOptions {
-        let delays = self.delays.clone();
         HttpOptions {
             max_retries: 4,
-            sleeper: Sleeper::new(move |d| {
-                delays.lock().unwrap().push(d);
-                std::future::ready(())
-            }),
+            sleeper: recording_sleeper(&self.delays),
             ..HttpOptions::default()
         }
     }
@@ -115,6 +111,21 @@ impl Server {
     fn delays(&self) -> Vec<Duration> {
         self.delays.lock().unwrap().clone()
     }
+}
+
+/// A sleeper that records each delay and returns at once: no test waits on the clock.
+fn recording_sleeper(delays: &Arc<Mutex<Vec<Duration>>>) -> Sleeper {
+    let delays = delays.clone();
+    Sleeper::new(move |d| {
+        delays.lock().unwrap().push(d);
+        std::future::ready(())
+    })
+}
+
+/// A loopback address where nothing listens.
+fn closed_port() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
 }
 
 async fn handle(State(shared): State<Shared>, request: Request) -> Response {
@@ -676,17 +687,11 @@ async fn sends_the_bearer_token() {
 
 #[tokio::test]
 async fn an_unreachable_portal_is_named_and_retried() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    let delays = Arc::new(Mutex::new(Vec::new()));
-    let recorded = delays.clone();
+    let addr = closed_port();
+    let delays = Arc::default();
     let options = HttpOptions {
         max_retries: 2,
-        sleeper: Sleeper::new(move |d| {
-            recorded.lock().unwrap().push(d);
-            std::future::ready(())
-        }),
+        sleeper: recording_sleeper(&delays),
         ..HttpOptions::default()
     };
     let portal = HttpPortal::new(
@@ -740,9 +745,7 @@ async fn the_token_never_appears_in_errors_or_debug() {
     );
     assert_eq!(errors[3].code(), Some(ErrorCode::Forbidden));
 
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = closed_port();
     let unreachable = HttpPortal::new(
         &format!("http://{addr}"),
         Token::new(SECRET, "T").unwrap(),
