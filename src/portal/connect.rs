@@ -30,14 +30,12 @@ pub fn connect_with(url: &str, token_env: &str, options: HttpOptions) -> Result<
             .map_err(|e| format!("{url}: the embedded portal cannot be opened: {e}"));
     }
     if url.starts_with("https://") || url.starts_with("http://") {
-        let token = match std::env::var(token_env) {
-            Ok(t) if !t.trim().is_empty() => Token::new(t.trim().to_string()),
-            _ => {
-                return Err(format!(
-                    "{url}: no token: set the environment variable {token_env} to the portal's API token"
-                ));
-            }
-        };
+        if std::env::var(token_env).map_or(true, |t| t.trim().is_empty()) {
+            return Err(format!(
+                "{url}: no token: set the environment variable {token_env} to the portal's API token"
+            ));
+        }
+        let token = Token::from_env(token_env).map_err(|e| format!("{url}: {e}"))?;
         return HttpPortal::new(url, token, options)
             .map(AnyPortal::Http)
             .map_err(|e| format!("{url}: {e}"));
