@@ -4,6 +4,7 @@
 //! observed state that these operations return.
 
 pub mod api;
+pub mod store;
 
 use std::future::Future;
 
