@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod portal;
 mod validate;
 
 #[derive(Debug, Parser)]
@@ -162,6 +163,26 @@ pub fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Portal {
+            command:
+                PortalCommand::Serve {
+                    db,
+                    listen,
+                    rate_limit,
+                    fault_rate,
+                    fault_after_commit,
+                    latency,
+                },
+        } => portal::serve(
+            &db,
+            &listen,
+            crate::portal::server::Config {
+                rate_limit,
+                fault_rate,
+                fault_after_commit,
+                latency_ms: latency,
+            },
+        ),
         other => not_built(&other),
     }
 }

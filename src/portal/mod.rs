@@ -4,6 +4,8 @@
 //! observed state that these operations return.
 
 pub mod api;
+pub mod sandbox;
+pub mod server;
 pub mod store;
 
 use std::future::Future;
