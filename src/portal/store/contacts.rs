@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{
     Principal, Refusal, Result, Store, audit, check_if_match, check_kinds, check_name,
     decode_cursor, encode_cursor, etag, load_account, may_manage, next_version, parse_email,
-    read_strings, refuse_fields, to_json,
+    read_strings, refuse_fields, to_json, walk_bulk,
 };
 use crate::portal::AccountFilter;
 use crate::portal::api::{Contact, ContactPut, Page};
@@ -103,24 +103,15 @@ impl Store {
             Some(v) => (v[0].clone(), v[1].clone()),
             None => (String::new(), String::new()),
         };
-        let scope_sql = if scope.is_some() {
-            "AND customer_number IN (SELECT value FROM json_each(?4))"
-        } else {
-            "AND ?4 IS NULL"
-        };
-        let sql = format!(
-            "SELECT {CONTACT_COLUMNS} FROM contacts
-             WHERE (customer_number, email_key) > (?1, ?2) {scope_sql}
-             ORDER BY customer_number, email_key LIMIT ?3"
-        );
-        let scope_json = scope.as_ref().map(to_json);
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt
-            .query_map(
-                params![after_cn, after_key, limit as i64 + 1, scope_json],
-                contact_row,
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = walk_bulk(
+            &self.conn,
+            &format!("SELECT {CONTACT_COLUMNS} FROM contacts"),
+            ("customer_number", "email_key"),
+            scope.as_deref(),
+            (&after_cn, &after_key),
+            limit + 1,
+            contact_row,
+        )?;
         let more = rows.len() > limit;
         let rows = &rows[..rows.len().min(limit)];
         let next_cursor = if more {

@@ -7,7 +7,7 @@ use super::{
     AccountRow, INVITATION_TTL_DAYS, Principal, Refusal, Result, Store, Zones, accounts_of_user,
     audit, check_if_match, check_kinds, check_name, decode_cursor, encode_cursor, etag,
     grant_effective, holds, is_effective_admin, load_account, may_manage, next_version,
-    parse_email, read_roles, read_strings, reference_catalog, refuse_fields, to_json,
+    parse_email, read_roles, read_strings, reference_catalog, refuse_fields, to_json, walk_bulk,
 };
 use crate::domain::parse_date;
 use crate::portal::AccountFilter;
@@ -290,24 +290,15 @@ impl Store {
             Some(v) => (v[0].clone(), v[1].clone()),
             None => (String::new(), String::new()),
         };
-        let scope_sql = if scope.is_some() {
-            "AND m.customer_number IN (SELECT value FROM json_each(?4))"
-        } else {
-            "AND ?4 IS NULL"
-        };
-        let sql = format!(
-            "SELECT {MEMBER_COLUMNS} {MEMBER_FROM}
-             WHERE (m.customer_number, m.email_key) > (?1, ?2) {scope_sql}
-             ORDER BY m.customer_number, m.email_key LIMIT ?3"
-        );
-        let scope_json = scope.as_ref().map(to_json);
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt
-            .query_map(
-                params![after_cn, after_key, limit as i64 + 1, scope_json],
-                member_row,
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = walk_bulk(
+            &self.conn,
+            &format!("SELECT {MEMBER_COLUMNS} {MEMBER_FROM}"),
+            ("m.customer_number", "m.email_key"),
+            scope.as_deref(),
+            (&after_cn, &after_key),
+            limit + 1,
+            member_row,
+        )?;
         let more = rows.len() > limit;
         let rows = &rows[..rows.len().min(limit)];
         let next_cursor = if more {

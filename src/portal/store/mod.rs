@@ -796,3 +796,51 @@ fn decode_cursor(cursor: Option<&str>, parts: usize) -> Result<Option<Vec<String
     }
     Ok(Some(split))
 }
+
+/// Reads up to `limit` rows of a bulk list ordered by (customer number, e-mail key), strictly
+/// after the cursor's key. With a scope, each account is a range of the primary key of its
+/// own, so a page costs the same on page 1 and page 100 however large the account.
+fn walk_bulk<T>(
+    conn: &Connection,
+    select: &str,
+    (cn_col, key_col): (&str, &str),
+    scope: Option<&[String]>,
+    (after_cn, after_key): (&str, &str),
+    limit: usize,
+    map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let Some(scope) = scope else {
+        let sql = format!(
+            "{select} WHERE ({cn_col}, {key_col}) > (?1, ?2)
+             ORDER BY {cn_col}, {key_col} LIMIT ?3"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt
+            .query_map(params![after_cn, after_key, limit as i64], &map)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        return Ok(rows);
+    };
+    let mut accounts: Vec<&str> = scope
+        .iter()
+        .map(String::as_str)
+        .filter(|cn| *cn >= after_cn)
+        .collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    let sql =
+        format!("{select} WHERE {cn_col} = ?1 AND {key_col} > ?2 ORDER BY {key_col} LIMIT ?3");
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = Vec::new();
+    for cn in accounts {
+        let after = if cn == after_cn { after_key } else { "" };
+        let want = limit.saturating_sub(rows.len());
+        if want == 0 {
+            break;
+        }
+        let more = stmt
+            .query_map(params![cn, after, want as i64], &map)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.extend(more);
+    }
+    Ok(rows)
+}

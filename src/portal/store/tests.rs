@@ -411,3 +411,93 @@ fn cursors_walk_every_member_once() {
         ErrorCode::Invalid
     );
 }
+
+/// Bulk reads over 100,000 members walk the primary key: no full scan, no sort.
+#[test]
+fn bulk_paging_over_100_000_members_uses_the_primary_key() {
+    let (mut s, now) = store_with_account("UTC");
+    s.create_account(
+        &op(),
+        now,
+        &NewAccount {
+            customer_number: "200".into(),
+            display_name: "B".into(),
+            time_zone: "UTC".into(),
+        },
+    )
+    .unwrap();
+    {
+        let tx = s.conn.transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO members (customer_number, email_key, email, name, user_linked,
+                         roles, services, notifications, version)
+                     VALUES (?1, ?2, ?2, NULL, 0, '[]', '\"all\"', '[]', 1)",
+                )
+                .unwrap();
+            for i in 0..100_000 {
+                let cn = if i % 2 == 0 { "100" } else { "200" };
+                insert
+                    .execute(rusqlite::params![cn, format!("m{i:06}@example.com")])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let from = "SELECT m.email, i.id FROM members m LEFT JOIN invitations i
+        ON i.customer_number = m.customer_number AND i.email_key = m.email_key";
+    for (sql, range) in [
+        (
+            format!(
+                "{from} WHERE (m.customer_number, m.email_key) > (?1, ?2)
+                 ORDER BY m.customer_number, m.email_key LIMIT ?3"
+            ),
+            "((customer_number,email_key)>(?,?))",
+        ),
+        (
+            format!(
+                "{from} WHERE m.customer_number = ?1 AND m.email_key > ?2
+                 ORDER BY m.email_key LIMIT ?3"
+            ),
+            "(customer_number=? AND email_key>?)",
+        ),
+    ] {
+        let plan: Vec<String> = s
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params!["100", "m050000@example.com", 101], |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(!plan.contains("TEMP B-TREE"), "sorts:\n{plan}");
+        assert!(
+            plan.contains(&format!("SEARCH m USING PRIMARY KEY {range}")),
+            "does not seek:\n{plan}"
+        );
+    }
+    // A walk through both accounts in pages of 1000 sees every member once.
+    let mut cursor: Option<String> = None;
+    let mut total = 0;
+    loop {
+        let page = s
+            .list_members(
+                &op(),
+                now,
+                &AccountFilter::Only(vec!["200".into()]),
+                cursor.as_deref(),
+                1000,
+            )
+            .unwrap();
+        total += page.items.len();
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(total, 50_000);
+}
