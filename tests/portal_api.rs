@@ -539,6 +539,15 @@ async fn bad_dates_emails_and_unknown_fields_are_422_invalid() {
     assert_eq!((r.status, r.code()), (422, "invalid"));
     assert_eq!(r.body["errors"][0]["field"], "role");
     let r = s
+        .put_member(
+            "100",
+            "x@example.com",
+            json!([{"name": "cockpit-access", "from": "2026-01-01"}]),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (422, "invalid"));
+    assert_eq!(r.body["errors"][0]["field"], "roles[0].from");
+    let r = s
         .call(
             "PUT",
             "/v1/accounts/100/members/x%40example.com",

@@ -155,6 +155,7 @@ impl Server {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
+        let sent = body.clone();
         if let Some(b) = body {
             req = req
                 .header("content-type", "application/json")
@@ -175,6 +176,11 @@ impl Server {
             body,
         };
         self.conforms(method.as_str(), path, &resp);
+        if let Some(sent) = sent
+            && (200..300).contains(&resp.status)
+        {
+            self.request_conforms(method.as_str(), path, &sent);
+        }
         resp
     }
 
@@ -204,6 +210,41 @@ impl Server {
                         .all(|(a, b)| a == b || (a.starts_with('{') && !b.is_empty()))
             })
             .cloned()
+    }
+
+    fn validator(&self, key: String, schema: &Value) -> Arc<jsonschema::Validator> {
+        let mut cache = self.validators.lock().unwrap();
+        cache
+            .entry(key)
+            .or_insert_with(|| {
+                let root = json!({
+                    "$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "allOf": [schema.clone()],
+                    "components": self.doc["components"].clone(),
+                });
+                Arc::new(jsonschema::validator_for(&root).unwrap())
+            })
+            .clone()
+    }
+
+    /// A request the server accepted must match the document's request schema too.
+    fn request_conforms(&self, method: &str, path: &str, sent: &Value) {
+        let Some(template) = self.template(path) else {
+            return;
+        };
+        let m = method.to_lowercase();
+        let schema = &self.doc["paths"][&template][&m]["requestBody"]["content"]["application/json"]
+            ["schema"];
+        assert!(
+            !schema.is_null(),
+            "{method} {template} takes no body in the document"
+        );
+        let validator = self.validator(format!("request {m} {template}"), schema);
+        let errors: Vec<String> = validator.iter_errors(sent).map(|e| e.to_string()).collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {template}: the accepted body {sent} does not match /openapi.json: {errors:?}"
+        );
     }
 
     fn conforms(&self, method: &str, path: &str, resp: &Resp) {
@@ -241,20 +282,7 @@ impl Server {
         let got_ct = resp.header("content-type").unwrap_or_default();
         assert_eq!(&got_ct, ct, "{method} {path} {status}: content type");
         let key = format!("{m} {template} {status}");
-        let validator = {
-            let mut cache = self.validators.lock().unwrap();
-            cache
-                .entry(key.clone())
-                .or_insert_with(|| {
-                    let root = json!({
-                        "$schema": "https://json-schema.org/draft/2020-12/schema",
-                        "allOf": [media["schema"].clone()],
-                        "components": self.doc["components"].clone(),
-                    });
-                    Arc::new(jsonschema::validator_for(&root).unwrap())
-                })
-                .clone()
-        };
+        let validator = self.validator(key.clone(), &media["schema"]);
         let errors: Vec<String> = validator
             .iter_errors(&resp.body)
             .map(|e| format!("{} at {}", e, e.instance_path()))

@@ -67,6 +67,29 @@ fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Refusal> {
     })
 }
 
+/// Role grants are read leniently by clients (a newer portal may add fields), so the server
+/// checks for unknown fields in them itself.
+fn check_role_fields(bytes: &[u8]) -> Result<(), Refusal> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let roles = value
+        .get("roles")
+        .and_then(|r| r.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for (i, role) in roles.iter().enumerate() {
+        if let Some(unknown) = role
+            .as_object()
+            .and_then(|o| o.keys().find(|k| !matches!(k.as_str(), "name" | "until")))
+        {
+            return Err(Refusal::invalid_field(
+                &format!("roles[{i}].{unknown}"),
+                format!("unknown field {unknown:?}: a role has only \"name\" and \"until\""),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Decodes `%XX` and `+` of a query string component.
 fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -346,6 +369,7 @@ pub async fn put_member(
 ) -> Answer {
     let p = app.principal(&headers).await?;
     let put: MemberPut = body(&bytes)?;
+    check_role_fields(&bytes)?;
     let precondition = if_match(&headers);
     let (member, created) = app
         .run(move |s, now| s.put_member(&p, now, &cn, &email, &put, precondition.as_deref()))

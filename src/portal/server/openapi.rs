@@ -361,38 +361,72 @@ fn close_objects(value: &mut Value) {
     }
 }
 
-fn components() -> Map<String, Value> {
-    let settings = SchemaSettings::draft2020_12()
-        .with(|s| {
-            s.definitions_path = "/components/schemas".into();
-            s.meta_schema = None;
-        })
-        .for_serialize();
-    let mut generator = SchemaGenerator::new(settings);
-    macro_rules! add {
-        ($($t:ty),*) => {$( let _ = generator.subschema_for::<$t>(); )*};
+fn generator(serialize: bool) -> SchemaGenerator {
+    let settings = SchemaSettings::draft2020_12().with(|s| {
+        s.definitions_path = "/components/schemas".into();
+        s.meta_schema = None;
+    });
+    let settings = if serialize {
+        settings.for_serialize()
+    } else {
+        settings.for_deserialize()
+    };
+    SchemaGenerator::new(settings)
+}
+
+/// Renames `$ref`s to `from` into `to`.
+fn rename_refs(value: &mut Value, from: &str, to: &str) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get_mut("$ref")
+                && r.as_str() == format!("#/components/schemas/{from}")
+            {
+                *r = format!("#/components/schemas/{to}");
+            }
+            map.values_mut().for_each(|v| rename_refs(v, from, to));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rename_refs(v, from, to)),
+        _ => {}
     }
-    add!(
-        Whoami,
-        Catalog,
-        Account,
-        NewAccount,
-        AccountPatch,
-        Member,
-        MemberPut,
-        Invitation,
-        Contact,
-        ContactPut,
-        AuditEntry,
-        Problem,
-        TokenRequest,
-        IssuedToken,
-        EmailRequest,
-        UserAccount,
-        Outbox,
-        ClockSetting
-    );
-    let mut defs = generator.take_definitions(true);
+}
+
+fn components() -> Map<String, Value> {
+    // Answers are described as the server writes them (every field present), request bodies
+    // as it reads them (defaults may be left out); where the two differ for one type, the
+    // request form is named `…Input`.
+    let mut answers = generator(true);
+    macro_rules! add {
+        ($g:ident: $($t:ty),*) => {$( let _ = $g.subschema_for::<$t>(); )*};
+    }
+    add!(answers: Whoami, Catalog, Account, Member, Invitation, Contact, AuditEntry, Problem,
+        IssuedToken, UserAccount, Outbox, ClockSetting);
+    let mut requests = generator(false);
+    add!(requests: NewAccount, AccountPatch, MemberPut, ContactPut, TokenRequest, EmailRequest,
+        ClockSetting);
+    let mut defs = answers.take_definitions(true);
+    let mut inputs = Value::Object(requests.take_definitions(true));
+    let clashes: Vec<String> = inputs
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(name, schema)| defs.get(*name).is_some_and(|d| d != *schema))
+                .map(|(name, _)| name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    for name in &clashes {
+        rename_refs(&mut inputs, name, &format!("{name}Input"));
+    }
+    if let Value::Object(inputs) = inputs {
+        for (name, schema) in inputs {
+            let name = if clashes.contains(&name) {
+                format!("{name}Input")
+            } else {
+                name
+            };
+            defs.entry(name).or_insert(schema);
+        }
+    }
     for (name, item) in [
         ("AccountPage", "Account"),
         ("MemberPage", "Member"),
