@@ -1019,6 +1019,13 @@ async fn a_new_user_account_links_every_member_with_that_email() {
         .await;
     assert_eq!(r.status, 201);
     assert_eq!(r.body["linkedAccounts"], json!(["100", "200"]));
+    // Signing up is not an invitation: no e-mail, whatever roles the members hold.
+    assert!(
+        s.outbox()
+            .await
+            .iter()
+            .all(|m| m["to"] != "p@EXAMPLE.com" && m["to"] != "p@example.com")
+    );
     for cn in ["100", "200"] {
         assert_eq!(
             s.op_get(&format!("/v1/accounts/{cn}/members/p%40example.com"))
@@ -1410,6 +1417,19 @@ async fn the_openapi_document_lists_every_endpoint_and_unknown_paths_are_404() {
     }
     let r = s.op_get("/v1/nothing-here").await;
     assert_eq!((r.status, r.code()), (404, "not_found"));
+    let r = s
+        .call(
+            "PUT",
+            "/v1/accounts/100/members/a%40example.com",
+            Some(OP),
+            None,
+            &[("content-type", "text/plain")],
+        )
+        .await;
+    assert_eq!(
+        r.header("content-type").unwrap(),
+        "application/problem+json"
+    );
 }
 
 async fn invitations_sent(s: &Server) -> Vec<Value> {

@@ -173,6 +173,7 @@ pub fn router(app: App) -> Router {
         .method_not_allowed_fallback(h::method_not_allowed)
         .with_state(app.clone());
     routes
+        .layer(axum::middleware::from_fn(ops::problems))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             ops::faults,

@@ -27,6 +27,41 @@ pub async fn log(req: Request, next: Next) -> Response {
     response
 }
 
+/// Every error answer is `application/problem+json`: rejections produced by axum itself (a body
+/// over the size limit, say) are rewritten into a problem with the matching code.
+pub async fn problems(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let code = match status.as_u16() {
+        401 => ErrorCode::Unauthenticated,
+        403 => ErrorCode::Forbidden,
+        404 => ErrorCode::NotFound,
+        429 => ErrorCode::RateLimited,
+        500..=599 => ErrorCode::Unavailable,
+        _ => ErrorCode::Invalid,
+    };
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let detail = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_string()
+    } else {
+        text
+    };
+    problem_response(&Refusal::new(status.as_u16(), code, detail))
+}
+
 /// `--latency MS`: every answer waits this long.
 pub async fn latency(State(app): State<App>, req: Request, next: Next) -> Response {
     let ms = app.inner.config.latency_ms;

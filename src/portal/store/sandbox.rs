@@ -165,7 +165,8 @@ impl Store {
         let now = self.now();
         let email = parse_email("email", email)?;
         let tx = self.write()?;
-        let created = link_user(&tx, now, p, email.as_str(), email.key())?;
+        // The person chose a password while signing up: no password e-mail.
+        let created = link_user(&tx, now, p, email.as_str(), email.key(), false)?;
         let user = load_user(&tx, email.key())?;
         tx.commit()?;
         Ok((user, created))
@@ -213,7 +214,8 @@ impl Store {
                 ),
             ));
         }
-        link_user(&tx, now, p, &invited, &key)?;
+        // Invitations go only to members with a login role, so the password e-mail does too.
+        link_user(&tx, now, p, &invited, &key, true)?;
         audit(
             &tx,
             &cn,
@@ -356,21 +358,22 @@ impl Store {
     }
 }
 
-/// Creates the user account if needed (sending the password e-mail) and links every member
-/// with its e-mail. Returns whether the account is new.
+/// Creates the user account if needed (sending the password e-mail when `password_mail`) and
+/// links every member with its e-mail. Returns whether the account is new.
 fn link_user(
     conn: &Connection,
     now: Timestamp,
     p: &Principal,
     email: &str,
     key: &str,
+    password_mail: bool,
 ) -> Result<bool> {
     let created = conn.execute(
         "INSERT INTO users (email_key, email, created_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (email_key) DO NOTHING",
         params![key, email, now.to_string()],
     )? > 0;
-    if created {
+    if created && password_mail {
         send(
             conn,
             now,
