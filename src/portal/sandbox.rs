@@ -351,4 +351,115 @@ mod tests {
         assert_eq!(portal.whoami().await.unwrap().email, None);
         assert!(sandbox_path("https://x").is_none());
     }
+
+    #[tokio::test]
+    async fn every_operation_of_the_portal_trait_works_in_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let now: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
+        let portal = SandboxPortal::open(&dir.path().join("s.db"), Some(now)).unwrap();
+        let account = portal
+            .create_account(
+                &NewAccount {
+                    customer_number: "7".into(),
+                    display_name: "Seven".into(),
+                    time_zone: "UTC".into(),
+                },
+                "",
+            )
+            .await
+            .unwrap();
+        assert_eq!(portal.catalog().await.unwrap().invitation_ttl_days, 14);
+        let patch = AccountPatch {
+            display_name: Some("Seven AG".into()),
+            time_zone: None,
+        };
+        let changed = portal
+            .update_account("7", &patch, Some(&account.etag))
+            .await
+            .unwrap();
+        let stale = portal
+            .update_account("7", &patch, Some(&account.etag))
+            .await
+            .unwrap_err();
+        assert_eq!(stale.code(), Some(ErrorCode::VersionConflict));
+        assert_eq!(portal.get_account("7").await.unwrap(), changed);
+        assert_eq!(portal.list_accounts().await.unwrap(), vec![changed]);
+
+        let login = MemberPut {
+            name: Some("Ann".into()),
+            roles: vec![RoleGrant {
+                name: "cockpit-access".into(),
+                until: None,
+            }],
+            services: None,
+            notifications: None,
+        };
+        portal
+            .put_member("7", "ann@example.com", &login, None)
+            .await
+            .unwrap();
+        let first = portal
+            .invite("7", "ann@example.com", true, "i1")
+            .await
+            .unwrap();
+        let replay = portal
+            .invite("7", "ann@example.com", true, "i1")
+            .await
+            .unwrap();
+        assert_eq!(first, replay, "the key replays; no second e-mail");
+        portal
+            .cancel_invitation("7", "ann@example.com")
+            .await
+            .unwrap();
+        let members = portal
+            .list_members(&AccountFilter::Only(vec!["7".into()]))
+            .await
+            .unwrap();
+        assert!(members[0].invitation.is_none());
+        portal
+            .delete_member("7", "ann@example.com", None)
+            .await
+            .unwrap();
+
+        let contact = ContactPut {
+            name: "Billing".into(),
+            notifications: vec!["invoices".into()],
+        };
+        let c = portal
+            .put_contact("7", "b@example.com", &contact, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            portal
+                .list_contacts(&AccountFilter::All)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        portal
+            .delete_contact("7", "b@example.com", Some(&c.etag))
+            .await
+            .unwrap();
+        let actions: Vec<String> = portal
+            .audit("7")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "account.create",
+                "account.update",
+                "member.create",
+                "invitation.send",
+                "invitation.cancel",
+                "member.delete",
+                "contact.create",
+                "contact.delete"
+            ]
+        );
+    }
 }

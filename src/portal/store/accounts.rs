@@ -3,6 +3,7 @@
 use jiff::Timestamp;
 use rusqlite::params;
 
+use super::members::other_admin_exists;
 use super::{
     AccountRow, Principal, Refusal, Result, Store, accounts_of_user, audit, check_if_match,
     check_name, decode_cursor, encode_cursor, etag, load_account, may_manage, may_view,
@@ -190,6 +191,22 @@ impl Store {
         )?;
         let name = patch.display_name.as_ref().unwrap_or(&acc.display_name);
         let zone = patch.time_zone.as_ref().unwrap_or(&acc.time_zone);
+        if zone != &acc.time_zone {
+            // A new time zone moves the end of every `until` day: it must not end the last
+            // admin's roles on the spot.
+            let mut moved = acc.clone();
+            moved.tz = parse_time_zone(zone).map_err(|m| Refusal::invalid_field("timeZone", m))?;
+            if other_admin_exists(&tx, &acc, "", now)? && !other_admin_exists(&tx, &moved, "", now)?
+            {
+                return Err(Refusal::new(
+                    422,
+                    ErrorCode::LastAdmin,
+                    format!(
+                        "in {zone} the roles of every admin of customer account {cn:?} would already have ended; an account that has an admin must keep one"
+                    ),
+                ));
+            }
+        }
         if name != &acc.display_name || zone != &acc.time_zone {
             let version = next_version(&tx)?;
             tx.execute(

@@ -112,7 +112,7 @@ pub(super) fn load_member(conn: &Connection, cn: &str, key: &str) -> Result<Opti
 }
 
 /// Whether an effective admin other than `except` remains in the account.
-fn other_admin_exists(
+pub(super) fn other_admin_exists(
     conn: &Connection,
     acc: &AccountRow,
     except: &str,

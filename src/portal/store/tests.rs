@@ -501,3 +501,36 @@ fn bulk_paging_over_100_000_members_uses_the_primary_key() {
     }
     assert_eq!(total, 50_000);
 }
+
+#[test]
+fn a_new_time_zone_must_not_end_the_last_admins_roles() {
+    // 2026-12-31T23:30Z is still 2026-12-31 in New York but already 2027 in Zurich.
+    let (mut s, _) = store_with_account("America/New_York");
+    let now = ts("2026-12-31T23:30:00Z");
+    s.put_member(
+        &op(),
+        now,
+        "100",
+        "a@example.com",
+        &put(vec![
+            grant(COCKPIT_ACCESS, Some("2026-12-31")),
+            grant(CUSTOMER_ADMIN, None),
+        ]),
+        None,
+    )
+    .unwrap();
+    s.create_user(&op(), "a@example.com").unwrap();
+    let to_zurich = crate::portal::api::AccountPatch {
+        display_name: None,
+        time_zone: Some("Europe/Zurich".into()),
+    };
+    let err = s
+        .update_account(&op(), now, "100", &to_zurich, None)
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::LastAdmin);
+    let to_la = crate::portal::api::AccountPatch {
+        display_name: None,
+        time_zone: Some("America/Los_Angeles".into()),
+    };
+    s.update_account(&op(), now, "100", &to_la, None).unwrap();
+}
