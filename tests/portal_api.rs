@@ -830,6 +830,11 @@ async fn the_clock_rejects_what_is_not_an_instant() {
         s.op_get("/sandbox/clock").await.body["now"],
         "2030-01-01T00:00:00Z"
     );
+    let r = s
+        .call("DELETE", "/sandbox/clock", Some(OP), None, &[])
+        .await;
+    assert_eq!(r.status, 200);
+    assert_ne!(r.body["now"], "2030-01-01T00:00:00Z", "the real time again");
 }
 
 // --- invitations and users -------------------------------------------------------------------

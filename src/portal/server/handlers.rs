@@ -606,6 +606,27 @@ pub async fn set_clock(State(app): State<App>, headers: HeaderMap, bytes: Bytes)
     ))
 }
 
+pub async fn reset_clock(State(app): State<App>, headers: HeaderMap) -> Answer {
+    let p = app.principal(&headers).await?;
+    if !p.is_operator() {
+        return Err(ApiError(Refusal::forbidden(
+            "only the operator may use the sandbox API",
+        )));
+    }
+    let now = app
+        .run(|s, _| {
+            s.reset_clock(None)?;
+            Ok(s.now())
+        })
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &ClockSetting {
+            now: now.to_string(),
+        },
+    ))
+}
+
 pub async fn openapi() -> Response {
     json(StatusCode::OK, super::openapi::document())
 }

@@ -167,7 +167,10 @@ pub fn router(app: App) -> Router {
         .route("/sandbox/users", post(h::create_user))
         .route("/sandbox/invitations/{id}/accept", post(h::accept))
         .route("/sandbox/outbox", get(h::outbox))
-        .route("/sandbox/clock", get(h::get_clock).post(h::set_clock))
+        .route(
+            "/sandbox/clock",
+            get(h::get_clock).post(h::set_clock).delete(h::reset_clock),
+        )
         .route("/openapi.json", get(h::openapi))
         .fallback(h::not_found)
         .method_not_allowed_fallback(h::method_not_allowed)

@@ -313,6 +313,16 @@ const OPS: &[Op] = &[
         authenticated: true,
     },
     Op {
+        path: "/sandbox/clock",
+        method: "delete",
+        id: "resetClock",
+        summary: "Let the portal's clock run with the real time again (operator only).",
+        params: &[],
+        request: None,
+        ok: &[(200, Some("ClockSetting"))],
+        authenticated: true,
+    },
+    Op {
         path: "/openapi.json",
         method: "get",
         id: "openapi",

@@ -426,6 +426,18 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the instant set by `POST /sandbox/clock`: the clock runs with the real time
+    /// again, or stands at `start` when given.
+    pub fn reset_clock(&mut self, start: Option<Timestamp>) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = 'clock'", [])?;
+        self.clock = match start {
+            Some(t) => Clock::Fixed(t),
+            None => Clock::Real,
+        };
+        Ok(())
+    }
+
     /// The reference catalog.
     pub fn catalog(&self) -> Catalog {
         reference_catalog()
