@@ -257,10 +257,23 @@ async fn authorization_matrix_of_every_endpoint() {
             [200, 403, 403, 403, 401],
         ),
         (
+            "POST",
+            "/sandbox/notifications".into(),
+            Some(json!({"customerNumber": "100", "kind": "general", "subject": "Hello"})),
+            [200, 403, 403, 403, 401],
+        ),
+        (
             "GET",
             "/openapi.json".into(),
             None,
             [200, 200, 200, 200, 200],
+        ),
+        // Last: the clock runs with the real time afterwards.
+        (
+            "DELETE",
+            "/sandbox/clock".into(),
+            None,
+            [200, 403, 403, 403, 401],
         ),
     ];
     let tokens = [
@@ -1120,6 +1133,82 @@ async fn cancelling_an_invitation_removes_it() {
         )
         .await;
     assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn notifications_reach_every_subscribed_contact_and_member() {
+    let w = world().await;
+    let s = &w.s;
+    s.op(
+        "PUT",
+        "/v1/accounts/100/contacts/billing%40example.com",
+        json!({"name": "Billing", "notifications": ["invoices"]}),
+    )
+    .await;
+    s.op(
+        "PUT",
+        "/v1/accounts/100/contacts/noc%40example.com",
+        json!({"name": "NOC", "notifications": ["maintenance"]}),
+    )
+    .await;
+    s.op(
+        "PUT",
+        "/v1/accounts/100/members/cfo%40example.com",
+        json!({"roles": [], "notifications": ["invoices", "general"]}),
+    )
+    .await;
+    s.op(
+        "PUT",
+        "/v1/accounts/200/contacts/other%40example.com",
+        json!({"name": "Other", "notifications": ["invoices"]}),
+    )
+    .await;
+    let r = s
+        .op(
+            "POST",
+            "/sandbox/notifications",
+            json!({"customerNumber": "100", "kind": "invoices", "subject": "Invoice 2026-06"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let mut to: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["to"].as_str().unwrap())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["billing@example.com", "cfo@example.com"]);
+    let sent: Vec<_> = s
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|m| m["kind"] == "notification")
+        .collect();
+    assert_eq!(sent.len(), 2);
+    assert!(
+        sent.iter()
+            .all(|m| m["customerNumber"] == "100" && m["subject"] == "Invoice 2026-06")
+    );
+    let r = s
+        .op(
+            "POST",
+            "/sandbox/notifications",
+            json!({"customerNumber": "100", "kind": "gossip", "subject": "x"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (422, "unknown_notification_kind"));
+    assert_eq!(r.body["errors"][0]["field"], "kind");
+    let r = s
+        .call(
+            "POST",
+            "/sandbox/notifications",
+            Some(&w.admin),
+            Some(json!({"customerNumber": "100", "kind": "general", "subject": "x"})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 403);
 }
 
 // --- idempotency -----------------------------------------------------------------------------

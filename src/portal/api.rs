@@ -333,6 +333,16 @@ pub struct Outbox {
     pub items: Vec<OutboxEntry>,
 }
 
+/// Body of `POST /sandbox/notifications`: the provider sends a notification of one kind to
+/// every contact and member of the account subscribed to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotificationRequest {
+    pub customer_number: String,
+    pub kind: String,
+    pub subject: String,
+}
+
 /// Body and answer of `POST /sandbox/clock` (and answer of `GET /sandbox/clock`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

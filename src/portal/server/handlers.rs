@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use super::{ApiError, App};
 use crate::portal::api::{
     AccountPatch, ClockSetting, ContactPut, EmailRequest, IssuedToken, MemberPut, NewAccount,
-    TokenRequest,
+    NotificationRequest, TokenRequest,
 };
 use crate::portal::store::{Principal, Refusal, Replay, Store, check_limit, token_hash};
 use crate::portal::{AccountFilter, ErrorCode};
@@ -559,6 +559,28 @@ pub async fn accept(
     idempotent(&app, &p, &headers, &method, &uri, &bytes, move |s, _| {
         let member = s.accept_invitation(&actor, &id, &request.email)?;
         Ok((StatusCode::OK, to_text(&member)))
+    })
+    .await
+}
+
+pub async fn send_notification(
+    State(app): State<App>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    bytes: Bytes,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let request: NotificationRequest = body(&bytes)?;
+    let actor = p.clone();
+    idempotent(&app, &p, &headers, &method, &uri, &bytes, move |s, _| {
+        let sent = s.send_notification(
+            &actor,
+            &request.customer_number,
+            &request.kind,
+            &request.subject,
+        )?;
+        Ok((StatusCode::OK, to_text(&sent)))
     })
     .await
 }

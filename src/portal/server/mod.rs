@@ -167,6 +167,7 @@ pub fn router(app: App) -> Router {
         .route("/sandbox/users", post(h::create_user))
         .route("/sandbox/invitations/{id}/accept", post(h::accept))
         .route("/sandbox/outbox", get(h::outbox))
+        .route("/sandbox/notifications", post(h::send_notification))
         .route(
             "/sandbox/clock",
             get(h::get_clock).post(h::set_clock).delete(h::reset_clock),

@@ -313,6 +313,16 @@ const OPS: &[Op] = &[
         authenticated: true,
     },
     Op {
+        path: "/sandbox/notifications",
+        method: "post",
+        id: "sendNotification",
+        summary: "The provider sends a notification of one kind to every contact and member of the account subscribed to it; answers the e-mails sent (operator only).",
+        params: &[IdempotencyKey],
+        request: Some("NotificationRequest"),
+        ok: &[(200, Some("Outbox"))],
+        authenticated: true,
+    },
+    Op {
         path: "/sandbox/clock",
         method: "delete",
         id: "resetClock",
@@ -412,7 +422,7 @@ fn components() -> Map<String, Value> {
         IssuedToken, UserAccount, Outbox, ClockSetting);
     let mut requests = generator(false);
     add!(requests: NewAccount, AccountPatch, MemberPut, ContactPut, TokenRequest, EmailRequest,
-        ClockSetting);
+        ClockSetting, NotificationRequest);
     let mut defs = answers.take_definitions(true);
     let mut inputs = Value::Object(requests.take_definitions(true));
     let clashes: Vec<String> = inputs

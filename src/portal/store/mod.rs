@@ -384,6 +384,13 @@ impl Store {
         }
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let done: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if done > MIGRATIONS.len() as i64 {
+            // Never touch a store written by a newer rolecall: its schema is unknown here.
+            return Err(rusqlite::Error::InvalidParameterName(format!(
+                "the store has schema version {done}, newer than this rolecall knows ({}); use a newer rolecall",
+                MIGRATIONS.len()
+            )));
+        }
         for (i, migration) in MIGRATIONS.iter().enumerate() {
             let number = i as i64 + 1;
             if number <= done {

@@ -534,3 +534,15 @@ fn a_new_time_zone_must_not_end_the_last_admins_roles() {
     };
     s.update_account(&op(), now, "100", &to_la, None).unwrap();
 }
+
+#[test]
+fn a_store_from_a_newer_rolecall_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(Store::open(&path, None).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = Store::open(&path, None).err().unwrap();
+    assert!(err.contains("newer"), "{err}");
+}
