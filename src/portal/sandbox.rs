@@ -58,13 +58,11 @@ impl SandboxPortal {
         let store = self.store.clone();
         let principal = self.principal.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = store.lock().map_err(|_| {
-                Refusal::new(
-                    500,
-                    ErrorCode::Unavailable,
-                    "the sandbox store is unusable after an earlier failure",
-                )
-            })?;
+            // A panic while holding the lock cannot leave a half-made change behind: every
+            // write is a transaction, rolled back when dropped. So a poisoned lock is usable.
+            let mut guard = store
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let now = guard.now();
             f(&mut guard, &principal, now)
         })

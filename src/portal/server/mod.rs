@@ -62,13 +62,11 @@ impl App {
     {
         let store = self.inner.store.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = store.lock().map_err(|_| {
-                Refusal::new(
-                    500,
-                    crate::portal::ErrorCode::Unavailable,
-                    "the portal's store is unusable after an earlier failure; restart the portal",
-                )
-            })?;
+            // A panic while holding the lock cannot leave a half-made change behind: every
+            // write is a transaction, rolled back when dropped. So a poisoned lock is usable.
+            let mut guard = store
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let now = guard.now();
             f(&mut guard, now)
         })
