@@ -53,14 +53,15 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
     let mut failed = false;
     let mut applied_changes = 0;
     for p in planned {
-        let portal = match connect::connect(&p.target.url, &p.target.token_env) {
-            Ok(portal) => Arc::new(portal),
-            Err(msg) => {
-                eprintln!("{msg}");
-                failed = true;
-                continue;
-            }
-        };
+        let portal =
+            match super::reconcile::connect(&p.target.url, &p.target.token_env, args.portal) {
+                Ok(portal) => Arc::new(portal),
+                Err(msg) => {
+                    eprintln!("{msg}");
+                    failed = true;
+                    continue;
+                }
+            };
         let work: Vec<(String, Vec<Operation>)> = p
             .plans
             .iter()
@@ -70,7 +71,10 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
         let outcomes = run_work(portal, work, args.concurrency).await;
         for o in &outcomes {
             if o.error.is_none()
-                && let Some(a) = p.plans.iter().find(|a| a.customer_number == o.customer_number)
+                && let Some(a) = p
+                    .plans
+                    .iter()
+                    .find(|a| a.customer_number == o.customer_number)
             {
                 applied_changes += a.changes.len();
             }
@@ -80,7 +84,11 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
     println!(
         "Apply {}: {applied_changes} {} applied.",
         if failed { "incomplete" } else { "complete" },
-        if applied_changes == 1 { "change" } else { "changes" }
+        if applied_changes == 1 {
+            "change"
+        } else {
+            "changes"
+        }
     );
     if failed || refused > 0 {
         ExitCode::from(1)
@@ -149,12 +157,20 @@ pub async fn run_saved(path: &Path, concurrency: usize) -> ExitCode {
     let applied: usize = outcomes
         .iter()
         .filter(|o| o.error.is_none())
-        .filter_map(|o| doc.accounts.iter().find(|a| a.customer_number == o.customer_number))
+        .filter_map(|o| {
+            doc.accounts
+                .iter()
+                .find(|a| a.customer_number == o.customer_number)
+        })
         .map(|a| a.changes.len())
         .sum();
     println!(
         "Apply {}: {applied} {} applied.",
-        if failed || stale > 0 { "incomplete" } else { "complete" },
+        if failed || stale > 0 {
+            "incomplete"
+        } else {
+            "complete"
+        },
         if applied == 1 { "change" } else { "changes" }
     );
     if failed || stale > 0 || !doc.refused.is_empty() {
@@ -211,7 +227,9 @@ fn report(outcomes: &[AccountOutcome]) -> bool {
 /// Asks on a terminal, as Terraform does; anything but "yes" cancels.
 fn confirm() -> bool {
     if !std::io::stdin().is_terminal() {
-        eprintln!("apply asks for confirmation on a terminal; pass --auto-approve to apply without one");
+        eprintln!(
+            "apply asks for confirmation on a terminal; pass --auto-approve to apply without one"
+        );
         return false;
     }
     print!("\nApply these changes? Only 'yes' will be accepted: ");

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use super::reconcile;
 use super::{FileArgs, PortalArgs};
-use crate::portal::connect;
 use crate::render::manifests::{account_yaml, desired_spec, object_name, observed_spec};
 
 pub async fn run(files: &FileArgs, portal: &PortalArgs) -> ExitCode {
@@ -25,9 +24,13 @@ async fn diff(files: &FileArgs, portal: &PortalArgs) -> Result<String, String> {
     let targets = reconcile::targets(&desired, portal.portal.as_deref(), &[])?;
     let mut out = String::new();
     for target in targets {
-        let portal = connect::connect(&target.url, &target.token_env)?;
+        let portal = reconcile::connect(&target.url, &target.token_env, portal)?;
         let facts = reconcile::facts(&portal, &target.url).await?;
-        let cns: Vec<String> = target.accounts.iter().map(|a| a.customer_number.clone()).collect();
+        let cns: Vec<String> = target
+            .accounts
+            .iter()
+            .map(|a| a.customer_number.clone())
+            .collect();
         let observed = crate::apply::observe(&portal, &cns)
             .await
             .map_err(|e| format!("{}: cannot read the accounts: {e}", target.url))?;
@@ -35,7 +38,10 @@ async fn diff(files: &FileArgs, portal: &PortalArgs) -> Result<String, String> {
         let mut accounts = target.accounts.clone();
         accounts.sort_by(|a, b| a.customer_number.cmp(&b.customer_number));
         for d in &accounts {
-            let o = observed.get(&d.customer_number).cloned().unwrap_or_default();
+            let o = observed
+                .get(&d.customer_number)
+                .cloned()
+                .unwrap_or_default();
             let name = object_name(&d.customer_number);
             let before = match &o.account {
                 Some(a) => account_yaml(&name, &observed_spec(a, &o, caps.service_scopes)),

@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::reconcile::{self, DEFAULT_PORTAL, DEFAULT_TOKEN_ENV};
 use super::PortalArgs;
+use super::reconcile::{self, DEFAULT_PORTAL, DEFAULT_TOKEN_ENV};
 use crate::model::{API_VERSION, PortalSpec};
-use crate::portal::{Portal, connect};
+use crate::portal::Portal;
 use crate::render::manifests::{Doc, Meta, account_yaml, object_name, observed_spec};
 
 pub async fn run(portal: &PortalArgs, accounts: &[String], out_dir: Option<&Path>) -> ExitCode {
@@ -21,8 +21,11 @@ pub async fn run(portal: &PortalArgs, accounts: &[String], out_dir: Option<&Path
 }
 
 async fn export(args: &PortalArgs, only: &[String], out_dir: Option<&Path>) -> Result<(), String> {
-    let url = args.portal.clone().unwrap_or_else(|| DEFAULT_PORTAL.to_string());
-    let portal = connect::connect(&url, DEFAULT_TOKEN_ENV)?;
+    let url = args
+        .portal
+        .clone()
+        .unwrap_or_else(|| DEFAULT_PORTAL.to_string());
+    let portal = reconcile::connect(&url, DEFAULT_TOKEN_ENV, args)?;
     let facts = reconcile::facts(&portal, &url).await?;
     let visible = portal
         .list_accounts()
@@ -47,7 +50,9 @@ async fn export(args: &PortalArgs, only: &[String], out_dir: Option<&Path>) -> R
     let portal_doc = Doc {
         api_version: API_VERSION,
         kind: "Portal",
-        metadata: Meta { name: "main".into() },
+        metadata: Meta {
+            name: "main".into(),
+        },
         spec: PortalSpec {
             url: url.clone(),
             token_secret_ref: None,
@@ -59,7 +64,10 @@ async fn export(args: &PortalArgs, only: &[String], out_dir: Option<&Path>) -> R
     for (cn, o) in &observed {
         let Some(account) = &o.account else { continue };
         let name = object_name(cn);
-        let yaml = account_yaml(&name, &observed_spec(account, o, facts.catalog.capabilities.service_scopes));
+        let yaml = account_yaml(
+            &name,
+            &observed_spec(account, o, facts.catalog.capabilities.service_scopes),
+        );
         files.push((format!("{name}.yaml"), yaml));
     }
     match out_dir {
@@ -79,7 +87,11 @@ async fn export(args: &PortalArgs, only: &[String], out_dir: Option<&Path>) -> R
             eprintln!(
                 "exported {} {} to {}",
                 files.len() - 1,
-                if files.len() == 2 { "account" } else { "accounts" },
+                if files.len() == 2 {
+                    "account"
+                } else {
+                    "accounts"
+                },
                 dir.display()
             );
         }

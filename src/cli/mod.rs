@@ -5,6 +5,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod apply;
+mod diff;
+mod export;
+mod plan;
+mod portal;
+mod reconcile;
 mod validate;
 
 #[derive(Debug, Parser)]
@@ -165,7 +171,79 @@ pub fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Portal {
+            command:
+                PortalCommand::Serve {
+                    db,
+                    listen,
+                    rate_limit,
+                    fault_rate,
+                    fault_after_commit,
+                    latency,
+                },
+        } => portal::serve(
+            &db,
+            &listen,
+            crate::portal::server::Config {
+                rate_limit,
+                fault_rate,
+                fault_after_commit,
+                latency_ms: latency,
+            },
+        ),
+        Command::Plan {
+            files,
+            portal,
+            output,
+            out,
+            detailed_exitcode,
+            accounts,
+        } => block_on(plan::run(plan::PlanArgs {
+            files: &files,
+            portal: &portal,
+            output,
+            out: out.as_deref(),
+            detailed_exitcode,
+            accounts: &accounts,
+        })),
+        Command::Apply {
+            planfile: Some(planfile),
+            concurrency,
+            ..
+        } => block_on(apply::run_saved(&planfile, concurrency)),
+        Command::Apply {
+            planfile: None,
+            files,
+            portal,
+            auto_approve,
+            concurrency,
+        } => block_on(apply::run(apply::ApplyArgs {
+            files: &files,
+            portal: &portal,
+            auto_approve,
+            concurrency,
+        })),
+        Command::Diff { files, portal } => block_on(diff::run(&files, &portal)),
+        Command::Export {
+            portal,
+            accounts,
+            out_dir,
+        } => block_on(export::run(&portal, &accounts, out_dir.as_deref())),
         other => not_built(&other),
+    }
+}
+
+/// Runs an async command on a multi-threaded runtime.
+fn block_on(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("rolecall cannot start its runtime: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

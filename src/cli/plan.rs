@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use super::reconcile::{self, Target};
 use super::{FileArgs, OutputFormat, PortalArgs};
 use crate::plan::{AccountPlan, PlanDocument};
-use crate::portal::connect;
 use crate::render;
 
 pub struct PlanArgs<'a> {
@@ -35,7 +34,7 @@ pub async fn make_plans(
     let plan_id = reconcile::new_plan_id(now);
     let mut out = Vec::new();
     for target in targets {
-        let portal = connect::connect(&target.url, &target.token_env)?;
+        let portal = reconcile::connect(&target.url, &target.token_env, portal)?;
         let (plans, _) = reconcile::plan_target(&portal, &target, now, &plan_id).await?;
         let document = PlanDocument::new(&target.url, now, &plan_id, &plans, Vec::new());
         out.push(Planned {

@@ -77,8 +77,11 @@ pub fn targets(
                     .iter()
                     .find(|p| &p.name == name && p.namespace == a.namespace),
                 None => {
-                    let same_ns: Vec<_> =
-                        desired.portals.iter().filter(|p| p.namespace == a.namespace).collect();
+                    let same_ns: Vec<_> = desired
+                        .portals
+                        .iter()
+                        .filter(|p| p.namespace == a.namespace)
+                        .collect();
                     match same_ns.as_slice() {
                         [] => None,
                         [p] => Some(*p),
@@ -138,7 +141,11 @@ pub async fn plan_target<P: Portal>(
     plan_id: &str,
 ) -> Result<(Vec<AccountPlan>, BTreeMap<String, ObservedAccount>), String> {
     let PortalFacts { principal, catalog } = facts(portal, &target.url).await?;
-    let cns: Vec<String> = target.accounts.iter().map(|a| a.customer_number.clone()).collect();
+    let cns: Vec<String> = target
+        .accounts
+        .iter()
+        .map(|a| a.customer_number.clone())
+        .collect();
     let observed = crate::apply::observe(portal, &cns)
         .await
         .map_err(|e| format!("{}: cannot read the accounts: {e}", target.url))?;
@@ -154,10 +161,18 @@ pub async fn plan_target<P: Portal>(
 /// A plan id: distinct per run, so idempotency keys never collide across plans.
 pub fn new_plan_id(now: Timestamp) -> String {
     let nanos = Timestamp::now().as_nanosecond();
-    format!(
-        "{:x}-{:x}-{:x}",
-        now.as_second(),
-        nanos,
-        std::process::id()
-    )
+    format!("{:x}-{:x}-{:x}", now.as_second(), nanos, std::process::id())
+}
+
+/// Connects to a target's portal with the TLS options of the command line.
+pub fn connect(
+    url: &str,
+    token_env: &str,
+    args: &super::PortalArgs,
+) -> Result<crate::portal::connect::AnyPortal, String> {
+    let options = crate::portal::http::HttpOptions {
+        ca_file: args.ca_file.clone(),
+        ..Default::default()
+    };
+    crate::portal::connect::connect_with(url, token_env, options)
 }

@@ -1,17 +1,18 @@
 //! The wire types of the portal API v1 (SPEC §4), shared by the HTTP client, the reference
 //! portal's server and its embedded (`sandbox:`) form. Field names are the API's own.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Who the token belongs to (`GET /v1/whoami`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Whoami {
     pub email: Option<String>,
     pub kind: PrincipalKind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PrincipalKind {
     /// A person's own login: reaches only accounts where it holds roles.
@@ -21,7 +22,7 @@ pub enum PrincipalKind {
 }
 
 /// The portal's role catalog and capabilities (`GET /v1/catalog`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Catalog {
     pub roles: Vec<CatalogRole>,
@@ -30,7 +31,7 @@ pub struct Catalog {
     pub invitation_ttl_days: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogRole {
     pub name: String,
@@ -40,7 +41,7 @@ pub struct CatalogRole {
     pub requires: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Capabilities {
     pub scheduled_revocation: bool,
@@ -49,7 +50,7 @@ pub struct Capabilities {
 }
 
 /// A customer account as the portal shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Account {
     pub customer_number: String,
@@ -59,7 +60,7 @@ pub struct Account {
 }
 
 /// Body of `POST /v1/accounts`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewAccount {
     pub customer_number: String,
@@ -68,7 +69,7 @@ pub struct NewAccount {
 }
 
 /// Body of `PATCH /v1/accounts/{cn}`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccountPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,7 +79,9 @@ pub struct AccountPatch {
 }
 
 /// One role a member holds, with its scheduled revocation date if any.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleGrant {
     pub name: String,
@@ -88,6 +91,23 @@ pub struct RoleGrant {
 }
 
 pub use crate::domain::Services;
+
+// `Services` lives in the domain (no serde there), so its wire form is described here by hand.
+impl JsonSchema for Services {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Services".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Which of the account's services a member may use: \"all\", \"none\" or a list of service ids.",
+            "oneOf": [
+                {"type": "string", "enum": ["all", "none"]},
+                {"type": "array", "items": {"type": "string"}}
+            ]
+        })
+    }
+}
 
 impl Serialize for Services {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -119,7 +139,7 @@ impl<'de> Deserialize<'de> for Services {
 }
 
 /// A pending or expired invitation of a member.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Invitation {
     pub id: String,
@@ -130,7 +150,7 @@ pub struct Invitation {
     pub expires_at: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InvitationStatus {
     Pending,
@@ -138,7 +158,7 @@ pub enum InvitationStatus {
 }
 
 /// A person linked to a customer account by roles.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     /// Present in the bulk form (`GET /v1/members`).
@@ -159,7 +179,7 @@ pub struct Member {
 }
 
 /// Body of `PUT /v1/accounts/{cn}/members/{email}`: sets the member's roles to exactly this list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MemberPut {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,7 +192,7 @@ pub struct MemberPut {
 }
 
 /// An e-mail-only entity of an account that receives notifications.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Contact {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,7 +204,7 @@ pub struct Contact {
 }
 
 /// Body of `PUT /v1/accounts/{cn}/contacts/{email}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContactPut {
     pub name: String,
@@ -192,7 +212,7 @@ pub struct ContactPut {
 }
 
 /// One line of an account's audit log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
     pub at: String,
@@ -203,7 +223,7 @@ pub struct AuditEntry {
 }
 
 /// A page of a list endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -211,7 +231,7 @@ pub struct Page<T> {
 }
 
 /// Stable machine words of `application/problem+json` errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     NotFound,
@@ -231,7 +251,7 @@ pub enum ErrorCode {
 }
 
 /// RFC 9457 problem document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
     #[serde(rename = "type")]
@@ -244,8 +264,89 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
+}
+
+// --- the sandbox API of the reference portal (SPEC §5) --------------------------------------
+
+/// Body of `POST /sandbox/tokens`: a token for a person (`email`) or for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub operator: bool,
+}
+
+/// Answer of `POST /sandbox/tokens`; the only time the token is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedToken {
+    pub token: String,
+}
+
+/// Body of `POST /sandbox/users` and `POST /sandbox/invitations/{id}/accept`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmailRequest {
+    pub email: String,
+}
+
+/// A person's own login (`POST /sandbox/users`) and the customer accounts it is linked to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserAccount {
+    pub email: String,
+    pub created_at: String,
+    /// Customer numbers of every account where a member with this e-mail is now linked.
+    pub linked_accounts: Vec<String>,
+}
+
+/// Which e-mail the portal "sent".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxKind {
+    Invitation,
+    Password,
+    Notification,
+}
+
+/// One e-mail of `GET /sandbox/outbox`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxEntry {
+    pub at: String,
+    pub to: String,
+    pub kind: OutboxKind,
+    pub subject: String,
+    pub customer_number: Option<String>,
+}
+
+/// Answer of `GET /sandbox/outbox`: every e-mail, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Outbox {
+    pub items: Vec<OutboxEntry>,
+}
+
+/// Body of `POST /sandbox/notifications`: the provider sends a notification of one kind to
+/// every contact and member of the account subscribed to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotificationRequest {
+    pub customer_number: String,
+    pub kind: String,
+    pub subject: String,
+}
+
+/// Body and answer of `POST /sandbox/clock` (and answer of `GET /sandbox/clock`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClockSetting {
+    /// RFC 3339 instant.
+    pub now: String,
 }

@@ -9,7 +9,7 @@ use super::*;
 
 /// Every portal implementation rolecall can talk to.
 pub enum AnyPortal {
-    Http(HttpPortal),
+    Http(Box<HttpPortal>),
     Sandbox(SandboxPortal),
 }
 
@@ -25,7 +25,7 @@ pub fn connect_with(url: &str, token_env: &str, options: HttpOptions) -> Result<
             return Err("sandbox: needs a file, for example sandbox:.rolecall/sandbox.db".into());
         }
         let now = crate::cli::clock_now()?;
-        return SandboxPortal::open(&PathBuf::from(file), now)
+        return SandboxPortal::open(&PathBuf::from(file), Some(now))
             .map(AnyPortal::Sandbox)
             .map_err(|e| format!("{url}: the embedded portal cannot be opened: {e}"));
     }
@@ -37,7 +37,7 @@ pub fn connect_with(url: &str, token_env: &str, options: HttpOptions) -> Result<
         }
         let token = Token::from_env(token_env).map_err(|e| format!("{url}: {e}"))?;
         return HttpPortal::new(url, token, options)
-            .map(AnyPortal::Http)
+            .map(|p| AnyPortal::Http(Box::new(p)))
             .map_err(|e| format!("{url}: {e}"));
     }
     Err(format!(
@@ -91,10 +91,21 @@ impl Portal for AnyPortal {
     ) -> PortalResult<Member> {
         both!(self, p => p.put_member(cn, email, member, if_match))
     }
-    async fn delete_member(&self, cn: &str, email: &str, if_match: Option<&str>) -> PortalResult<()> {
+    async fn delete_member(
+        &self,
+        cn: &str,
+        email: &str,
+        if_match: Option<&str>,
+    ) -> PortalResult<()> {
         both!(self, p => p.delete_member(cn, email, if_match))
     }
-    async fn invite(&self, cn: &str, email: &str, resend: bool, key: &str) -> PortalResult<Invitation> {
+    async fn invite(
+        &self,
+        cn: &str,
+        email: &str,
+        resend: bool,
+        key: &str,
+    ) -> PortalResult<Invitation> {
         both!(self, p => p.invite(cn, email, resend, key))
     }
     async fn cancel_invitation(&self, cn: &str, email: &str) -> PortalResult<()> {
@@ -112,7 +123,12 @@ impl Portal for AnyPortal {
     ) -> PortalResult<Contact> {
         both!(self, p => p.put_contact(cn, email, contact, if_match))
     }
-    async fn delete_contact(&self, cn: &str, email: &str, if_match: Option<&str>) -> PortalResult<()> {
+    async fn delete_contact(
+        &self,
+        cn: &str,
+        email: &str,
+        if_match: Option<&str>,
+    ) -> PortalResult<()> {
         both!(self, p => p.delete_contact(cn, email, if_match))
     }
     async fn audit(&self, cn: &str) -> PortalResult<Vec<AuditEntry>> {

@@ -4,7 +4,11 @@
 //! observed state that these operations return.
 
 pub mod api;
+pub mod connect;
 pub mod http;
+pub mod sandbox;
+pub mod server;
+pub mod store;
 
 use std::future::Future;
 

@@ -1,0 +1,669 @@
+//! One handler per endpoint: authenticate, parse, call the store, answer JSON.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use jiff::Timestamp;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{ApiError, App};
+use crate::portal::api::{
+    AccountPatch, ClockSetting, ContactPut, EmailRequest, IssuedToken, MemberPut, NewAccount,
+    NotificationRequest, TokenRequest,
+};
+use crate::portal::store::{Principal, Refusal, Replay, Store, check_limit, token_hash};
+use crate::portal::{AccountFilter, ErrorCode};
+
+type Answer = Result<Response, ApiError>;
+
+/// Path parameters, percent-decoded by axum; a malformed one is a 422, not a plain-text 400.
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| PathParams(t))
+            .map_err(|e| ApiError(Refusal::invalid(format!("the path cannot be read: {e}"))))
+    }
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    json_text(
+        status,
+        serde_json::to_string(value).unwrap_or_else(|_| "null".into()),
+    )
+}
+
+fn json_text(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Reads a JSON body; unknown fields and wrong types are 422 `invalid` naming the field.
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Refusal> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let message = e.to_string();
+        let field = message
+            .split('`')
+            .nth(1)
+            .filter(|_| {
+                message.starts_with("unknown field") || message.starts_with("missing field")
+            })
+            .unwrap_or("body")
+            .to_string();
+        let mut r =
+            Refusal::invalid_field(&field, format!("the JSON body cannot be read: {message}"));
+        r.detail = format!("the JSON body cannot be read: {message}");
+        r
+    })
+}
+
+/// Role grants are read leniently by clients (a newer portal may add fields), so the server
+/// checks for unknown fields in them itself.
+fn check_role_fields(bytes: &[u8]) -> Result<(), Refusal> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let roles = value
+        .get("roles")
+        .and_then(|r| r.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for (i, role) in roles.iter().enumerate() {
+        if let Some(unknown) = role
+            .as_object()
+            .and_then(|o| o.keys().find(|k| !matches!(k.as_str(), "name" | "until")))
+        {
+            return Err(Refusal::invalid_field(
+                &format!("roles[{i}].{unknown}"),
+                format!("unknown field {unknown:?}: a role has only \"name\" and \"until\""),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Decodes `%XX` and `+` of a query string component.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                match text
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(raw: Option<String>) -> Query {
+        let pairs = raw
+            .unwrap_or_default()
+            .split('&')
+            .filter(|s| !s.is_empty())
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => (percent_decode(k), percent_decode(v)),
+                None => (percent_decode(kv), String::new()),
+            })
+            .collect();
+        Query(pairs)
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn paging(&self) -> Result<(Option<String>, usize), Refusal> {
+        let limit = match self.get("limit") {
+            None => None,
+            Some(text) => Some(text.parse::<usize>().map_err(|_| {
+                Refusal::invalid_field("limit", format!("{text:?} is not a whole number"))
+            })?),
+        };
+        Ok((self.get("cursor").map(str::to_string), check_limit(limit)?))
+    }
+
+    fn accounts(&self) -> AccountFilter {
+        let list = self.all("account");
+        if list.is_empty() {
+            AccountFilter::All
+        } else {
+            AccountFilter::Only(list)
+        }
+    }
+
+    fn flag(&self, name: &str) -> Result<bool, Refusal> {
+        match self.get(name) {
+            None | Some("false") => Ok(false),
+            Some("true") | Some("") => Ok(true),
+            Some(other) => Err(Refusal::invalid_field(
+                name,
+                format!("{other:?} is neither true nor false"),
+            )),
+        }
+    }
+}
+
+fn if_match(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Answers a POST once per `Idempotency-Key`: a repeated key with the same request replays
+/// the first answer (no second e-mail); with a different request it is refused. Only
+/// successful answers are remembered, so a refused request can be corrected and retried.
+async fn idempotent<F>(
+    app: &App,
+    p: &Principal,
+    headers: &HeaderMap,
+    method: &Method,
+    uri: &Uri,
+    bytes: &[u8],
+    f: F,
+) -> Answer
+where
+    F: FnOnce(&mut Store, Timestamp) -> Result<(StatusCode, String), Refusal> + Send + 'static,
+{
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(k) if !k.is_empty() && k.len() <= 255 => Some(k.to_string()),
+            _ => {
+                return Err(ApiError(Refusal::invalid_field(
+                    "Idempotency-Key",
+                    "must be 1 to 255 visible ASCII characters",
+                )));
+            }
+        },
+    };
+    let mut request = format!("{method} {uri}\n").into_bytes();
+    request.extend_from_slice(bytes);
+    let fingerprint = token_hash(&String::from_utf8_lossy(&request));
+    let token_id = p.token_id.clone();
+    let (status, body) = app
+        .run(move |s, now| {
+            if let Some(k) = &key {
+                match s.idempotent_replay(&token_id, k, &fingerprint)? {
+                    Some(Replay::Answer(status, body)) => {
+                        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                        return Ok((status, body));
+                    }
+                    Some(Replay::Mismatch) => {
+                        return Err(Refusal::invalid_field(
+                            "Idempotency-Key",
+                            format!(
+                                "{k:?} was already used for a different request; use a new key"
+                            ),
+                        ));
+                    }
+                    None => {}
+                }
+            }
+            let (status, body) = f(s, now)?;
+            if let Some(k) = &key {
+                s.idempotent_record(&token_id, k, &fingerprint, status.as_u16(), &body)?;
+            }
+            Ok((status, body))
+        })
+        .await?;
+    Ok(json_text(status, body))
+}
+
+fn to_text<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+// --- /v1 -------------------------------------------------------------------------------------
+
+pub async fn whoami(State(app): State<App>, headers: HeaderMap) -> Answer {
+    let p = app.principal(&headers).await?;
+    Ok(json(StatusCode::OK, &p.whoami()))
+}
+
+pub async fn catalog(State(app): State<App>, headers: HeaderMap) -> Answer {
+    app.principal(&headers).await?;
+    Ok(json(
+        StatusCode::OK,
+        &crate::portal::store::reference_catalog(),
+    ))
+}
+
+pub async fn list_accounts(
+    State(app): State<App>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let (cursor, limit) = Query::parse(q).paging()?;
+    let page = app
+        .run(move |s, now| s.list_accounts(&p, now, cursor.as_deref(), limit))
+        .await?;
+    Ok(json(StatusCode::OK, &page))
+}
+
+pub async fn create_account(
+    State(app): State<App>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    bytes: Bytes,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let new: NewAccount = body(&bytes)?;
+    let actor = p.clone();
+    idempotent(&app, &p, &headers, &method, &uri, &bytes, move |s, now| {
+        let account = s.create_account(&actor, now, &new)?;
+        Ok((StatusCode::CREATED, to_text(&account)))
+    })
+    .await
+}
+
+pub async fn get_account(
+    State(app): State<App>,
+    headers: HeaderMap,
+    PathParams(cn): PathParams<String>,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let account = app.run(move |s, now| s.get_account(&p, now, &cn)).await?;
+    Ok(json(StatusCode::OK, &account))
+}
+
+pub async fn update_account(
+    State(app): State<App>,
+    headers: HeaderMap,
+    PathParams(cn): PathParams<String>,
+    bytes: Bytes,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let patch: AccountPatch = body(&bytes)?;
+    let precondition = if_match(&headers);
+    let account = app
+        .run(move |s, now| s.update_account(&p, now, &cn, &patch, precondition.as_deref()))
+        .await?;
+    Ok(json(StatusCode::OK, &account))
+}
+
+pub async fn list_account_members(
+    State(app): State<App>,
+    headers: HeaderMap,
+    PathParams(cn): PathParams<String>,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let (cursor, limit) = Query::parse(q).paging()?;
+    let page = app
+        .run(move |s, now| s.list_account_members(&p, now, &cn, cursor.as_deref(), limit))
+        .await?;
+    Ok(json(StatusCode::OK, &page))
+}
+
+pub async fn list_members(
+    State(app): State<App>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let q = Query::parse(q);
+    let (cursor, limit) = q.paging()?;
+    let filter = q.accounts();
+    let page = app
+        .run(move |s, now| s.list_members(&p, now, &filter, cursor.as_deref(), limit))
+        .await?;
+    Ok(json(StatusCode::OK, &page))
+}
+
+pub async fn get_member(
+    State(app): State<App>,
+    headers: HeaderMap,
+    PathParams((cn, email)): PathParams<(String, String)>,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let member = app
+        .run(move |s, now| s.get_member(&p, now, &cn, &email))
+        .await?;
+    Ok(json(StatusCode::OK, &member))
+}
+
+pub async fn put_member(
+    State(app): State<App>,
+    headers: HeaderMap,
+    PathParams((cn, email)): PathParams<(String, String)>,
+    bytes: Bytes,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let put: MemberPut = body(&bytes)?;
+    check_role_fields(&bytes)?;
+    let precondition = if_match(&headers);
+    let (member, created) = app
+        .run(move |s, now| s.put_member(&p, now, &cn, &email, &put, precondition.as_deref()))
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json(status, &member))
+}
+
+pub async fn delete_member(
+    State(app): State<App>,
+    headers: HeaderMap,
+    PathParams((cn, email)): PathParams<(String, String)>,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let precondition = if_match(&headers);
+    app.run(move |s, now| s.delete_member(&p, now, &cn, &email, precondition.as_deref()))
+        .await?;
+    Ok(no_content())
+}
+
+pub async fn invite(
+    State(app): State<App>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    PathParams((cn, email)): PathParams<(String, String)>,
+    RawQuery(q): RawQuery,
+    bytes: Bytes,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let resend = Query::parse(q).flag("resend")?;
+    let actor = p.clone();
+    idempotent(&app, &p, &headers, &method, &uri, &bytes, move |s, now| {
+        let (invitation, sent) = s.invite(&actor, now, &cn, &email, resend)?;
+        let status = if sent {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok((status, to_text(&invitation)))
+    })
+    .await
+}
+
+pub async fn cancel_invitation(
+    State(app): State<App>,
+    headers: HeaderMap,
+    PathParams((cn, email)): PathParams<(String, String)>,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    app.run(move |s, now| s.cancel_invitation(&p, now, &cn, &email))
+        .await?;
+    Ok(no_content())
+}
+
+pub async fn list_account_contacts(
+    State(app): State<App>,
+    headers: HeaderMap,
+    PathParams(cn): PathParams<String>,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let (cursor, limit) = Query::parse(q).paging()?;
+    let page = app
+        .run(move |s, now| s.list_account_contacts(&p, now, &cn, cursor.as_deref(), limit))
+        .await?;
+    Ok(json(StatusCode::OK, &page))
+}
+
+pub async fn list_contacts(
+    State(app): State<App>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let q = Query::parse(q);
+    let (cursor, limit) = q.paging()?;
+    let filter = q.accounts();
+    let page = app
+        .run(move |s, now| s.list_contacts(&p, now, &filter, cursor.as_deref(), limit))
+        .await?;
+    Ok(json(StatusCode::OK, &page))
+}
+
+pub async fn put_contact(
+    State(app): State<App>,
+    headers: HeaderMap,
+    PathParams((cn, email)): PathParams<(String, String)>,
+    bytes: Bytes,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let put: ContactPut = body(&bytes)?;
+    let precondition = if_match(&headers);
+    let (contact, created) = app
+        .run(move |s, now| s.put_contact(&p, now, &cn, &email, &put, precondition.as_deref()))
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json(status, &contact))
+}
+
+pub async fn delete_contact(
+    State(app): State<App>,
+    headers: HeaderMap,
+    PathParams((cn, email)): PathParams<(String, String)>,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let precondition = if_match(&headers);
+    app.run(move |s, now| s.delete_contact(&p, now, &cn, &email, precondition.as_deref()))
+        .await?;
+    Ok(no_content())
+}
+
+pub async fn audit(
+    State(app): State<App>,
+    headers: HeaderMap,
+    PathParams(cn): PathParams<String>,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let (cursor, limit) = Query::parse(q).paging()?;
+    let page = app
+        .run(move |s, now| s.audit_log(&p, now, &cn, cursor.as_deref(), limit))
+        .await?;
+    Ok(json(StatusCode::OK, &page))
+}
+
+// --- /sandbox --------------------------------------------------------------------------------
+
+pub async fn issue_token(
+    State(app): State<App>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    bytes: Bytes,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let request: TokenRequest = body(&bytes)?;
+    let actor = p.clone();
+    idempotent(&app, &p, &headers, &method, &uri, &bytes, move |s, _| {
+        let token = s.issue_token(&actor, request.email.as_deref(), request.operator)?;
+        Ok((StatusCode::CREATED, to_text(&IssuedToken { token })))
+    })
+    .await
+}
+
+pub async fn create_user(
+    State(app): State<App>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    bytes: Bytes,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let request: EmailRequest = body(&bytes)?;
+    let actor = p.clone();
+    idempotent(&app, &p, &headers, &method, &uri, &bytes, move |s, _| {
+        let (user, created) = s.create_user(&actor, &request.email)?;
+        let status = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok((status, to_text(&user)))
+    })
+    .await
+}
+
+pub async fn accept(
+    State(app): State<App>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    PathParams(id): PathParams<String>,
+    bytes: Bytes,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let request: EmailRequest = body(&bytes)?;
+    let actor = p.clone();
+    idempotent(&app, &p, &headers, &method, &uri, &bytes, move |s, _| {
+        let member = s.accept_invitation(&actor, &id, &request.email)?;
+        Ok((StatusCode::OK, to_text(&member)))
+    })
+    .await
+}
+
+pub async fn send_notification(
+    State(app): State<App>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    bytes: Bytes,
+) -> Answer {
+    let p = app.principal(&headers).await?;
+    let request: NotificationRequest = body(&bytes)?;
+    let actor = p.clone();
+    idempotent(&app, &p, &headers, &method, &uri, &bytes, move |s, _| {
+        let sent = s.send_notification(
+            &actor,
+            &request.customer_number,
+            &request.kind,
+            &request.subject,
+        )?;
+        Ok((StatusCode::OK, to_text(&sent)))
+    })
+    .await
+}
+
+pub async fn outbox(State(app): State<App>, headers: HeaderMap) -> Answer {
+    let p = app.principal(&headers).await?;
+    let outbox = app.run(move |s, _| s.outbox(&p)).await?;
+    Ok(json(StatusCode::OK, &outbox))
+}
+
+pub async fn get_clock(State(app): State<App>, headers: HeaderMap) -> Answer {
+    app.principal(&headers).await?;
+    let now = app.run(|_, now| Ok(now)).await?;
+    Ok(json(
+        StatusCode::OK,
+        &ClockSetting {
+            now: now.to_string(),
+        },
+    ))
+}
+
+pub async fn set_clock(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Answer {
+    let p = app.principal(&headers).await?;
+    if !p.is_operator() {
+        return Err(ApiError(Refusal::forbidden(
+            "only the operator may use the sandbox API",
+        )));
+    }
+    let request: ClockSetting = body(&bytes)?;
+    let now: Timestamp = request.now.parse().map_err(|_| {
+        Refusal::invalid_field(
+            "now",
+            format!(
+                "{:?} is not an RFC 3339 instant (for example 2026-12-31T23:00:00Z)",
+                request.now
+            ),
+        )
+    })?;
+    app.run(move |s, _| s.set_clock(now)).await?;
+    Ok(json(
+        StatusCode::OK,
+        &ClockSetting {
+            now: now.to_string(),
+        },
+    ))
+}
+
+pub async fn reset_clock(State(app): State<App>, headers: HeaderMap) -> Answer {
+    let p = app.principal(&headers).await?;
+    if !p.is_operator() {
+        return Err(ApiError(Refusal::forbidden(
+            "only the operator may use the sandbox API",
+        )));
+    }
+    let now = app
+        .run(|s, _| {
+            s.reset_clock(None)?;
+            Ok(s.now())
+        })
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &ClockSetting {
+            now: now.to_string(),
+        },
+    ))
+}
+
+pub async fn openapi() -> Response {
+    json(StatusCode::OK, super::openapi::document())
+}
+
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError(Refusal::not_found(format!(
+        "there is no endpoint {}; see /openapi.json",
+        uri.path()
+    )))
+}
+
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError(Refusal::new(
+        405,
+        ErrorCode::Invalid,
+        format!("{} does not answer {method}; see /openapi.json", uri.path()),
+    ))
+}

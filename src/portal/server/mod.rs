@@ -1,0 +1,217 @@
+//! The reference portal over HTTP (SPEC §4 and §5): an axum server over the [`Store`].
+//!
+//! The store enforces every rule; this layer authenticates, parses, pages, replays
+//! idempotent POSTs, and adds what operations need: rate limits, injected faults, latency and
+//! one log line per request.
+
+mod handlers;
+pub mod openapi;
+mod ops;
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use jiff::Timestamp;
+
+use crate::portal::store::{Principal, Refusal, Store};
+
+/// Operational knobs of `rolecall portal serve`.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Requests per second per token before answering 429.
+    pub rate_limit: Option<u32>,
+    /// Share (0..=1) of write requests on `/v1` that fail with 503.
+    pub fault_rate: f64,
+    /// The injected 503 comes after the write committed instead of before it.
+    pub fault_after_commit: bool,
+    /// Delay of every answer, in milliseconds.
+    pub latency_ms: u64,
+}
+
+/// Shared state of the server.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<Mutex<Store>>,
+    config: Config,
+    buckets: Mutex<ops::Buckets>,
+}
+
+impl App {
+    pub fn new(store: Store, config: Config) -> App {
+        App {
+            inner: Arc::new(Inner {
+                store: Arc::new(Mutex::new(store)),
+                config,
+                buckets: Mutex::new(ops::Buckets::default()),
+            }),
+        }
+    }
+
+    /// Runs `f` on the store off the async workers; SQLite calls block.
+    async fn run<T, F>(&self, f: F) -> Result<T, Refusal>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store, Timestamp) -> Result<T, Refusal> + Send + 'static,
+    {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock cannot leave a half-made change behind: every
+            // write is a transaction, rolled back when dropped. So a poisoned lock is usable.
+            let mut guard = store
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = guard.now();
+            f(&mut guard, now)
+        })
+        .await
+        .map_err(|e| {
+            Refusal::new(
+                500,
+                crate::portal::ErrorCode::Unavailable,
+                format!("the portal failed while handling the request: {e}"),
+            )
+        })?
+    }
+
+    /// The principal of the request's bearer token; 401 without a valid one.
+    async fn principal(&self, headers: &HeaderMap) -> Result<Principal, Refusal> {
+        let Some(token) = bearer(headers) else {
+            return Err(Refusal::unauthenticated(
+                "send an API token as \"Authorization: Bearer TOKEN\"",
+            ));
+        };
+        let token = token.to_string();
+        self.run(move |s, _| s.authenticate(&token))
+            .await?
+            .ok_or_else(|| Refusal::unauthenticated("the API token is not valid"))
+    }
+}
+
+/// The bearer token of a request, if it has one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A refusal as `application/problem+json`.
+pub struct ApiError(pub Refusal);
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> ApiError {
+        ApiError(r)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        problem_response(&self.0)
+    }
+}
+
+pub fn problem_response(r: &Refusal) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_string(&r.to_problem()).unwrap_or_else(|_| "{}".into());
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body,
+    )
+        .into_response()
+}
+
+/// The router with every endpoint and the operational layers.
+pub fn router(app: App) -> Router {
+    use handlers as h;
+    let routes = Router::new()
+        .route("/v1/whoami", get(h::whoami))
+        .route("/v1/catalog", get(h::catalog))
+        .route(
+            "/v1/accounts",
+            get(h::list_accounts).post(h::create_account),
+        )
+        .route(
+            "/v1/accounts/{cn}",
+            get(h::get_account).patch(h::update_account),
+        )
+        .route("/v1/accounts/{cn}/members", get(h::list_account_members))
+        .route(
+            "/v1/accounts/{cn}/members/{email}",
+            get(h::get_member)
+                .put(h::put_member)
+                .delete(h::delete_member),
+        )
+        .route(
+            "/v1/accounts/{cn}/members/{email}/invitation",
+            post(h::invite).delete(h::cancel_invitation),
+        )
+        .route("/v1/members", get(h::list_members))
+        .route("/v1/accounts/{cn}/contacts", get(h::list_account_contacts))
+        .route(
+            "/v1/accounts/{cn}/contacts/{email}",
+            put(h::put_contact).delete(h::delete_contact),
+        )
+        .route("/v1/contacts", get(h::list_contacts))
+        .route("/v1/accounts/{cn}/audit", get(h::audit))
+        .route("/sandbox/tokens", post(h::issue_token))
+        .route("/sandbox/users", post(h::create_user))
+        .route("/sandbox/invitations/{id}/accept", post(h::accept))
+        .route("/sandbox/outbox", get(h::outbox))
+        .route("/sandbox/notifications", post(h::send_notification))
+        .route(
+            "/sandbox/clock",
+            get(h::get_clock).post(h::set_clock).delete(h::reset_clock),
+        )
+        .route("/openapi.json", get(h::openapi))
+        .fallback(h::not_found)
+        .method_not_allowed_fallback(h::method_not_allowed)
+        .with_state(app.clone());
+    routes
+        .layer(axum::middleware::from_fn(ops::problems))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            ops::faults,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            ops::rate_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(app, ops::latency))
+        .layer(axum::middleware::from_fn(ops::log))
+}
+
+/// Serves until SIGTERM or ctrl-c, then finishes the requests in flight.
+pub async fn serve(listener: tokio::net::TcpListener, app: App) -> std::io::Result<()> {
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
