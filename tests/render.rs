@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use rolecall::manifest;
 use rolecall::plan::{self, Context, ObservedAccount, PlanDocument};
 use rolecall::portal::{
-    Account, Capabilities, Catalog, CatalogRole, Contact, Member, PrincipalKind, RoleGrant,
-    Services, Whoami,
+    Account, Catalog, Contact, Member, PrincipalKind, RoleGrant, Services, Whoami,
 };
 use rolecall::render;
 
@@ -17,36 +16,7 @@ fn now() -> jiff::Timestamp {
 }
 
 fn catalog() -> Catalog {
-    let role = |name: &str, login: bool| CatalogRole {
-        name: name.into(),
-        description: String::new(),
-        grants_login: login,
-        requires: vec![],
-    };
-    Catalog {
-        roles: vec![
-            role("cockpit-access", true),
-            role("technical-contact", false),
-            role("customer-admin", false),
-        ],
-        notification_kinds: [
-            "general",
-            "invoices",
-            "renewals",
-            "support",
-            "maintenance",
-            "products",
-            "domains",
-        ]
-        .map(String::from)
-        .to_vec(),
-        capabilities: Capabilities {
-            scheduled_revocation: true,
-            service_scopes: true,
-            create_accounts: true,
-        },
-        invitation_ttl_days: 14,
-    }
+    rolecall::portal::store::reference_catalog()
 }
 
 fn member(email: &str, roles: &[&str], linked: bool) -> Member {

@@ -259,21 +259,8 @@ fn translate(
                         .collect()
                 })
                 .unwrap_or_default();
-            let hint = node
-                .and_then(Node::as_str)
-                .and_then(|s| closest(s, options.iter().map(String::as_str)))
-                .map(|s| format!("; did you mean {s:?}?"))
-                .unwrap_or_default();
             bad.push((path.clone(), Fix::Remove));
-            push(
-                &path,
-                at(&path),
-                format!(
-                    "{} is not one of {}{hint}",
-                    value_text(node),
-                    options.join(", ")
-                ),
-            );
+            push(&path, at(&path), not_one_of(node, &options));
         }
         ValidationErrorKind::Constant { expected_value } => {
             bad.push((path.clone(), Fix::Remove));
@@ -314,21 +301,8 @@ fn translate(
                 })
                 .collect();
             if let Some(words) = words.filter(|w| !w.is_empty()) {
-                let hint = node
-                    .and_then(Node::as_str)
-                    .and_then(|s| closest(s, words.iter().map(String::as_str)))
-                    .map(|s| format!("; did you mean {s:?}?"))
-                    .unwrap_or_default();
                 bad.push((path.clone(), Fix::Remove));
-                push(
-                    &path,
-                    at(&path),
-                    format!(
-                        "{} is not one of {}{hint}",
-                        value_text(node),
-                        words.join(", ")
-                    ),
-                );
+                push(&path, at(&path), not_one_of(node, &words));
                 return;
             }
             // The value may take several shapes (a role name or a window, for example). When
@@ -358,6 +332,20 @@ fn translate(
             push(&path, at(&path), error.to_string())
         }
     }
+}
+
+/// `"Aply" is not one of Apply, Observe; did you mean "Apply"?`
+fn not_one_of(node: Option<&Node>, words: &[String]) -> String {
+    let hint = node
+        .and_then(Node::as_str)
+        .and_then(|s| closest(s, words.iter().map(String::as_str)))
+        .map(|s| format!("; did you mean {s:?}?"))
+        .unwrap_or_default();
+    format!(
+        "{} is not one of {}{hint}",
+        value_text(node),
+        words.join(", ")
+    )
 }
 
 /// A scalar as the user wrote it (`"Aply"`, `5`), or its description for anything else.

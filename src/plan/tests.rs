@@ -11,33 +11,11 @@ use crate::domain::{
     Services, SourceRef, Window, parse_date, parse_time_zone,
 };
 use crate::portal::{
-    Account, Capabilities, CatalogRole, Contact, Invitation, InvitationStatus, Member,
-    PrincipalKind, RoleGrant,
+    Account, Contact, Invitation, InvitationStatus, Member, PrincipalKind, RoleGrant,
 };
 
 fn catalog() -> Catalog {
-    let role = |name: &str, login: bool| CatalogRole {
-        name: name.into(),
-        description: String::new(),
-        grants_login: login,
-        requires: vec![],
-    };
-    Catalog {
-        roles: vec![
-            role("cockpit-access", true),
-            role("technical-contact", false),
-            role("customer-admin", false),
-        ],
-        notification_kinds: ["general", "invoices", "renewals", "support", "maintenance"]
-            .map(String::from)
-            .to_vec(),
-        capabilities: Capabilities {
-            scheduled_revocation: true,
-            service_scopes: true,
-            create_accounts: true,
-        },
-        invitation_ttl_days: 14,
-    }
+    crate::portal::store::reference_catalog()
 }
 
 fn operator() -> Whoami {
