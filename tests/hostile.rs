@@ -301,7 +301,12 @@ fn examples() -> Vec<String> {
 
 /// Checks `text` and asserts every diagnostic is placed inside the file.
 fn check_manifest(text: String) -> Result<(), TestCaseError> {
-    let lines = text.split('\n').count() as u32;
+    // YAML breaks lines at LF, CRLF and a lone CR.
+    let lines = text
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .split('\n')
+        .count() as u32;
     let file = SourceFile {
         name: "fuzz.yaml".into(),
         text,

@@ -274,3 +274,38 @@ fn two_applies_at_once_end_consistent_without_a_duplicate_invitation() {
     assert_one_invitation_each(&server, &accounts);
     assert_no_change_twice(&server, &accounts);
 }
+
+#[test]
+fn expired_invitations_are_resent_once_each_through_lost_answers() {
+    let server = Server::start_with(&["--fault-rate", "0.3", "--fault-after-commit"]);
+    apply_until_converged(&server, "examples/");
+    let accounts = example_accounts();
+    let invited = invited_members(&server, &accounts);
+    assert_eq!(invitations(&server).len(), invited.len());
+
+    // Two months later every invitation has expired: apply resends each one, and only once,
+    // though the portal loses the answer to a share of the resends.
+    let (status, body) = server.client().post(
+        "/sandbox/clock",
+        serde_json::json!({"now": "2027-01-26T09:00:00Z"}),
+    );
+    assert!(status < 300, "{status} {body}");
+    let plan = server.rolecall(&["plan", "-f", "examples/"]);
+    assert!(
+        stdout(&plan).contains("invitation expired"),
+        "{}",
+        stdout(&plan)
+    );
+    apply_until_converged(&server, "examples/");
+    let mut sent = invitations(&server);
+    sent.sort();
+    let mut twice: Vec<String> = invited
+        .iter()
+        .flat_map(|e| [e.clone(), e.clone()])
+        .collect();
+    twice.sort();
+    assert_eq!(
+        sent, twice,
+        "each invited member gets the first and one resent invitation"
+    );
+}
