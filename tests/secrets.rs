@@ -323,14 +323,42 @@ fn tls_is_verified_by_default_and_a_ca_file_is_trusted() {
     let accounts = server.client().get("/v1/accounts");
     assert_eq!(accounts["items"], serde_json::json!([]));
 
-    // The right CA: plan and apply work over TLS.
+    // The right CA: plan, apply of the saved plan and a replan work over TLS.
     let ca = ["--portal", &url, "--ca-file", "tests/fixtures/tls/ca.pem"];
-    let plan =
-        server.rolecall(&[&["plan", "-f", "examples/", "--detailed-exitcode"][..], &ca].concat());
+    let dir = tempfile::tempdir().unwrap();
+    let planfile = dir.path().join("plan.json");
+    let planfile = planfile.to_str().unwrap();
+    let plan = server.rolecall(
+        &[
+            &[
+                "plan",
+                "-f",
+                "examples/",
+                "--detailed-exitcode",
+                "--out",
+                planfile,
+            ][..],
+            &ca,
+        ]
+        .concat(),
+    );
     assert_eq!(plan.status.code(), Some(2), "{}", stderr(&plan));
-    let apply =
-        server.rolecall(&[&["apply", "-f", "examples/", "--auto-approve"][..], &ca].concat());
-    assert_eq!(apply.status.code(), Some(0), "{}", stderr(&apply));
+    // A saved plan names its portal, but not the CA: without --ca-file it is refused too.
+    let unverified = server.rolecall(&["apply", planfile]);
+    assert_eq!(unverified.status.code(), Some(1), "{}", stdout(&unverified));
+    assert!(
+        stderr(&unverified).contains("could not be verified"),
+        "{}",
+        stderr(&unverified)
+    );
+    let apply = server.rolecall(&["apply", planfile, "--ca-file", "tests/fixtures/tls/ca.pem"]);
+    assert_eq!(
+        apply.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&apply),
+        stderr(&apply)
+    );
     let again =
         server.rolecall(&[&["plan", "-f", "examples/", "--detailed-exitcode"][..], &ca].concat());
     assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
