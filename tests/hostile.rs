@@ -464,3 +464,112 @@ fn deeply_nested_plans_are_refused_without_a_crash() {
         assert!(PlanDocument::from_json(&text).is_err());
     }
 }
+
+/// One raw HTTP/1.1 request to the portal; answers the status and the content type.
+fn raw_request(base: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {OPERATOR_TOKEN}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).unwrap();
+    tcp.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let content_type = text
+        .lines()
+        .find_map(|l| {
+            let l = l.to_ascii_lowercase();
+            l.strip_prefix("content-type:")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (status, content_type)
+}
+
+#[test]
+fn fuzz_portal_request_bodies_never_cause_a_server_error() {
+    use proptest::test_runner::{Config, TestRunner};
+    let server = Server::start();
+    let (status, body) = server.client().post(
+        "/v1/accounts",
+        serde_json::json!({"customerNumber": "10042", "displayName": "Acme", "timeZone": "UTC"}),
+    );
+    assert!(status < 300, "{status} {body}");
+    let targets: &[(&str, &str, &str)] = &[
+        (
+            "PUT",
+            "/v1/accounts/10042/members/alice%40acme.example",
+            r#"{"name": "Alice", "roles": [{"name": "cockpit-access", "until": "2027-01-31"}], "services": ["srv-1"], "notifications": ["general"]}"#,
+        ),
+        (
+            "PUT",
+            "/v1/accounts/10042/contacts/billing%40acme.example",
+            r#"{"name": "Billing", "notifications": ["invoices", "renewals"]}"#,
+        ),
+        (
+            "POST",
+            "/v1/accounts",
+            r#"{"customerNumber": "20077", "displayName": "Globex", "timeZone": "America/New_York"}"#,
+        ),
+        (
+            "PATCH",
+            "/v1/accounts/10042",
+            r#"{"displayName": "Acme AG", "timeZone": "Europe/Zurich"}"#,
+        ),
+        (
+            "POST",
+            "/v1/accounts/10042/members/alice%40acme.example/invitation",
+            "",
+        ),
+        ("POST", "/sandbox/users", r#"{"email": "bob@acme.example"}"#),
+        (
+            "POST",
+            "/sandbox/clock",
+            r#"{"now": "2026-11-27T00:00:00Z"}"#,
+        ),
+    ];
+    let mut runner = TestRunner::new(Config {
+        cases: cases() / 2,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (
+        0..targets.len(),
+        prop_oneof![
+            proptest::collection::vec((any::<usize>(), any::<usize>(), any::<usize>()), 0..5)
+                .prop_map(Ok),
+            proptest::collection::vec(any::<u8>(), 0..200).prop_map(Err),
+        ],
+    );
+    runner
+        .run(&strategy, |(which, input)| {
+            let (method, path, valid) = targets[which];
+            let body = match input {
+                Ok(edits) => mutate(valid.to_string(), &edits).into_bytes(),
+                Err(bytes) => bytes,
+            };
+            let (status, content_type) = raw_request(&server.url, method, path, &body);
+            prop_assert!(
+                (200..500).contains(&status),
+                "{method} {path} {:?}: {status}",
+                String::from_utf8_lossy(&body)
+            );
+            if status >= 400 {
+                prop_assert_eq!(content_type, "application/problem+json");
+            }
+            Ok(())
+        })
+        .unwrap();
+    // The portal still answers.
+    assert_eq!(server.client().get("/v1/whoami")["kind"], "operator");
+}
