@@ -573,3 +573,23 @@ fn fuzz_portal_request_bodies_never_cause_a_server_error() {
     // The portal still answers.
     assert_eq!(server.client().get("/v1/whoami")["kind"], "operator");
 }
+
+#[test]
+fn hostile_manifests_are_refused_in_bounded_memory() {
+    // 256 MiB of address space: an alias bomb or deep recursion that ran unchecked would
+    // abort instead of answering with a located error.
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in generated_cases() {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let file = path.to_str().unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", "ulimit -v 262144 && exec \"$0\" \"$@\""])
+            .args([bin(), "validate", "-f", file])
+            .env("ROLECALL_NOW", NOW)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert!(!located_lines(&stderr(&out), file).is_empty(), "{name}");
+    }
+}
