@@ -309,3 +309,34 @@ fn expired_invitations_are_resent_once_each_through_lost_answers() {
         "each invited member gets the first and one resent invitation"
     );
 }
+
+#[test]
+fn a_lost_answer_to_an_update_is_not_taken_for_a_conflict() {
+    let server = Server::start_with(&["--fault-rate", "0.6", "--fault-after-commit"]);
+    let (_dir, examples) = examples_copy();
+    let ex = examples.to_str().unwrap();
+    apply_until_converged(&server, ex);
+    // Rename every member and contact: conditional PUTs (If-Match). The portal commits each
+    // and loses most answers; the retry then meets the new etag (412), which must be
+    // recognised as this write's own success, not reported as someone else's change.
+    for file in [
+        "accounts/acme.yaml",
+        "accounts/globex.yaml",
+        "accounts/initech.yaml",
+    ] {
+        let path = examples.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("      name: ", "      name: Renamed ")).unwrap();
+    }
+    let apply = server.rolecall(&["apply", "-f", ex, "--auto-approve"]);
+    assert_eq!(
+        apply.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&apply),
+        stderr(&apply)
+    );
+    let plan = server.rolecall(&["plan", "-f", ex, "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+    assert_no_change_twice(&server, &example_accounts());
+}
