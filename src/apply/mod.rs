@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::plan::{ObservedAccount, Operation};
-use crate::portal::{AccountFilter, ErrorCode, Portal, PortalError};
+use crate::portal::{
+    AccountFilter, ContactPut, ErrorCode, MemberPut, Portal, PortalError, RoleGrant,
+};
 
 /// Reads what the portal holds for the given accounts, with the bulk endpoints: about one
 /// request per thousand objects, whatever the number of accounts.
@@ -113,12 +115,28 @@ pub async fn apply_account<P: Portal>(
                 if_match,
             } => {
                 let tag = fresh(email, if_match);
-                portal
+                match portal
                     .put_member(customer_number, email, member, tag.as_deref())
                     .await
-                    .map(|m| {
+                {
+                    Ok(m) => {
                         etags.insert(email.to_lowercase(), m.etag);
-                    })
+                        Ok(())
+                    }
+                    // When the answer to this very write was lost (a 503 after the commit),
+                    // its retry meets the new etag and answers 412. If the member already is
+                    // what this write makes it, the write went through.
+                    Err(e) if e.code() == Some(ErrorCode::VersionConflict) => {
+                        match member_as_written(portal, customer_number, email, member).await {
+                            Some(etag) => {
+                                etags.insert(email.to_lowercase(), etag);
+                                Ok(())
+                            }
+                            None => Err(e),
+                        }
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Operation::DeleteMember { email, if_match } => {
                 let tag = fresh(email, if_match);
@@ -141,10 +159,21 @@ pub async fn apply_account<P: Portal>(
                 email,
                 contact,
                 if_match,
-            } => portal
+            } => match portal
                 .put_contact(customer_number, email, contact, if_match.as_deref())
                 .await
-                .map(|_| ()),
+            {
+                Ok(_) => Ok(()),
+                // As for members: a 412 on the retry of a write whose answer was lost.
+                Err(e) if e.code() == Some(ErrorCode::VersionConflict) => {
+                    if contact_as_written(portal, customer_number, email, contact).await {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                }
+                Err(e) => Err(e),
+            },
             Operation::DeleteContact { email, if_match } => {
                 portal
                     .delete_contact(customer_number, email, if_match.as_deref())
@@ -160,6 +189,63 @@ pub async fn apply_account<P: Portal>(
         }
     }
     outcome
+}
+
+/// The etag of the member when the portal already holds exactly what `put` writes.
+async fn member_as_written<P: Portal>(
+    portal: &P,
+    customer_number: &str,
+    email: &str,
+    put: &MemberPut,
+) -> Option<String> {
+    let members = portal
+        .list_members(&AccountFilter::Only(vec![customer_number.to_string()]))
+        .await
+        .ok()?;
+    let m = members
+        .into_iter()
+        .find(|m| m.email.eq_ignore_ascii_case(email))?;
+    let roles = |r: &[RoleGrant]| {
+        let mut r = r.to_vec();
+        r.sort_by(|a, b| a.name.cmp(&b.name));
+        r
+    };
+    let same = roles(&m.roles) == roles(&put.roles)
+        && put.name.as_ref().is_none_or(|n| m.name.as_ref() == Some(n))
+        && put.services.as_ref().is_none_or(|s| *s == m.services)
+        && put
+            .notifications
+            .as_ref()
+            .is_none_or(|n| same_set(n, &m.notifications));
+    same.then_some(m.etag)
+}
+
+/// Whether the portal already holds exactly what `put` writes for the contact.
+async fn contact_as_written<P: Portal>(
+    portal: &P,
+    customer_number: &str,
+    email: &str,
+    put: &ContactPut,
+) -> bool {
+    let Ok(contacts) = portal
+        .list_contacts(&AccountFilter::Only(vec![customer_number.to_string()]))
+        .await
+    else {
+        return false;
+    };
+    contacts.iter().any(|c| {
+        c.email.eq_ignore_ascii_case(email)
+            && c.name == put.name
+            && same_set(&c.notifications, &put.notifications)
+    })
+}
+
+fn same_set(a: &[String], b: &[String]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort();
+    b.sort();
+    a == b
 }
 
 fn explain(op: &Operation, e: &PortalError) -> String {

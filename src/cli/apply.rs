@@ -9,7 +9,7 @@ use super::plan::{make_plans, print_plan_errors};
 use super::{FileArgs, PortalArgs};
 use crate::apply::{AccountOutcome, apply_all, check_preconditions, observe};
 use crate::plan::{AccountPlan, ModeWord, Operation, PlanDocument};
-use crate::portal::connect::{self, AnyPortal};
+use crate::portal::connect::AnyPortal;
 use crate::render;
 
 pub struct ApplyArgs<'a> {
@@ -99,7 +99,7 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
 
 /// `apply PLANFILE`: exactly the saved plan; an account whose preconditions no longer hold is
 /// refused as stale.
-pub async fn run_saved(path: &Path, concurrency: usize) -> ExitCode {
+pub async fn run_saved(path: &Path, portal_args: &PortalArgs, concurrency: usize) -> ExitCode {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -115,7 +115,8 @@ pub async fn run_saved(path: &Path, concurrency: usize) -> ExitCode {
         }
     };
     let token_env = super::reconcile::DEFAULT_TOKEN_ENV;
-    let portal = match connect::connect(&doc.portal, token_env) {
+    // The saved plan names its portal; `--ca-file` still says which CA to trust for it.
+    let portal = match super::reconcile::connect(&doc.portal, token_env, portal_args) {
         Ok(p) => Arc::new(p),
         Err(msg) => {
             eprintln!("{msg}");

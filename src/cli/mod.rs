@@ -208,9 +208,10 @@ pub fn main() -> ExitCode {
         })),
         Command::Apply {
             planfile: Some(planfile),
+            portal,
             concurrency,
             ..
-        } => block_on(apply::run_saved(&planfile, concurrency)),
+        } => block_on(apply::run_saved(&planfile, &portal, concurrency)),
         Command::Apply {
             planfile: None,
             files,

@@ -34,6 +34,15 @@ impl Server {
     }
 
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        Server::start_in_with_env(dir, extra, &[])
+    }
+
+    /// Starts the portal with extra environment variables (`RUST_LOG=trace`, say).
+    pub fn start_in_with_env(
+        dir: tempfile::TempDir,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let db = dir.path().join("portal.db");
         let mut child = Command::new(bin())
             .args([
@@ -47,6 +56,7 @@ impl Server {
             .args(extra)
             .env("ROLECALL_SANDBOX_TOKEN", OPERATOR_TOKEN)
             .env("ROLECALL_NOW", NOW)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -1,0 +1,342 @@
+//! Reliability (SPEC §7, issue 7): `apply` against a reference portal that fails, loses answers,
+//! rate-limits and is slow; `apply` killed mid-run; two `apply`s at once. Every run must end
+//! converged, with exactly one invitation e-mail per invited member and no change made twice.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// How many `apply` rounds a faulty portal may need before the plan is empty.
+const MAX_ROUNDS: usize = 10;
+
+/// A GET that waits out the portal's rate limit (the tests share the operator's token).
+fn get(server: &Server, path: &str) -> serde_json::Value {
+    for _ in 0..20 {
+        let (status, body) = server.client().call("GET", path, None);
+        if status == 429 {
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        }
+        assert!(status < 300, "GET {path}: {status} {body}");
+        return body;
+    }
+    panic!("GET {path}: rate limited 20 times");
+}
+
+/// Every invitation e-mail the portal sent, lower-cased recipients, oldest first.
+fn invitations(server: &Server) -> Vec<String> {
+    let outbox = get(server, "/sandbox/outbox");
+    outbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "invitation")
+        .map(|m| m["to"].as_str().unwrap().to_lowercase())
+        .collect()
+}
+
+/// Members holding a login role that have no user account: the ones that must be invited.
+fn invited_members(server: &Server, accounts: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for cn in accounts {
+        let page = get(server, &format!("/v1/accounts/{cn}/members?limit=1000"));
+        for m in page["items"].as_array().unwrap() {
+            let login = m["roles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["name"] == "cockpit-access");
+            if login && m["userLinked"] == false {
+                out.push(m["email"].as_str().unwrap().to_lowercase());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Asserts exactly one invitation e-mail per invited member and none to anyone else.
+fn assert_one_invitation_each(server: &Server, accounts: &[String]) {
+    let mut sent = invitations(server);
+    sent.sort();
+    let expected = invited_members(server, accounts);
+    assert!(!expected.is_empty());
+    assert_eq!(sent, expected, "invitation e-mails vs invited members");
+}
+
+/// Asserts that the audit log of each account records no change twice: no entry repeated,
+/// nothing created twice and no second invitation.
+fn assert_no_change_twice(server: &Server, accounts: &[String]) {
+    for cn in accounts {
+        let page = get(server, &format!("/v1/accounts/{cn}/audit?limit=1000"));
+        let entries = page["items"].as_array().unwrap();
+        assert!(!entries.is_empty(), "account {cn} has no audit entries");
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for e in entries {
+            let action = e["action"].as_str().unwrap_or("");
+            let target = e["target"].as_str().unwrap_or("").to_lowercase();
+            let detail = e["detail"].as_str().unwrap_or("");
+            *seen
+                .entry(format!("{action} {target} {detail}"))
+                .or_default() += 1;
+            if action.ends_with(".create") || action.starts_with("invitation.") {
+                *seen.entry(format!("{action} {target}")).or_default() += 1;
+            }
+        }
+        let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "account {cn}: done twice: {twice:#?}");
+    }
+}
+
+fn example_accounts() -> Vec<String> {
+    ["10042", "20077", "30311"].map(String::from).to_vec()
+}
+
+/// Runs `apply` until a plan is empty; returns the number of rounds.
+fn apply_until_converged(server: &Server, manifests: &str) -> usize {
+    let mut log = String::new();
+    for round in 1..=MAX_ROUNDS {
+        let apply = server.rolecall(&["apply", "-f", manifests, "--auto-approve"]);
+        log.push_str(&format!(
+            "--- round {round}: exit {:?}\n{}{}",
+            apply.status.code(),
+            stdout(&apply),
+            stderr(&apply)
+        ));
+        assert!(
+            matches!(apply.status.code(), Some(0 | 1)),
+            "apply crashed:\n{log}"
+        );
+        assert!(!stderr(&apply).contains("panicked"), "{log}");
+        let plan = server.rolecall(&["plan", "-f", manifests, "--detailed-exitcode"]);
+        match plan.status.code() {
+            Some(0) => return round,
+            Some(2) => {}
+            // Reads are never faulted, but the rate limit applies to them too.
+            _ => log.push_str(&format!("plan: {}", stderr(&plan))),
+        }
+    }
+    panic!("no convergence after {MAX_ROUNDS} rounds:\n{log}");
+}
+
+fn converges_through(flags: &[&str]) {
+    let server = Server::start_with(flags);
+    apply_until_converged(&server, "examples/");
+    let accounts = example_accounts();
+    assert_one_invitation_each(&server, &accounts);
+    assert_no_change_twice(&server, &accounts);
+    // A last apply on the converged portal changes nothing at all.
+    let before = get(&server, "/sandbox/outbox");
+    let last = server.rolecall(&["apply", "-f", "examples/", "--auto-approve"]);
+    assert_eq!(last.status.code(), Some(0), "{}", stderr(&last));
+    assert_eq!(get(&server, "/sandbox/outbox"), before);
+}
+
+#[test]
+fn converges_through_faults_before_the_write() {
+    converges_through(&["--fault-rate", "0.3"]);
+}
+
+#[test]
+fn converges_through_faults_after_the_commit() {
+    converges_through(&["--fault-rate", "0.3", "--fault-after-commit"]);
+}
+
+#[test]
+fn converges_through_latency() {
+    converges_through(&["--latency", "150"]);
+}
+
+#[test]
+fn converges_through_a_rate_limit() {
+    converges_through(&["--rate-limit", "5"]);
+}
+
+#[test]
+fn converges_through_every_fault_at_once() {
+    converges_through(&[
+        "--fault-rate",
+        "0.3",
+        "--fault-after-commit",
+        "--rate-limit",
+        "20",
+        "--latency",
+        "20",
+    ]);
+}
+
+/// `accounts` customer accounts of `members` members each: the first is admin, every other
+/// one but the last can log in, the last is a technical contact only (never invited).
+fn write_fleet(dir: &Path, accounts: usize, members: usize) -> Vec<String> {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut numbers = Vec::new();
+    for i in 0..accounts {
+        let cn = format!("{}", 700_000 + i);
+        let mut text = format!(
+            "apiVersion: rolecall.dev/v1alpha1\nkind: CustomerAccount\nmetadata: {{name: fleet-{i}}}\n\
+             spec:\n  customerNumber: \"{cn}\"\n  displayName: Fleet {i}\n  timeZone: Europe/Zurich\n  members:\n"
+        );
+        for j in 0..members {
+            let roles = if j == 0 {
+                "[cockpit-access, customer-admin]"
+            } else if j + 1 == members {
+                "[technical-contact]"
+            } else {
+                "[cockpit-access]"
+            };
+            text.push_str(&format!(
+                "    - email: person{j}@fleet{i}.example\n      roles: {roles}\n"
+            ));
+        }
+        text.push_str(&format!(
+            "  contacts:\n    - email: billing@fleet{i}.example\n      name: Billing\n      notifications: [invoices]\n"
+        ));
+        std::fs::write(dir.join(format!("fleet-{i}.yaml")), text).unwrap();
+        numbers.push(cn);
+    }
+    numbers
+}
+
+fn apply_command(server: &Server, manifests: &str) -> Command {
+    let mut command = Command::new(bin());
+    command
+        .args(["apply", "-f", manifests, "--auto-approve"])
+        .env("ROLECALL_PORTAL", &server.url)
+        .env("ROLECALL_TOKEN", OPERATOR_TOKEN)
+        .env("ROLECALL_NOW", NOW)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+#[test]
+fn apply_killed_at_many_points_converges_without_a_duplicate_invitation() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet");
+    let accounts = write_fleet(&fleet, 200, 5);
+    let manifests = fleet.to_str().unwrap();
+
+    // Kill points spread over the first seconds of each run: during planning, the first
+    // writes and deep into the apply. Each run resumes from what the previous one left.
+    let mut kills = 0;
+    let mut finished = 0;
+    for point in 0..24u64 {
+        let mut child = apply_command(&server, manifests).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(40 + (point * 37) % 400));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        } else {
+            finished += 1;
+        }
+        let _ = child.wait();
+    }
+    assert!(
+        kills >= 20,
+        "only {kills} runs were killed ({finished} finished first)"
+    );
+    // The work was spread over the killed runs: something was written before the end.
+    let written = get(&server, "/v1/accounts?limit=1000");
+    assert!(!written["items"].as_array().unwrap().is_empty());
+
+    apply_until_converged(&server, manifests);
+    assert_one_invitation_each(&server, &accounts);
+    assert_eq!(invitations(&server).len(), 200 * 4);
+    assert_no_change_twice(&server, &accounts[..20]);
+}
+
+#[test]
+fn two_applies_at_once_end_consistent_without_a_duplicate_invitation() {
+    let server = Server::start_with(&["--latency", "5"]);
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet");
+    let accounts = write_fleet(&fleet, 40, 5);
+    let manifests = fleet.to_str().unwrap();
+    for _ in 0..3 {
+        let mut a = apply_command(&server, manifests).spawn().unwrap();
+        let mut b = apply_command(&server, manifests).spawn().unwrap();
+        let a = a.wait().unwrap();
+        let b = b.wait().unwrap();
+        // Either may lose a race (a 412 or an account created by the other): that ends the
+        // account for this run with exit 1, never a crash.
+        assert!(matches!(a.code(), Some(0 | 1)), "{a:?}");
+        assert!(matches!(b.code(), Some(0 | 1)), "{b:?}");
+    }
+    apply_until_converged(&server, manifests);
+    assert_one_invitation_each(&server, &accounts);
+    assert_no_change_twice(&server, &accounts);
+}
+
+#[test]
+fn expired_invitations_are_resent_once_each_through_lost_answers() {
+    let server = Server::start_with(&["--fault-rate", "0.3", "--fault-after-commit"]);
+    apply_until_converged(&server, "examples/");
+    let accounts = example_accounts();
+    let invited = invited_members(&server, &accounts);
+    assert_eq!(invitations(&server).len(), invited.len());
+
+    // Two months later every invitation has expired: apply resends each one, and only once,
+    // though the portal loses the answer to a share of the resends.
+    let (status, body) = server.client().post(
+        "/sandbox/clock",
+        serde_json::json!({"now": "2027-01-26T09:00:00Z"}),
+    );
+    assert!(status < 300, "{status} {body}");
+    let plan = server.rolecall(&["plan", "-f", "examples/"]);
+    assert!(
+        stdout(&plan).contains("invitation expired"),
+        "{}",
+        stdout(&plan)
+    );
+    apply_until_converged(&server, "examples/");
+    let mut sent = invitations(&server);
+    sent.sort();
+    let mut twice: Vec<String> = invited
+        .iter()
+        .flat_map(|e| [e.clone(), e.clone()])
+        .collect();
+    twice.sort();
+    assert_eq!(
+        sent, twice,
+        "each invited member gets the first and one resent invitation"
+    );
+}
+
+#[test]
+fn a_lost_answer_to_an_update_is_not_taken_for_a_conflict() {
+    let server = Server::start_with(&["--fault-rate", "0.6", "--fault-after-commit"]);
+    let (_dir, examples) = examples_copy();
+    let ex = examples.to_str().unwrap();
+    apply_until_converged(&server, ex);
+    // Rename every member and contact: conditional PUTs (If-Match). The portal commits each
+    // and loses most answers; the retry then meets the new etag (412), which must be
+    // recognised as this write's own success, not reported as someone else's change.
+    for file in [
+        "accounts/acme.yaml",
+        "accounts/globex.yaml",
+        "accounts/initech.yaml",
+    ] {
+        let path = examples.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("      name: ", "      name: Renamed ")).unwrap();
+    }
+    let apply = server.rolecall(&["apply", "-f", ex, "--auto-approve"]);
+    assert_eq!(
+        apply.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&apply),
+        stderr(&apply)
+    );
+    let plan = server.rolecall(&["plan", "-f", ex, "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+    assert_no_change_twice(&server, &example_accounts());
+}
