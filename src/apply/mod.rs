@@ -42,7 +42,11 @@ pub async fn observe<P: Portal>(
     } else {
         AccountFilter::Only(present)
     };
-    for m in portal.list_members(&filter).await? {
+    // Members and contacts are independent reads: the portal answers one while rolecall
+    // decodes the other.
+    let (members, contacts) =
+        tokio::try_join!(portal.list_members(&filter), portal.list_contacts(&filter))?;
+    for m in members {
         if let Some(o) = m
             .customer_number
             .as_ref()
@@ -51,7 +55,7 @@ pub async fn observe<P: Portal>(
             o.members.push(m);
         }
     }
-    for c in portal.list_contacts(&filter).await? {
+    for c in contacts {
         if let Some(o) = c
             .customer_number
             .as_ref()
