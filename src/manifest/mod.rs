@@ -166,31 +166,40 @@ fn read_one_file(file: &SourceFile, validators: &schema::Validators) -> FileOutc
     }
 }
 
+/// Stack of each thread that reads YAML.
+const PARSE_STACK_BYTES: usize = 32 * 1024 * 1024;
+
 /// [`read_one_file`] for every file, on up to one thread per core; results in file order.
 fn read_files_parallel(files: &[SourceFile], validators: &schema::Validators) -> Vec<FileOutcome> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(files.len());
-    if threads <= 1 {
-        return files.iter().map(|f| read_one_file(f, validators)).collect();
+    if threads == 0 {
+        return Vec::new();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(file) = files.get(i) else {
+                break done;
+            };
+            done.push((i, read_one_file(file, validators)));
+        }
+    };
     let mut results: Vec<(usize, FileOutcome)> = std::thread::scope(|scope| {
+        // The YAML reader recurses once per nesting level (bounded at 64); a roomy stack keeps
+        // that safe on any thread, including a runtime's small-stacked ones.
         let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(file) = files.get(i) else {
-                            break done;
-                        };
-                        done.push((i, read_one_file(file, validators)));
-                    }
-                })
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .stack_size(PARSE_STACK_BYTES)
+                    .spawn_scoped(scope, work)
+                    .ok()
             })
             .collect();
-        workers
+        let mut all: Vec<(usize, FileOutcome)> = workers
             .into_iter()
             .flat_map(|w| match w.join() {
                 Ok(done) => done,
@@ -198,7 +207,10 @@ fn read_files_parallel(files: &[SourceFile], validators: &schema::Validators) ->
                 // without the threads.
                 Err(panic) => std::panic::resume_unwind(panic),
             })
-            .collect()
+            .collect();
+        // Should no thread start, the files left are read here.
+        all.extend(work());
+        all
     });
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
