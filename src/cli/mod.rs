@@ -157,6 +157,7 @@ pub enum PortalCommand {
 /// Parses the arguments, runs the subcommand and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     match cli.command {
         Command::Validate { files } => validate::run(&files),
         Command::Crds => {
@@ -232,6 +233,18 @@ pub fn main() -> ExitCode {
         } => block_on(export::run(&portal, &accounts, out_dir.as_deref())),
         other => not_built(&other),
     }
+}
+
+/// Diagnostic logs on standard error, only when `RUST_LOG` asks for them (e.g.
+/// `RUST_LOG=rolecall=debug`); they never carry a token.
+fn init_logging() {
+    if std::env::var_os("RUST_LOG").is_none_or(|v| v.is_empty()) {
+        return;
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Runs an async command on a multi-threaded runtime.
