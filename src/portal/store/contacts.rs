@@ -4,9 +4,9 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Principal, Refusal, Result, Store, audit, check_if_match, check_kinds, check_name,
+    Principal, Refusal, Result, Store, audit, bulk_page, check_if_match, check_kinds, check_name,
     decode_cursor, encode_cursor, etag, load_account, may_manage, next_version, parse_email,
-    read_strings, refuse_fields, to_json, walk_bulk,
+    read_strings, refuse_fields, to_json,
 };
 use crate::portal::AccountFilter;
 use crate::portal::api::{Contact, ContactPut, Page};
@@ -99,27 +99,17 @@ impl Store {
         limit: usize,
     ) -> Result<Page<Contact>> {
         let scope = self.bulk_scope(p, now, filter)?;
-        let (after_cn, after_key) = match decode_cursor(cursor, 2)? {
-            Some(v) => (v[0].clone(), v[1].clone()),
-            None => (String::new(), String::new()),
-        };
-        let rows = walk_bulk(
+        let (rows, next_cursor) = bulk_page(
             &self.conn,
             &format!("SELECT {CONTACT_COLUMNS} FROM contacts"),
             ("customer_number", "email_key"),
             scope.as_deref(),
-            (&after_cn, &after_key),
-            limit + 1,
+            cursor,
+            limit,
             contact_row,
+            |r| (r.customer_number.as_str(), r.email_key.as_str()),
         )?;
-        let more = rows.len() > limit;
-        let rows = &rows[..rows.len().min(limit)];
-        let next_cursor = if more {
-            rows.last()
-                .map(|r| encode_cursor(&[r.customer_number.as_str(), r.email_key.as_str()]))
-        } else {
-            None
-        };
+        let rows = &rows[..];
         Ok(Page {
             items: rows.iter().map(|r| r.contact.clone()).collect(),
             next_cursor,

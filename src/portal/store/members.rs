@@ -5,9 +5,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     AccountRow, INVITATION_TTL_DAYS, Principal, Refusal, Result, Store, Zones, accounts_of_user,
-    audit, check_if_match, check_kinds, check_name, decode_cursor, encode_cursor, etag,
+    audit, bulk_page, check_if_match, check_kinds, check_name, decode_cursor, encode_cursor, etag,
     grant_effective, holds, is_effective_admin, load_account, may_manage, next_version,
-    parse_email, read_roles, read_strings, reference_catalog, refuse_fields, to_json, walk_bulk,
+    parse_email, read_roles, read_strings, reference_catalog, refuse_fields, to_json,
 };
 use crate::domain::parse_date;
 use crate::portal::AccountFilter;
@@ -286,27 +286,17 @@ impl Store {
         limit: usize,
     ) -> Result<Page<Member>> {
         let scope = self.bulk_scope(p, now, filter)?;
-        let (after_cn, after_key) = match decode_cursor(cursor, 2)? {
-            Some(v) => (v[0].clone(), v[1].clone()),
-            None => (String::new(), String::new()),
-        };
-        let rows = walk_bulk(
+        let (rows, next_cursor) = bulk_page(
             &self.conn,
             &format!("SELECT {MEMBER_COLUMNS} {MEMBER_FROM}"),
             ("m.customer_number", "m.email_key"),
             scope.as_deref(),
-            (&after_cn, &after_key),
-            limit + 1,
+            cursor,
+            limit,
             member_row,
+            |r| (r.customer_number.as_str(), r.email_key.as_str()),
         )?;
-        let more = rows.len() > limit;
-        let rows = &rows[..rows.len().min(limit)];
-        let next_cursor = if more {
-            rows.last()
-                .map(|r| encode_cursor(&[r.customer_number.as_str(), r.email_key.as_str()]))
-        } else {
-            None
-        };
+        let rows = &rows[..];
         let mut zones = Zones::default();
         let mut items = Vec::with_capacity(rows.len());
         for r in rows {

@@ -816,6 +816,45 @@ fn decode_cursor(cursor: Option<&str>, parts: usize) -> Result<Option<Vec<String
     Ok(Some(split))
 }
 
+/// One page of a bulk list after `cursor`, and the cursor of the next page when there is one.
+#[allow(clippy::too_many_arguments)]
+fn bulk_page<T>(
+    conn: &Connection,
+    select: &str,
+    columns: (&str, &str),
+    scope: Option<&[String]>,
+    cursor: Option<&str>,
+    limit: usize,
+    map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    key: impl Fn(&T) -> (&str, &str),
+) -> Result<(Vec<T>, Option<String>)> {
+    let (after_cn, after_key) = match decode_cursor(cursor, 2)? {
+        Some(v) => (v[0].clone(), v[1].clone()),
+        None => (String::new(), String::new()),
+    };
+    // One row more than the page tells whether another page follows.
+    let mut rows = walk_bulk(
+        conn,
+        select,
+        columns,
+        scope,
+        (&after_cn, &after_key),
+        limit + 1,
+        map,
+    )?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more {
+        rows.last().map(|r| {
+            let (cn, email) = key(r);
+            encode_cursor(&[cn, email])
+        })
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
 /// Reads up to `limit` rows of a bulk list ordered by (customer number, e-mail key), strictly
 /// after the cursor's key. With a scope, each account is a range of the primary key of its
 /// own, so a page costs the same on page 1 and page 100 however large the account.
