@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod controller;
 pub mod domain;
 pub mod manifest;
 pub mod model;

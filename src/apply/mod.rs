@@ -67,6 +67,28 @@ pub async fn observe<P: Portal>(
     Ok(observed)
 }
 
+/// Reads one account, its members and its contacts: three requests, whatever the size of the
+/// fleet (the controller reconciles accounts one at a time). An account the portal does not
+/// have is observed as absent.
+pub async fn observe_account<P: Portal>(
+    portal: &P,
+    customer_number: &str,
+) -> Result<ObservedAccount, PortalError> {
+    let account = match portal.get_account(customer_number).await {
+        Ok(a) => a,
+        Err(e) if e.code() == Some(ErrorCode::NotFound) => return Ok(ObservedAccount::default()),
+        Err(e) => return Err(e),
+    };
+    let filter = AccountFilter::Only(vec![customer_number.to_string()]);
+    let (members, contacts) =
+        tokio::try_join!(portal.list_members(&filter), portal.list_contacts(&filter))?;
+    Ok(ObservedAccount {
+        account: Some(account),
+        members,
+        contacts,
+    })
+}
+
 /// What happened to one account's operations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountOutcome {
@@ -76,6 +98,37 @@ pub struct AccountOutcome {
     pub total: usize,
     /// Why the rest was not carried out.
     pub error: Option<String>,
+    /// The kind of that failure, for conditions and metrics.
+    pub cause: Option<FailureCause>,
+}
+
+/// What kind of failure stopped an account's writes: a fixed word, fit for a condition reason
+/// or a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCause {
+    /// The object changed on the portal since it was read (412).
+    Conflict,
+    /// The token is not accepted, or may not do this (401, 403).
+    Unauthorized,
+    /// No answer, or the portal is unavailable or overloaded.
+    Unreachable,
+    /// The portal refused the write for another reason (422, last admin, ...).
+    Rejected,
+}
+
+impl FailureCause {
+    pub fn of(e: &PortalError) -> FailureCause {
+        match e.code() {
+            Some(ErrorCode::VersionConflict) => FailureCause::Conflict,
+            Some(ErrorCode::Unauthenticated | ErrorCode::Forbidden) => FailureCause::Unauthorized,
+            Some(ErrorCode::Unavailable | ErrorCode::RateLimited) => FailureCause::Unreachable,
+            Some(_) => FailureCause::Rejected,
+            None => match e {
+                PortalError::Unreachable(_) => FailureCause::Unreachable,
+                _ => FailureCause::Rejected,
+            },
+        }
+    }
 }
 
 /// Carries out one account's operations in order. The first failure stops the account (later
@@ -90,6 +143,7 @@ pub async fn apply_account<P: Portal>(
         applied: 0,
         total: operations.len(),
         error: None,
+        cause: None,
     };
     // A member written twice in one plan (grants, then revocations) carries the etag of the
     // first write into the second.
@@ -188,6 +242,7 @@ pub async fn apply_account<P: Portal>(
             Ok(()) => outcome.applied += 1,
             Err(e) => {
                 outcome.error = Some(explain(op, &e));
+                outcome.cause = Some(FailureCause::of(&e));
                 break;
             }
         }
@@ -315,6 +370,7 @@ pub async fn apply_all<P: Portal + 'static>(
                 applied: 0,
                 total: 0,
                 error: Some(format!("an internal task failed: {e}")),
+                cause: None,
             }),
         }
     }

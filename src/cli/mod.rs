@@ -6,11 +6,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod apply;
+mod controller;
 mod diff;
 mod export;
 mod plan;
 mod portal;
-mod reconcile;
+pub(crate) mod reconcile;
 mod validate;
 
 #[derive(Debug, Parser)]
@@ -112,14 +113,7 @@ pub enum Command {
         out_dir: Option<PathBuf>,
     },
     /// Run the Kubernetes controller.
-    Controller {
-        #[arg(long)]
-        namespace: Option<String>,
-        #[arg(long)]
-        selector: Option<String>,
-        #[arg(long, default_value = "0.0.0.0:8080")]
-        metrics_addr: String,
-    },
+    Controller(controller::ControllerArgs),
     /// The reference portal.
     Portal {
         #[command(subcommand)]
@@ -231,7 +225,7 @@ pub fn main() -> ExitCode {
             accounts,
             out_dir,
         } => block_on(export::run(&portal, &accounts, out_dir.as_deref())),
-        other => not_built(&other),
+        Command::Controller(args) => controller::run(args),
     }
 }
 
@@ -300,15 +294,4 @@ pub fn print_diagnostics(diags: &[crate::manifest::Diagnostic]) {
             None => writeln!(out, "{d}"),
         };
     }
-}
-
-fn not_built(command: &Command) -> ExitCode {
-    let name = format!("{command:?}");
-    let name = name
-        .split([' ', '{'])
-        .next()
-        .unwrap_or("this command")
-        .to_lowercase();
-    eprintln!("rolecall {name}: not built yet in this version");
-    ExitCode::from(1)
 }

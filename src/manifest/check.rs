@@ -92,11 +92,27 @@ pub(super) fn check_documents(
     let mut extra_members: Vec<Vec<(&Document, MemberSpec)>> = vec![Vec::new(); accounts.len()];
     let mut extra_contacts: Vec<Vec<(&Document, ContactSpec)>> = vec![Vec::new(); accounts.len()];
     for doc in docs {
-        let (account_ref, kind) = match &doc.body {
-            Body::Member(m) => (&m.account_ref.name, "AccountMember"),
-            Body::Contact(n) => (&n.account_ref.name, "NotificationContact"),
+        let (account_ref, kind, ref_ns) = match &doc.body {
+            Body::Member(m) => (
+                &m.account_ref.name,
+                "AccountMember",
+                &m.account_ref.namespace,
+            ),
+            Body::Contact(n) => (
+                &n.account_ref.name,
+                "NotificationContact",
+                &n.account_ref.namespace,
+            ),
             _ => continue,
         };
+        if let Some(ns) = ref_ns.as_ref().filter(|ns| **ns != doc.namespace) {
+            c.error(
+                doc,
+                &spec().key("accountRef").key("namespace"),
+                cross_namespace(kind, &doc.namespace, "CustomerAccount", ns),
+            );
+            continue;
+        }
         match by_name.get(&(doc.namespace.as_str(), account_ref.as_str())) {
             Some(&i) => match &doc.body {
                 Body::Member(m) => extra_members[i].push((doc, m.member())),
@@ -278,7 +294,18 @@ fn check_account(
             "the customer number must not be empty",
         );
     }
-    if let Some(r) = &a.portal_ref
+    if let Some(ns) = a
+        .portal_ref
+        .as_ref()
+        .and_then(|r| r.namespace.as_ref())
+        .filter(|ns| **ns != doc.namespace)
+    {
+        c.error(
+            doc,
+            &spec().key("portalRef").key("namespace"),
+            cross_namespace("CustomerAccount", &doc.namespace, "Portal", ns),
+        );
+    } else if let Some(r) = &a.portal_ref
         && !portals
             .iter()
             .any(|p| p.namespace == doc.namespace && p.name == r.name)
@@ -678,4 +705,11 @@ fn parse_opt_date(
             c.error(doc, path, msg);
         }),
     }
+}
+
+/// The sentence for a reference that leaves its own namespace.
+fn cross_namespace(kind: &str, own: &str, target: &str, other: &str) -> String {
+    format!(
+        "this {kind} is in namespace {own:?} and may not reference a {target} in namespace {other:?}: references across namespaces are refused"
+    )
 }

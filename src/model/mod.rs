@@ -87,6 +87,10 @@ pub struct SecretKeyRef {
 pub struct LocalRef {
     /// `metadata.name` of the referenced object; always in the same namespace.
     pub name: String,
+    /// May only repeat the object's own namespace: references across namespaces are refused,
+    /// so that one namespace can never reach another's accounts, portals or secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// A customer account of the portal: its members, their roles and its notification contacts.

@@ -29,21 +29,41 @@ pub fn connect_with(url: &str, token_env: &str, options: HttpOptions) -> Result<
             .map(AnyPortal::Sandbox)
             .map_err(|e| format!("{url}: the embedded portal cannot be opened: {e}"));
     }
-    if url.starts_with("https://") || url.starts_with("http://") {
+    if is_http(url) {
         if std::env::var(token_env).map_or(true, |t| t.trim().is_empty()) {
             return Err(format!(
                 "{url}: no token: set the environment variable {token_env} to the portal's API token"
             ));
         }
         let token = Token::from_env(token_env).map_err(|e| format!("{url}: {e}"))?;
-        return HttpPortal::new(url, token, options)
-            .map(|p| AnyPortal::Http(Box::new(p)))
-            .map_err(|e| format!("{url}: {e}"));
+        return connect_token(url, token, options);
     }
-    Err(format!(
+    Err(not_a_portal_url(url))
+}
+
+/// Connects to the portal at `url` with a token already in hand (the controller reads it from
+/// a Secret). `sandbox:` URLs need no token.
+pub fn connect_token(url: &str, token: Token, options: HttpOptions) -> Result<AnyPortal, String> {
+    if url.starts_with("sandbox:") {
+        return connect_with(url, "", options);
+    }
+    if !is_http(url) {
+        return Err(not_a_portal_url(url));
+    }
+    HttpPortal::new(url, token, options)
+        .map(|p| AnyPortal::Http(Box::new(p)))
+        .map_err(|e| format!("{url}: {e}"))
+}
+
+fn is_http(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("http://")
+}
+
+fn not_a_portal_url(url: &str) -> String {
+    format!(
         "{} is not a portal URL: use https://host/…, http://host/… or sandbox:FILE",
         crate::manifest::quote_short(url)
-    ))
+    )
 }
 
 macro_rules! both {

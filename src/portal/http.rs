@@ -50,6 +50,29 @@ impl Sleeper {
     }
 }
 
+/// Told the outcome of every attempt: the HTTP status, or `None` when no answer came. The
+/// controller counts portal requests by status with it.
+#[derive(Clone, Default)]
+pub struct AnswerHook(Option<Arc<dyn Fn(Option<u16>) + Send + Sync>>);
+
+impl AnswerHook {
+    pub fn new(hook: impl Fn(Option<u16>) + Send + Sync + 'static) -> AnswerHook {
+        AnswerHook(Some(Arc::new(hook)))
+    }
+
+    fn tell(&self, status: Option<u16>) {
+        if let Some(hook) = &self.0 {
+            hook(status);
+        }
+    }
+}
+
+impl fmt::Debug for AnswerHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AnswerHook(..)")
+    }
+}
+
 impl Default for Sleeper {
     fn default() -> Self {
         Sleeper::new(tokio::time::sleep)
@@ -83,6 +106,7 @@ pub struct HttpOptions {
     /// Customer numbers per bulk read (`account=` parameters), so URLs stay short.
     pub accounts_per_request: usize,
     pub sleeper: Sleeper,
+    pub on_answer: AnswerHook,
 }
 
 impl Default for HttpOptions {
@@ -98,6 +122,7 @@ impl Default for HttpOptions {
             page_limit: MAX_PAGE_LIMIT,
             accounts_per_request: 200,
             sleeper: Sleeper::default(),
+            on_answer: AnswerHook::default(),
         }
     }
 }
@@ -325,8 +350,15 @@ impl HttpPortal {
 
         self.requests.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let response = request.send().await.map_err(|e| self.failure(call, &e))?;
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                self.options.on_answer.tell(None);
+                return Err(self.failure(call, &e));
+            }
+        };
         let status = response.status();
+        self.options.on_answer.tell(Some(status.as_u16()));
         let headers = response.headers();
         let problem_json = headers
             .get(header::CONTENT_TYPE)

