@@ -1391,6 +1391,33 @@ async fn bulk_reads_filter_by_account_and_carry_the_customer_number() {
 async fn contacts_are_put_and_deleted_with_etags() {
     let w = world().await;
     let s = &w.s;
+    // A role mailbox needs no name (manifests may omit it); a blank one is still refused.
+    let r = s
+        .op(
+            "PUT",
+            "/v1/accounts/100/contacts/noc%40example.com",
+            json!({"name": "", "notifications": ["maintenance"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = s
+        .op(
+            "PUT",
+            "/v1/accounts/100/contacts/noc%40example.com",
+            json!({"name": "  ", "notifications": ["maintenance"]}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = s
+        .call(
+            "DELETE",
+            "/v1/accounts/100/contacts/noc%40example.com",
+            Some(OP),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 204);
     let r = s
         .op(
             "PUT",

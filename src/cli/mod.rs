@@ -151,7 +151,10 @@ pub enum PortalCommand {
 /// Parses the arguments, runs the subcommand and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The controller sets up its own (JSON) logging.
+    if !matches!(cli.command, Command::Controller(_)) {
+        init_logging();
+    }
     match cli.command {
         Command::Validate { files } => validate::run(&files),
         Command::Crds => {

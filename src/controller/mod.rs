@@ -255,37 +255,53 @@ where
     let (reader, writer) = reflector::store();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tasks.push(tokio::spawn(async move {
-        // Only spec changes (a new generation) and deletions trigger: the controller's own
-        // status writes would otherwise wake it again and again.
-        let mut generations: HashMap<String, Option<i64>> = HashMap::new();
-        let mut events = std::pin::pin!(
-            watcher(api, watch)
-                .default_backoff()
-                .reflect(writer)
-                .filter_map(move |event| {
-                    let item = match event {
-                        Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
-                            let uid = obj.meta().uid.clone().unwrap_or_default();
-                            let generation = obj.meta().generation;
-                            (generations.insert(uid, generation) != Some(generation))
-                                .then_some(Ok(obj))
-                        }
-                        Ok(watcher::Event::Delete(obj)) => {
-                            generations.remove(obj.meta().uid.as_deref().unwrap_or_default());
-                            Some(Ok(obj))
-                        }
-                        Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-                        Err(e) => Some(Err(e)),
-                    };
-                    futures::future::ready(item)
-                })
-        );
+        // Only spec changes (a new generation), finalizer changes and deletions trigger: the
+        // controller's own status writes would otherwise wake it again and again. Objects of
+        // a (re)list are held back until the list is complete and the store holds all of
+        // them, so that no reconcile looks an object up before the store has it.
+        let mut generations: HashMap<String, (Option<i64>, Vec<String>)> = HashMap::new();
+        let mut listed: Vec<K> = Vec::new();
+        let mut events = std::pin::pin!(watcher(api, watch).default_backoff().reflect(writer));
         while let Some(event) = events.next().await {
-            if let Err(e) = &event {
-                tracing::warn!(error = %e, "watch failed; retrying");
-            }
-            if tx.send(event).is_err() {
-                break;
+            let mut changed = |obj: &K| {
+                let uid = obj.meta().uid.clone().unwrap_or_default();
+                let seen = (obj.meta().generation, obj.finalizers().to_vec());
+                generations.insert(uid, seen.clone()) != Some(seen)
+            };
+            let ready: Vec<Result<K, watcher::Error>> = match event {
+                Ok(watcher::Event::Apply(obj)) => {
+                    if changed(&obj) {
+                        vec![Ok(obj)]
+                    } else {
+                        vec![]
+                    }
+                }
+                Ok(watcher::Event::InitApply(obj)) => {
+                    if changed(&obj) {
+                        listed.push(obj);
+                    }
+                    vec![]
+                }
+                Ok(watcher::Event::InitDone) => {
+                    std::mem::take(&mut listed).into_iter().map(Ok).collect()
+                }
+                Ok(watcher::Event::Init) => {
+                    listed.clear();
+                    vec![]
+                }
+                Ok(watcher::Event::Delete(obj)) => {
+                    generations.remove(obj.meta().uid.as_deref().unwrap_or_default());
+                    vec![Ok(obj)]
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "watch failed; retrying");
+                    vec![Err(e)]
+                }
+            };
+            for item in ready {
+                if tx.send(item).is_err() {
+                    return;
+                }
             }
         }
     }));
@@ -335,6 +351,31 @@ async fn work(
         api(&client, ns.as_deref()),
         watcher::Config::default(),
         &mut tasks,
+    );
+    // The caches must be complete before the first reconcile: a member declared in its own
+    // object and not yet seen would otherwise be pruned. (Waited for here, once: a store's
+    // readiness wakes only one waiter at a time.)
+    let caches = async {
+        let _ = members.wait_until_ready().await;
+        let _ = contacts.wait_until_ready().await;
+        let _ = portals.wait_until_ready().await;
+        let _ = accounts.wait_until_ready().await;
+    };
+    tokio::select! {
+        _ = caches => {}
+        _ = stopped(stop.clone()) => {
+            for task in tasks {
+                task.abort();
+            }
+            return;
+        }
+    }
+    tracing::info!(
+        accounts = accounts.len(),
+        members = members.len(),
+        contacts = contacts.len(),
+        portals = portals.len(),
+        "caches filled; reconciling"
     );
     let recorder = Recorder::new(
         client.clone(),

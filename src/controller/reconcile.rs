@@ -32,16 +32,6 @@ use crate::portal::{Catalog, InvitationStatus, Portal as _, Whoami};
 /// `deletionPolicy`.
 pub async fn account(obj: Arc<CustomerAccount>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let started = Instant::now();
-    // The caches must be complete: a member declared in its own object and not yet seen would
-    // otherwise be pruned.
-    for ready in [
-        ctx.members.wait_until_ready().await,
-        ctx.contacts.wait_until_ready().await,
-        ctx.portals.wait_until_ready().await,
-        ctx.accounts.wait_until_ready().await,
-    ] {
-        ready.map_err(|_| Error::reconcile("Stopping", "the controller is stopping"))?;
-    }
     let namespace = obj.namespace().unwrap_or_default();
     let api: Api<CustomerAccount> = Api::namespaced(ctx.client.clone(), &namespace);
     let key = key_of(obj.as_ref());

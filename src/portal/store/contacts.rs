@@ -131,7 +131,11 @@ impl Store {
         may_manage(&tx, p, &acc, now)?;
         let email = parse_email("email", email)?;
         let mut errors = Vec::new();
-        check_name("name", &put.name, &mut errors);
+        // A contact's name is optional in manifests (a role mailbox needs none); when given,
+        // it is held to the rules of every name.
+        if !put.name.is_empty() {
+            check_name("name", &put.name, &mut errors);
+        }
         check_kinds("notifications", &put.notifications, &mut errors);
         refuse_fields(errors)?;
         let existing = load_contact(&tx, cn, email.key())?;
