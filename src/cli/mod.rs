@@ -51,7 +51,7 @@ pub fn unless_quiet(line: std::fmt::Arguments<'_>) {
     }
 }
 
-/// Whether colour is allowed at all: `NO_COLOR` (https://no-color.org) set to anything
+/// Whether colour is allowed at all: `NO_COLOR` (<https://no-color.org>) set to anything
 /// non-empty turns it off everywhere; callers still check for a terminal.
 pub fn colour_allowed() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
