@@ -290,10 +290,17 @@ fn the_tutorial_works_as_written_in_an_empty_directory() {
         "{dana}"
     );
     let oops = &find("rolecall validate -f access")[1];
-    assert!(
-        oops.contains("access/oops.yaml:") && oops.contains("roles"),
-        "{oops}"
-    );
+    for promised in [
+        "access/oops.yaml:6:",
+        "has no dot",
+        "did you mean \"roles\"?",
+        "missing",
+    ] {
+        assert!(
+            oops.contains(promised),
+            "the tutorial promises {promised}: {oops}"
+        );
+    }
     let github = &find("rolecall validate -f access --output github")[0];
     assert!(
         github.contains("::error file=access/oops.yaml,line="),
@@ -305,4 +312,66 @@ fn the_tutorial_works_as_written_in_an_empty_directory() {
     assert!(md.contains("<details>"), "{md}");
     // The sandbox lives where the tutorial says, and is not in the manifests' directory.
     assert!(dir.path().join(".rolecall/sandbox.db").exists());
+}
+
+/// The refusal that docs/safety.md shows is what `plan` prints: an account of 12 members whose
+/// manifest drops 9 of them.
+#[test]
+fn the_safety_page_shows_the_refusal_plan_prints() {
+    let shown: Vec<Block> = blocks("safety.md")
+        .into_iter()
+        .filter(|b| b.lang() == "text")
+        .collect();
+    assert_eq!(shown.len(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("accounts")).unwrap();
+    let account = |members: usize| {
+        let mut text = String::from(
+            "apiVersion: rolecall.dev/v1alpha1\nkind: CustomerAccount\nmetadata: {name: acme}\n\
+             spec:\n  customerNumber: \"10042\"\n  members:\n",
+        );
+        for i in 0..members {
+            text.push_str(&format!(
+                "    - email: m{i}@acme.example\n      roles: [technical-contact]\n"
+            ));
+        }
+        std::fs::write(dir.path().join("accounts/acme.yaml"), text).unwrap();
+    };
+    account(12);
+    let seed = rolecall(dir.path(), &["apply", "-f", "accounts", "--auto-approve"]);
+    assert_eq!(seed.status.code(), Some(0), "{}", stderr(&seed));
+    account(3);
+    let plan = rolecall(dir.path(), &["plan", "-f", "accounts"]);
+    assert_eq!(plan.status.code(), Some(1), "{}", stdout(&plan));
+    for line in shown[0].text.lines() {
+        assert!(
+            stdout(&plan).contains(line.trim()),
+            "docs/safety.md shows {line:?}, plan prints:\n{}",
+            stdout(&plan)
+        );
+    }
+}
+
+/// No code block escapes the checks above: each kind is checked somewhere, and shell lines
+/// outside the tutorial must say they are only shown (`no-run`).
+#[test]
+fn every_code_block_is_of_a_kind_a_test_checks() {
+    for file in doc_files() {
+        for b in blocks(&file) {
+            let checked = match (b.lang(), file.as_str()) {
+                ("yaml", _) => true,
+                ("json", "plan-format.md") => true,
+                ("text", "safety.md") => true,
+                ("sh", "tutorial.md") => true,
+                ("sh", _) => b.has("no-run"),
+                _ => false,
+            };
+            assert!(
+                checked,
+                "{}: a ```{} block no test checks; mark shell lines `no-run` or add a check",
+                b.place(),
+                b.info.join(" ")
+            );
+        }
+    }
 }
