@@ -369,3 +369,42 @@ fn the_gitlab_scripts_plan_apply_and_refuse_a_stale_plan() {
         .unwrap();
     assert_ne!(out.status.code(), Some(0), "a failed plan passed the job");
 }
+
+/// Steps the test cannot run (they talk to the forge's API) still parse as shell scripts:
+/// `bash` for GitHub's default shell, POSIX `sh` for GitLab's alpine and rust images.
+#[test]
+fn every_script_in_both_files_is_valid_shell() {
+    let syntax_ok = |shell: &str, script: &str| {
+        let out = Command::new(shell)
+            .args(["-n", "-c", script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{shell} -n: {}\n{script}",
+            stderr(&out)
+        );
+    };
+    let wf = github();
+    let mut n = 0;
+    for job in wf["jobs"].as_object().unwrap().values() {
+        for step in job["steps"].as_array().unwrap() {
+            if let Some(run) = step["run"].as_str() {
+                syntax_ok("bash", run);
+                n += 1;
+            }
+        }
+    }
+    let ci = gitlab();
+    for (name, job) in ci.as_object().unwrap() {
+        for key in ["before_script", "script"] {
+            if let Some(lines) = job.get(key).and_then(Value::as_array) {
+                let script: Vec<&str> = lines.iter().filter_map(Value::as_str).collect();
+                assert_eq!(script.len(), lines.len(), "{name}.{key} holds a non-string");
+                syntax_ok("sh", &script.join("\n"));
+                n += 1;
+            }
+        }
+    }
+    assert!(n >= 10, "only {n} scripts found");
+}
