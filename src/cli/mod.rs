@@ -103,6 +103,7 @@ pub enum Command {
     Validate {
         #[command(flatten)]
         files: FileArgs,
+        /// `text` for people, `github` for workflow annotations, `json` for tools.
         #[arg(long, value_enum, default_value = "text")]
         output: ValidateOutput,
     },
@@ -112,6 +113,7 @@ pub enum Command {
         files: FileArgs,
         #[command(flatten)]
         portal: PortalArgs,
+        /// `text` reads like terraform plan, `markdown` is a pull-request comment, `json` the plan document.
         #[arg(long, value_enum, default_value = "text")]
         output: OutputFormat,
         /// Also write the plan document (JSON) to this file, for `apply PLANFILE`.
