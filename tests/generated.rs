@@ -165,3 +165,28 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn plan_schema_file_matches_the_types() {
+    let schema = rolecall::plan::plan_schema();
+    let text = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+    check_file(root().join("schema").join("plan.schema.json"), &text);
+}
+
+#[test]
+fn man_pages_under_docs_man_match_the_cli() {
+    let dir = root().join("docs").join("man");
+    if std::env::var_os("UPDATE_GENERATED").is_some() {
+        std::fs::create_dir_all(&dir).unwrap();
+    }
+    let pages = rolecall::cli::man_pages().unwrap();
+    for (name, roff) in &pages {
+        check_file(dir.join(name), &String::from_utf8(roff.clone()).unwrap());
+    }
+    let files = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(
+        files,
+        pages.len(),
+        "docs/man/ holds a page that no command generates"
+    );
+}

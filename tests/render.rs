@@ -156,6 +156,31 @@ fn no_changes_reads_plainly() {
 }
 
 #[test]
+fn an_account_with_errors_is_not_reported_as_matching() {
+    let mut with_error = plans();
+    let first = &mut with_error[0];
+    first.changes.clear();
+    first.operations.clear();
+    first.refused = None;
+    first.errors.push(rolecall::plan::PlanError {
+        source: rolecall::domain::SourceRef {
+            file: "acme.yaml".into(),
+            line: 9,
+            column: 7,
+        },
+        field: "role".into(),
+        message: "unknown role \"invoice\"".into(),
+    });
+    let only = &with_error[..1];
+    let text = render::text(only, render::Style::Plain);
+    assert!(!text.contains("matches"), "{text}");
+    assert!(
+        text.ends_with("No changes to apply. 1 account not planned: fix the errors shown.\n"),
+        "{text}"
+    );
+}
+
+#[test]
 fn colour_only_when_asked() {
     let plain = render::text(&plans(), render::Style::Plain);
     assert!(!plain.contains('\x1b'));

@@ -32,7 +32,10 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
         return ExitCode::from(1);
     }
     let all: Vec<AccountPlan> = planned.iter().flat_map(|p| p.plans.clone()).collect();
-    print!("{}", render::text(&all, render::Style::for_stdout()));
+    // Quiet still shows what a person is asked to approve.
+    if !super::quiet() || !args.auto_approve {
+        print!("{}", render::text(&all, render::Style::for_stdout()));
+    }
     let refused = all.iter().filter(|p| p.refused.is_some()).count();
     let work_total: usize = all
         .iter()
@@ -81,7 +84,7 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
         }
         failed |= report(&outcomes);
     }
-    println!(
+    super::unless_quiet(format_args!(
         "Apply {}: {applied_changes} {} applied.",
         if failed { "incomplete" } else { "complete" },
         if applied_changes == 1 {
@@ -89,7 +92,7 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
         } else {
             "changes"
         }
-    );
+    ));
     if failed || refused > 0 {
         ExitCode::from(1)
     } else {
@@ -165,7 +168,7 @@ pub async fn run_saved(path: &Path, portal_args: &PortalArgs, concurrency: usize
         })
         .map(|a| a.changes.len())
         .sum();
-    println!(
+    super::unless_quiet(format_args!(
         "Apply {}: {applied} {} applied.",
         if failed || stale > 0 {
             "incomplete"
@@ -173,7 +176,7 @@ pub async fn run_saved(path: &Path, portal_args: &PortalArgs, concurrency: usize
             "complete"
         },
         if applied == 1 { "change" } else { "changes" }
-    );
+    ));
     if failed || stale > 0 || !doc.refused.is_empty() {
         ExitCode::from(1)
     } else {
@@ -187,7 +190,7 @@ async fn run_work(
     concurrency: usize,
 ) -> Vec<AccountOutcome> {
     let total: u64 = work.iter().map(|(_, ops)| ops.len() as u64).sum();
-    let bar = if std::io::stderr().is_terminal() && work.len() > 1 {
+    let bar = if std::io::stderr().is_terminal() && work.len() > 1 && !super::quiet() {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
             indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} writes {msg}")

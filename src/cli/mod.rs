@@ -9,6 +9,7 @@ mod apply;
 mod controller;
 mod diff;
 mod export;
+mod init;
 mod plan;
 mod portal;
 pub(crate) mod reconcile;
@@ -17,13 +18,44 @@ mod validate;
 #[derive(Debug, Parser)]
 #[command(
     name = "rolecall",
-    version,
+    version = VERSION,
     about = "Customer-portal access as code: plan and apply members, roles, invitations and contacts",
     long_about = None,
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Print only errors: no plan, summary, warnings or progress (the exit code tells the rest).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail on standard error: -v logs every portal request, -vv traces (RUST_LOG overrides).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The version `--version` prints: the crate version and, when built from a git checkout, the
+/// commit (set by `build.rs`), so a bug report names the exact build.
+pub const VERSION: &str = env!("ROLECALL_VERSION");
+
+/// How much the user asked to see, set once from `-q`/`-v` before any subcommand runs.
+static VERBOSITY: std::sync::OnceLock<i8> = std::sync::OnceLock::new();
+
+/// Whether `-q` was given: print errors only.
+pub fn quiet() -> bool {
+    VERBOSITY.get().is_some_and(|v| *v < 0)
+}
+
+/// Prints a line of standard output unless `-q` was given.
+pub fn unless_quiet(line: std::fmt::Arguments<'_>) {
+    if !quiet() {
+        println!("{line}");
+    }
+}
+
+/// Whether colour is allowed at all: `NO_COLOR` (<https://no-color.org>) set to anything
+/// non-empty turns it off everywhere; callers still check for a terminal.
+pub fn colour_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 #[derive(Debug, Clone, Args)]
@@ -55,12 +87,26 @@ pub enum OutputFormat {
     Markdown,
 }
 
+/// How `validate` reports problems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValidateOutput {
+    /// `file:line:column: field: sentence` on standard error (source snippets on a terminal).
+    Text,
+    /// GitHub Actions annotations (`::error file=…,line=…,col=…::…`) on standard output.
+    Github,
+    /// A JSON list of {file, line, column, field, message, severity} on standard output.
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Offline checks of the manifests; exit 0 valid, 1 invalid.
     Validate {
         #[command(flatten)]
         files: FileArgs,
+        /// `text` for people, `github` for workflow annotations, `json` for tools.
+        #[arg(long, value_enum, default_value = "text")]
+        output: ValidateOutput,
     },
     /// Show what apply would change.
     Plan {
@@ -68,6 +114,7 @@ pub enum Command {
         files: FileArgs,
         #[command(flatten)]
         portal: PortalArgs,
+        /// `text` reads like terraform plan, `markdown` is a pull-request comment, `json` the plan document.
         #[arg(long, value_enum, default_value = "text")]
         output: OutputFormat,
         /// Also write the plan document (JSON) to this file, for `apply PLANFILE`.
@@ -121,8 +168,28 @@ pub enum Command {
     },
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
-    /// Print the JSON Schema of the manifests.
-    Schema,
+    /// Print the JSON Schema of the manifests (or, with --plan, of the saved plan file).
+    Schema {
+        /// The schema of the plan document that `plan --out` writes and `apply PLANFILE` reads.
+        #[arg(long)]
+        plan: bool,
+    },
+    /// Print a shell completion script: `rolecall completions bash > /etc/bash_completion.d/rolecall`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into a directory.
+    Man {
+        /// Write rolecall.1 and rolecall-SUBCOMMAND.1 pages here instead of printing rolecall.1.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+    /// Write a starter Portal and CustomerAccount, with comments, into DIR (never overwriting).
+    Init {
+        #[arg(value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,18 +218,39 @@ pub enum PortalCommand {
 /// Parses the arguments, runs the subcommand and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let verbosity = if cli.quiet {
+        -1
+    } else {
+        i8::try_from(cli.verbose).unwrap_or(i8::MAX)
+    };
+    let _ = VERBOSITY.set(verbosity);
     // The controller sets up its own (JSON) logging.
     if !matches!(cli.command, Command::Controller(_)) {
-        init_logging();
+        init_logging(verbosity);
     }
     match cli.command {
-        Command::Validate { files } => validate::run(&files),
+        Command::Validate { files, output } => validate::run(&files, output),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "rolecall",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Man { out_dir } => man(out_dir.as_deref()),
+        Command::Init { dir } => init::run(&dir),
         Command::Crds => {
             print!("{}", crate::model::crd::crds_yaml());
             ExitCode::SUCCESS
         }
-        Command::Schema => {
-            let schema = crate::manifest::schema::document_schema();
+        Command::Schema { plan } => {
+            let schema = if plan {
+                crate::plan::plan_schema()
+            } else {
+                crate::manifest::schema::document_schema()
+            };
             println!(
                 "{}",
                 serde_json::to_string_pretty(&schema).unwrap_or_default()
@@ -232,17 +320,89 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Diagnostic logs on standard error, only when `RUST_LOG` asks for them (e.g.
-/// `RUST_LOG=rolecall=debug`); they never carry a token.
-fn init_logging() {
-    if std::env::var_os("RUST_LOG").is_none_or(|v| v.is_empty()) {
-        return;
-    }
+/// Diagnostic logs on standard error, only when `RUST_LOG` (e.g. `RUST_LOG=rolecall=debug`)
+/// or `-v` asks for them; they never carry a token. `RUST_LOG` wins, so one variable can tune
+/// a CI job whatever flags its script passes.
+fn init_logging(verbosity: i8) {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => tracing_subscriber::EnvFilter::new(v),
+        _ => match verbosity {
+            ..=0 => return,
+            1 => tracing_subscriber::EnvFilter::new("rolecall=debug"),
+            _ => tracing_subscriber::EnvFilter::new("rolecall=trace"),
+        },
+    };
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && colour_allowed())
         .try_init();
+}
+
+/// The CLI definition as man pages see it: the plain crate version, so the checked-in pages in
+/// `docs/man/` do not change with every commit.
+pub fn man_command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command().version(env!("CARGO_PKG_VERSION"))
+}
+
+/// Every man page: `rolecall.1`, then `rolecall-SUBCOMMAND.1` for each command (and
+/// `rolecall-portal-serve.1` for nested ones), as (file name, roff).
+pub fn man_pages() -> Result<Vec<(String, Vec<u8>)>, std::io::Error> {
+    // After `build`, clap names subcommands for man pages itself: display name
+    // `rolecall-plan`, bin name `rolecall plan`.
+    fn add(cmd: &clap::Command, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), std::io::Error> {
+        let name = cmd.get_display_name().unwrap_or_else(|| cmd.get_name());
+        let mut roff = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).render(&mut roff)?;
+        out.push((format!("{name}.1"), roff));
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() != "help" {
+                add(sub, out)?;
+            }
+        }
+        Ok(())
+    }
+    let mut cmd = man_command();
+    cmd.build();
+    let mut out = Vec::new();
+    add(&cmd, &mut out)?;
+    Ok(out)
+}
+
+fn man(out_dir: Option<&std::path::Path>) -> ExitCode {
+    let pages = match man_pages() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("rolecall man: the man page cannot be rendered: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let Some(dir) = out_dir else {
+        use std::io::Write;
+        let main = pages
+            .first()
+            .map(|(_, roff)| roff.as_slice())
+            .unwrap_or(&[]);
+        return match std::io::stdout().write_all(main) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(1),
+        };
+    };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("{}: the directory cannot be created: {e}", dir.display());
+        return ExitCode::from(1);
+    }
+    for (name, roff) in &pages {
+        let path = dir.join(name);
+        if let Err(e) = std::fs::write(&path, roff) {
+            eprintln!("{}: the man page cannot be written: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    if !quiet() {
+        eprintln!("{} man pages written to {}", pages.len(), dir.display());
+    }
+    ExitCode::SUCCESS
 }
 
 /// Runs an async command on a multi-threaded runtime.
@@ -279,10 +439,13 @@ pub fn print_diagnostics(diags: &[crate::manifest::Diagnostic]) {
     use std::io::{IsTerminal, Write};
     let stderr = std::io::stderr();
     let terminal = stderr.is_terminal();
-    let colour = terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let colour = terminal && colour_allowed();
     let mut sources: HashMap<&str, Option<String>> = HashMap::new();
     let mut out = stderr.lock();
     for d in diags {
+        if quiet() && !d.is_error() {
+            continue;
+        }
         let snippet = if terminal && d.file != "-" {
             sources
                 .entry(d.file.as_str())

@@ -92,7 +92,9 @@ pub async fn run(args: PlanArgs<'_>) -> ExitCode {
                 .unwrap_or_default()
         }
     };
-    print!("{stdout}");
+    if !super::quiet() {
+        print!("{stdout}");
+    }
     if let (Some(path), Some(p)) = (args.out, planned.first()) {
         let text = serde_json::to_string_pretty(&p.document).unwrap_or_default() + "\n";
         if let Err(e) = std::fs::write(path, text) {

@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use super::{FileArgs, clock_now, print_diagnostics};
+use super::{FileArgs, ValidateOutput, clock_now, print_diagnostics, quiet};
 use crate::manifest;
 
-pub fn run(files: &FileArgs) -> ExitCode {
+pub fn run(files: &FileArgs, output: ValidateOutput) -> ExitCode {
     let now = match clock_now() {
         Ok(now) => now,
         Err(msg) => {
@@ -14,7 +14,25 @@ pub fn run(files: &FileArgs) -> ExitCode {
         }
     };
     let checked = manifest::load_and_check(&files.files, now);
-    print_diagnostics(&checked.diagnostics);
+    let shown = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error() || !quiet());
+    match output {
+        ValidateOutput::Text => print_diagnostics(&checked.diagnostics),
+        ValidateOutput::Github => {
+            for d in shown {
+                println!("{}", d.github_annotation());
+            }
+        }
+        ValidateOutput::Json => {
+            let list: Vec<serde_json::Value> = shown.map(|d| d.to_json()).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&list).unwrap_or_default()
+            );
+        }
+    }
     let errors = checked.errors().count();
     let warnings = checked.warnings().count();
     if errors > 0 {
@@ -31,13 +49,20 @@ pub fn run(files: &FileArgs) -> ExitCode {
             .iter()
             .map(|p| p.display().to_string())
             .collect();
-        eprintln!("no manifests found in {}", named.join(", "));
+        let sentence = format!("no manifests found in {}", named.join(", "));
+        if output == ValidateOutput::Github {
+            println!("::error title=rolecall validate::{sentence}");
+        }
+        eprintln!("{sentence}");
         return ExitCode::from(1);
+    }
+    if quiet() {
+        return ExitCode::SUCCESS;
     }
     let d = &checked.desired;
     let members: usize = d.accounts.iter().map(|a| a.members.len()).sum();
     let contacts: usize = d.accounts.iter().map(|a| a.contacts.len()).sum();
-    println!(
+    let summary = format!(
         "{} {} valid: {} {}, {} {}, {} {}, {} {}{}",
         checked.documents,
         plural(checked.documents, "document", "documents"),
@@ -55,6 +80,12 @@ pub fn run(files: &FileArgs) -> ExitCode {
             String::new()
         }
     );
+    // Machine formats keep standard output to the format alone.
+    if output == ValidateOutput::Text {
+        println!("{summary}");
+    } else {
+        eprintln!("{summary}");
+    }
     ExitCode::SUCCESS
 }
 

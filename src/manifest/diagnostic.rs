@@ -68,6 +68,59 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// A GitHub Actions workflow command (`::error file=…,line=…,col=…,title=…::sentence`), so
+    /// the problem shows on its line of a pull request. Standard input has no file to point at,
+    /// so its diagnostics carry no place.
+    pub fn github_annotation(&self) -> String {
+        let command = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let mut properties = Vec::new();
+        if self.file != "-" {
+            properties.push(format!("file={}", github_property(&self.file)));
+            properties.push(format!("line={}", self.pos.line));
+            properties.push(format!("col={}", self.pos.column));
+        }
+        properties.push(format!("title={}", github_property(&self.path)));
+        format!(
+            "::{command} {}::{}",
+            properties.join(","),
+            github_data(&self.message)
+        )
+    }
+
+    /// The machine-readable form `validate --output json` lists.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "file": self.file,
+            "line": self.pos.line,
+            "column": self.pos.column,
+            "field": self.path,
+            "message": self.message,
+            "severity": match self.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            },
+        })
+    }
+}
+
+/// Escapes a workflow command's message as the Actions runner unescapes it (`%`, CR, LF), so a
+/// message can never end the command early or smuggle a second one onto its own line.
+fn github_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Escapes a workflow command's property value: as a message, plus `:` and `,`, which would
+/// otherwise end the property list or the property.
+fn github_property(text: &str) -> String {
+    github_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
 /// Sorts diagnostics by file, position, then message, so output is stable.
 pub fn sort(diags: &mut [Diagnostic]) {
     diags.sort_by(|a, b| {
@@ -128,5 +181,49 @@ mod tests {
         assert_eq!(closest("emial", fields), Some("email"));
         assert_eq!(closest("notification", fields), Some("notifications"));
         assert_eq!(closest("colour", fields), None);
+    }
+
+    fn diag(file: &str, path: &str, message: &str) -> Diagnostic {
+        Diagnostic {
+            path: path.to_string(),
+            ..Diagnostic::error(
+                file,
+                Pos {
+                    line: 14,
+                    column: 9,
+                },
+                &Path::root(),
+                message,
+            )
+        }
+    }
+
+    #[test]
+    fn github_annotations_escape_data_and_properties() {
+        let d = diag(
+            "a,b:c%.yaml",
+            "spec.members[1].email",
+            "100% wrong\r\nline two: yes, really",
+        );
+        assert_eq!(
+            d.github_annotation(),
+            "::error file=a%2Cb%3Ac%25.yaml,line=14,col=9,title=spec.members[1].email\
+             ::100%25 wrong%0D%0Aline two: yes, really"
+        );
+        let w = Diagnostic {
+            severity: Severity::Warning,
+            ..diag("-", "spec", "x")
+        };
+        assert_eq!(w.github_annotation(), "::warning title=spec::x");
+    }
+
+    #[test]
+    fn json_form_names_every_part() {
+        let v = diag("acme.yaml", "spec.timeZone", "unknown").to_json();
+        assert_eq!(
+            v,
+            serde_json::json!({"file": "acme.yaml", "line": 14, "column": 9,
+                "field": "spec.timeZone", "message": "unknown", "severity": "error"})
+        );
     }
 }

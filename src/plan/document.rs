@@ -2,15 +2,35 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{AccountPlan, Change, Operation, summary};
 use crate::domain::Mode;
 
+/// Where the plan schema says it lives (the `$id`).
+pub const PLAN_SCHEMA_ID: &str = "https://rolecall.dev/schemas/plan-v1.json";
+
+/// The JSON Schema (2020-12) of the plan document, generated from these types so that the
+/// published schema (`rolecall schema --plan`, `schema/plan.schema.json`) cannot drift from
+/// what `apply PLANFILE` reads.
+pub fn plan_schema() -> serde_json::Value {
+    let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+    let mut value = generator.into_root_schema_for::<PlanDocument>().to_value();
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("$id".into(), PLAN_SCHEMA_ID.into());
+        obj.insert(
+            "description".into(),
+            "A saved rolecall plan (`rolecall plan --out FILE`), applied exactly by `rolecall apply FILE`.".into(),
+        );
+    }
+    value
+}
+
 /// The only format version this rolecall writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlanDocument {
     pub format_version: u32,
@@ -24,7 +44,7 @@ pub struct PlanDocument {
     pub refused: Vec<Refusal>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccountDocument {
     pub customer_number: String,
@@ -41,7 +61,7 @@ pub struct AccountDocument {
     pub next_transition: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub enum ModeWord {
     #[default]
     Apply,
@@ -52,7 +72,7 @@ fn is_apply(m: &ModeWord) -> bool {
     *m == ModeWord::Apply
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Refusal {
     pub customer_number: String,

@@ -12,6 +12,7 @@ mod tests;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use account::plan_account;
@@ -23,7 +24,9 @@ use crate::portal::{
 };
 
 /// What one change does, in the words of the plan document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     CreateAccount,
@@ -131,7 +134,7 @@ impl std::fmt::Display for Action {
 }
 
 /// One change, as the plan document shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
     pub action: Action,
@@ -175,7 +178,7 @@ pub const ABSENT: &str = "absent";
 
 /// One portal write. `if_match` is the etag observed at plan time; `None` on a member or
 /// contact means it did not exist then.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "op", rename_all = "kebab-case", rename_all_fields = "camelCase")]
 pub enum Operation {
     CreateAccount {

@@ -60,7 +60,11 @@ pub fn summary_line(plans: &[AccountPlan]) -> String {
     let observe = shown(plans)
         .filter(|p| p.mode == crate::domain::Mode::Observe && p.has_changes())
         .count();
-    let mut line = if counts.total() == 0 {
+    let unplanned = plans.iter().filter(|p| !p.errors.is_empty()).count();
+    let mut line = if counts.total() == 0 && unplanned + refused > 0 {
+        // Not "the portal matches": accounts with errors were never compared.
+        "No changes to apply.".to_string()
+    } else if counts.total() == 0 {
         "No changes. The portal matches the manifests.".to_string()
     } else {
         format!(
@@ -86,6 +90,16 @@ pub fn summary_line(plans: &[AccountPlan]) -> String {
         line.push_str(&format!(
             " {refused} {} refused.",
             if refused == 1 { "account" } else { "accounts" }
+        ));
+    }
+    if unplanned > 0 {
+        line.push_str(&format!(
+            " {unplanned} {} not planned: fix the errors shown.",
+            if unplanned == 1 {
+                "account"
+            } else {
+                "accounts"
+            }
         ));
     }
     line

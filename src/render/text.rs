@@ -14,7 +14,7 @@ pub enum Style {
 }
 
 impl Style {
-    /// Colour only on a terminal, and never with `NO_COLOR` set (https://no-color.org).
+    /// Colour only on a terminal, and never with `NO_COLOR` set (<https://no-color.org>).
     pub fn for_stdout() -> Style {
         use std::io::IsTerminal;
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
