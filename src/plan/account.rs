@@ -68,6 +68,11 @@ pub fn plan_account(d: &DesiredAccount, o: &ObservedAccount, ctx: &Context) -> A
     planner.members(o);
     planner.contacts(o);
     let refusal = planner.safety(o);
+    if !ctx.catalog.capabilities.etags && !planner.changes.is_empty() {
+        planner.notes.push(
+            "the portal has no ETags: apply writes what this plan read and compared, so a change made on the portal in between is overwritten".into(),
+        );
+    }
 
     let AccountPlanner {
         mut changes,
@@ -170,6 +175,15 @@ struct AccountPlanner<'a> {
 impl AccountPlanner<'_> {
     fn now(&self) -> Timestamp {
         self.ctx.now
+    }
+
+    /// A role the portal assigns itself (catalog `readOnly`).
+    fn read_only(&self, role: &str) -> bool {
+        self.ctx
+            .catalog
+            .roles
+            .iter()
+            .any(|c| c.read_only && c.name == role)
     }
 
     fn change(&mut self, change: Change, counted: bool) {
@@ -300,6 +314,26 @@ impl AccountPlanner<'_> {
                 }
                 continue;
             }
+            if let Some(m) = obs
+                && let Some(role) = m.roles.iter().find(|r| self.read_only(&r.name))
+            {
+                // The portal's own (a WHMCS client's owner): never changed, never removed.
+                let declared = desired.get(key).map(|dm| {
+                    dm.roles
+                        .iter()
+                        .map(|r| r.name.clone())
+                        .collect::<BTreeSet<_>>()
+                });
+                let held: BTreeSet<String> = m.roles.iter().map(|r| r.name.clone()).collect();
+                if declared.is_some_and(|d| d != held) {
+                    self.notes.push(format!(
+                        "{email} holds the read-only role {}: the portal manages this member; rolecall leaves it as it is",
+                        role.name
+                    ));
+                }
+                self.keep(m);
+                continue;
+            }
             match (desired.get(key).copied(), obs) {
                 (Some(dm), obs) => self.member(dm, obs),
                 (None, Some(m)) if self.d.policy.prune => {
@@ -351,6 +385,13 @@ impl AccountPlanner<'_> {
         // The roles that hold now, with the `until` sent to the portal.
         let mut want: BTreeMap<String, Option<String>> = BTreeMap::new();
         for r in &dm.roles {
+            if self.read_only(&r.name) {
+                self.notes.push(format!(
+                    "{email}: {} is a read-only role the portal assigns itself; rolecall does not grant it",
+                    r.name
+                ));
+                continue;
+            }
             match r.window.phase(now, tz) {
                 Phase::Active { ends } => {
                     let until = if scheduled {
@@ -792,8 +833,11 @@ impl AccountPlanner<'_> {
                 "the plan would remove or revoke {removals} of {current} members and contacts, more than maxRemovals {limit} allows ({allowed}); raise policy.maxRemovals if this is intended"
             ));
         }
+        // A read-only role is the portal's own owner (WHMCS): its holder is the admin.
         let is_admin = |linked: bool, roles: &BTreeSet<String>| {
-            linked && roles.contains(ADMIN_ROLE) && roles.contains(LOGIN_ROLE)
+            linked
+                && ((roles.contains(ADMIN_ROLE) && roles.contains(LOGIN_ROLE))
+                    || roles.iter().any(|r| self.read_only(r)))
         };
         let admins_before = o
             .members
