@@ -15,7 +15,21 @@ struct Run<'a> {
     now: &'a str,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    /// Runs in `dir` at the tests' fixed instant.
+    fn at(whmcs: &'a Whmcs, dir: &'a Path) -> Run<'a> {
+        Run {
+            whmcs,
+            dir,
+            now: NOW,
+        }
+    }
+
+    /// Replaces the manifests with one CustomerAccount for `client`.
+    fn declare(&self, client: u64, body: &str) {
+        write_manifest(self.dir, &account(client, body));
+    }
+
     fn rolecall(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_rolecall"))
             .args(args)
@@ -98,18 +112,8 @@ fn plan_apply_replan_invites_once_and_an_accepted_invitation_ends_the_record() {
     whmcs.add_user(other, "alice@acme.example.net", &["tickets"]);
     whmcs.add_user(client, "bob@acme.example", &["tickets", "quotes"]);
     let dir = tempfile::tempdir().unwrap();
-    write_manifest(
-        dir.path(),
-        &account(
-            client,
-            "  members:\n    - email: alice@acme.example\n      name: Alice Example\n      roles: [invoices, tickets]\n    - email: bob@acme.example\n      roles: [tickets]\n  contacts:\n    - email: billing@acme.example\n      name: Billing Dept\n      notifications: [invoices, domains]\n",
-        ),
-    );
-    let run = Run {
-        whmcs: &whmcs,
-        dir: dir.path(),
-        now: NOW,
-    };
+    let run = Run::at(&whmcs, dir.path());
+    run.declare(client, "  members:\n    - email: alice@acme.example\n      name: Alice Example\n      roles: [invoices, tickets]\n    - email: bob@acme.example\n      roles: [tickets]\n  contacts:\n    - email: billing@acme.example\n      name: Billing Dept\n      notifications: [invoices, domains]\n");
 
     let plan = ok(run.plan());
     assert!(plan.contains("alice@acme.example"), "{plan}");
@@ -184,13 +188,7 @@ fn plan_apply_replan_invites_once_and_an_accepted_invitation_ends_the_record() {
     );
 
     // Changing a joined member's permissions sends the whole set.
-    write_manifest(
-        dir.path(),
-        &account(
-            client,
-            "  members:\n    - email: alice@acme.example\n      roles: [invoices, domains]\n  contacts:\n    - email: billing@acme.example\n      name: Billing Dept\n      notifications: [invoices, domains]\n",
-        ),
-    );
+    run.declare(client, "  members:\n    - email: alice@acme.example\n      roles: [invoices, domains]\n  contacts:\n    - email: billing@acme.example\n      name: Billing Dept\n      notifications: [invoices, domains]\n");
     let change = ok(run.plan());
     assert!(change.contains("bob@acme.example"), "{change}");
     ok(run.apply());
@@ -217,25 +215,21 @@ fn the_owner_is_never_changed_or_removed() {
     let client = whmcs.add_client("Acme AG", "owner@acme.example");
     whmcs.add_user(client, "admin@acme.example", &["profile"]);
     let dir = tempfile::tempdir().unwrap();
-    let run = Run {
-        whmcs: &whmcs,
-        dir: dir.path(),
-        now: NOW,
-    };
+    let run = Run::at(&whmcs, dir.path());
     // Omitting the owner with prune on, then declaring it with fewer permissions: neither
     // revokes nor changes it.
     for members in [
         "  members:\n    - email: admin@acme.example\n      roles: [profile]\n",
         "  members:\n    - email: owner@acme.example\n      roles: [tickets]\n    - email: admin@acme.example\n      roles: [profile]\n",
     ] {
-        write_manifest(dir.path(), &account(client, members));
+        run.declare(client, members);
         let plan = ok(run.plan());
         assert!(no_changes(&plan), "{plan}");
         ok(run.apply());
         assert!(whmcs.is_owner(client, "owner@acme.example"));
     }
     // Removing every other member leaves the owner as the admin: not a last-admin refusal.
-    write_manifest(dir.path(), &account(client, "  policy: {maxRemovals: 5}\n"));
+    run.declare(client, "  policy: {maxRemovals: 5}\n");
     ok(run.apply());
     assert!(whmcs.is_owner(client, "owner@acme.example"));
     assert_eq!(whmcs.permissions(client, "admin@acme.example"), None);
@@ -245,12 +239,9 @@ fn the_owner_is_never_changed_or_removed() {
         "{actions:?}"
     );
     // Declaring the read-only role for someone else grants nothing.
-    write_manifest(
-        dir.path(),
-        &account(
-            client,
-            "  members:\n    - email: new@acme.example\n      roles: [owner, tickets]\n",
-        ),
+    run.declare(
+        client,
+        "  members:\n    - email: new@acme.example\n      roles: [owner, tickets]\n",
     );
     let plan = ok(run.plan());
     assert!(plan.contains("read-only role"), "{plan}");
@@ -273,11 +264,7 @@ fn an_expired_invitation_is_sent_again_only_when_the_policy_says_so() {
             &format!("{members}  policy: {{resendExpiredInvitations: false}}\n"),
         ),
     );
-    let first = Run {
-        whmcs: &whmcs,
-        dir: dir.path(),
-        now: NOW,
-    };
+    let first = Run::at(&whmcs, dir.path());
     ok(first.apply());
     assert_eq!(whmcs.invitations_to("late@acme.example"), 1);
     let later = Run {
@@ -303,18 +290,8 @@ fn a_lost_record_means_one_more_invitation_and_joined_users_are_not_invited() {
     let whmcs = Whmcs::start();
     let client = whmcs.add_client("Acme AG", "owner@acme.example");
     let dir = tempfile::tempdir().unwrap();
-    write_manifest(
-        dir.path(),
-        &account(
-            client,
-            "  members:\n    - email: a@acme.example\n      roles: [tickets]\n    - email: b@acme.example\n      roles: [tickets]\n",
-        ),
-    );
-    let run = Run {
-        whmcs: &whmcs,
-        dir: dir.path(),
-        now: NOW,
-    };
+    let run = Run::at(&whmcs, dir.path());
+    run.declare(client, "  members:\n    - email: a@acme.example\n      roles: [tickets]\n    - email: b@acme.example\n      roles: [tickets]\n");
     ok(run.apply());
     assert!(whmcs.accept(client, "b@acme.example"));
     std::fs::remove_file(state_file(dir.path())).unwrap();
@@ -335,11 +312,7 @@ fn contact_preferences_map_to_notification_kinds_and_the_domain_rule_is_explaine
         [true, true, true, true, true, true],
     );
     let dir = tempfile::tempdir().unwrap();
-    let run = Run {
-        whmcs: &whmcs,
-        dir: dir.path(),
-        now: NOW,
-    };
+    let run = Run::at(&whmcs, dir.path());
     let kinds = [
         ("general", 0),
         ("products", 1),
@@ -349,15 +322,9 @@ fn contact_preferences_map_to_notification_kinds_and_the_domain_rule_is_explaine
         ("affiliates", 5),
     ];
     for (kind, index) in kinds {
-        write_manifest(
-            dir.path(),
-            &account(
-                client,
-                &format!(
+        run.declare(client, &format!(
                     "  contacts:\n    - email: noc@acme.example\n      name: Contact\n      notifications: [{kind}]\n"
-                ),
-            ),
-        );
+                ));
         ok(run.apply());
         let mut want = [false; 6];
         want[index] = true;
@@ -375,21 +342,9 @@ fn contact_preferences_map_to_notification_kinds_and_the_domain_rule_is_explaine
         .clients
         .iter_mut()
         .for_each(|c| c.own_domain_emails = false);
-    write_manifest(
-        dir.path(),
-        &account(
-            client,
-            "  contacts:\n    - email: noc@acme.example\n      name: Contact\n      notifications: [general, domains]\n",
-        ),
-    );
+    run.declare(client, "  contacts:\n    - email: noc@acme.example\n      name: Contact\n      notifications: [general, domains]\n");
     ok(run.apply());
-    write_manifest(
-        dir.path(),
-        &account(
-            client,
-            "  contacts:\n    - email: noc@acme.example\n      name: Contact\n      notifications: [general]\n",
-        ),
-    );
+    run.declare(client, "  contacts:\n    - email: noc@acme.example\n      name: Contact\n      notifications: [general]\n");
     let out = run.apply();
     let t = text(&out);
     assert!(!out.status.success(), "{t}");
@@ -428,12 +383,8 @@ fn paging_past_25_clients_and_users() {
         ));
     }
     let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path(), &account(last, &body));
-    let run = Run {
-        whmcs: &whmcs,
-        dir: dir.path(),
-        now: NOW,
-    };
+    let run = Run::at(&whmcs, dir.path());
+    run.declare(last, &body);
     let plan = ok(run.plan());
     assert!(no_changes(&plan), "{plan}");
     let pages = whmcs
@@ -462,6 +413,7 @@ fn bad_credentials_are_named_and_never_printed() {
         .env("ROLECALL_NOW", NOW)
         .env("ROLECALL_WHMCS_IDENTIFIER", IDENTIFIER)
         .env("ROLECALL_WHMCS_SECRET", "wrong-secret-value-xyz")
+        .env("RUST_LOG", "trace")
         .env_remove("ROLECALL_WHMCS_ACCESSKEY")
         .output()
         .unwrap();
@@ -491,18 +443,11 @@ fn a_plan_document_and_the_state_file_carry_no_credentials() {
     let whmcs = Whmcs::start();
     let client = whmcs.add_client("Acme AG", "owner@acme.example");
     let dir = tempfile::tempdir().unwrap();
-    write_manifest(
-        dir.path(),
-        &account(
-            client,
-            "  members:\n    - email: x@acme.example\n      roles: [tickets]\n",
-        ),
+    let run = Run::at(&whmcs, dir.path());
+    run.declare(
+        client,
+        "  members:\n    - email: x@acme.example\n      roles: [tickets]\n",
     );
-    let run = Run {
-        whmcs: &whmcs,
-        dir: dir.path(),
-        now: NOW,
-    };
     let portal = whmcs.portal_url();
     ok(run.rolecall(&[
         "plan",
@@ -529,4 +474,80 @@ fn a_plan_document_and_the_state_file_carry_no_credentials() {
     }
     // The saved plan went through the same record: a fresh plan invites nobody.
     assert!(no_changes(&ok(run.plan())));
+}
+
+#[test]
+fn overloaded_answers_are_retried_and_the_rate_limit_spaces_requests() {
+    let whmcs = Whmcs::start();
+    let client = whmcs.add_client("Acme AG", "owner@acme.example");
+    let dir = tempfile::tempdir().unwrap();
+    let run = Run::at(&whmcs, dir.path());
+    run.declare(
+        client,
+        "  members:\n    - email: r@acme.example\n      roles: [tickets]\n",
+    );
+    whmcs.lock().fail_next = 3;
+    ok(run.apply());
+    assert_eq!(whmcs.invitations_to("r@acme.example"), 1);
+    assert_eq!(whmcs.lock().fail_next, 0);
+
+    let before = whmcs.actions().len();
+    let started = std::time::Instant::now();
+    let portal = whmcs.portal_url();
+    let plan = ok(run.rolecall(&[
+        "plan",
+        "-f",
+        "manifests",
+        "--portal",
+        &portal,
+        "--rate-limit",
+        "10",
+    ]));
+    let elapsed = started.elapsed();
+    assert!(no_changes(&plan), "{plan}");
+    let sent = whmcs.actions().len() - before;
+    assert!(sent >= 4, "{sent} requests");
+    // n requests at 10/s take at least (n - 1) / 10 s.
+    let least = std::time::Duration::from_millis(100 * (sent as u64 - 1));
+    assert!(elapsed >= least, "{sent} requests in {elapsed:?}");
+
+    let bad = run.rolecall(&[
+        "plan",
+        "-f",
+        "manifests",
+        "--portal",
+        &portal,
+        "--rate-limit",
+        "0",
+    ]);
+    let t = text(&bad);
+    assert!(!bad.status.success() && t.contains("not a rate"), "{t}");
+}
+
+#[test]
+fn an_invitation_whose_answer_was_lost_is_not_sent_again() {
+    let whmcs = Whmcs::start();
+    let client = whmcs.add_client("Acme AG", "owner@acme.example");
+    let dir = tempfile::tempdir().unwrap();
+    let run = Run::at(&whmcs, dir.path());
+    run.declare(client, "  members:\n    - email: lost@acme.example\n      roles: [tickets]\n  contacts:\n    - email: c@acme.example\n      name: C\n      notifications: [general]\n");
+    whmcs.lock().fail_after_commit = Some("CreateClientInvite".into());
+    let first = run.apply();
+    assert!(!first.status.success(), "{}", text(&first));
+    assert_eq!(whmcs.invitations_to("lost@acme.example"), 1, "not retried");
+    ok(run.apply());
+    assert_eq!(
+        whmcs.invitations_to("lost@acme.example"),
+        1,
+        "recorded though unanswered"
+    );
+
+    run.declare(client, "  members:\n    - email: lost@acme.example\n      roles: [tickets]\n  contacts:\n    - email: c@acme.example\n      name: C\n      notifications: [general]\n    - email: d@acme.example\n      name: D\n      notifications: [general]\n");
+    whmcs.lock().fail_after_commit = Some("AddContact".into());
+    let lost = run.apply();
+    assert!(!lost.status.success(), "{}", text(&lost));
+    whmcs.lock().fail_after_commit = None;
+    assert!(no_changes(&ok(run.plan())));
+    let contacts = whmcs.lock().contacts.len();
+    assert_eq!(contacts, 2, "each contact once");
 }

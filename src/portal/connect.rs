@@ -76,19 +76,36 @@ pub fn whmcs_credentials_from_env() -> Result<Credentials, String> {
     )
 }
 
+/// Connects to the WHMCS installation at `url` (`whmcs+https://host/path/`) with credentials
+/// and an invitation record from wherever the caller keeps them (the controller: a Secret and
+/// the CustomerAccount's status).
+pub fn connect_whmcs(
+    url: &str,
+    credentials: Credentials,
+    invitations: Arc<dyn InvitationStore>,
+    options: WhmcsOptions,
+) -> Result<AnyPortal, String> {
+    let base = url
+        .strip_prefix("whmcs+")
+        .filter(|b| b.starts_with("https://") || b.starts_with("http://"))
+        .ok_or_else(|| {
+            format!(
+                "{}: a WHMCS portal URL is whmcs+https://host/path/",
+                crate::manifest::quote_short(url)
+            )
+        })?;
+    WhmcsPortal::new(base, credentials, invitations, options)
+        .map(|p| AnyPortal::Whmcs(Box::new(p)))
+        .map_err(|e| format!("{url}: {e}"))
+}
+
 pub fn connect_adapter(
     url: &str,
     token_env: &str,
     options: HttpOptions,
     settings: AdapterSettings,
 ) -> Result<AnyPortal, String> {
-    if let Some(base) = url.strip_prefix("whmcs+") {
-        if !(base.starts_with("https://") || base.starts_with("http://")) {
-            return Err(format!(
-                "{}: a WHMCS portal URL is whmcs+https://host/path/",
-                crate::manifest::quote_short(url)
-            ));
-        }
+    if url.starts_with("whmcs+") {
         let credentials = whmcs_credentials_from_env().map_err(|e| format!("{url}: {e}"))?;
         let options = WhmcsOptions {
             http: options,
@@ -96,9 +113,7 @@ pub fn connect_adapter(
             now: Some(crate::cli::clock_now()?),
             ..WhmcsOptions::default()
         };
-        return WhmcsPortal::new(base, credentials, settings.whmcs_invitations, options)
-            .map(|p| AnyPortal::Whmcs(Box::new(p)))
-            .map_err(|e| format!("{url}: {e}"));
+        return connect_whmcs(url, credentials, settings.whmcs_invitations, options);
     }
     if let Some(file) = url.strip_prefix("sandbox:") {
         if file.is_empty() {

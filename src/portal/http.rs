@@ -162,24 +162,11 @@ impl HttpPortal {
         token: Token,
         options: HttpOptions,
     ) -> Result<HttpPortal, HttpSetupError> {
-        let url_error = |reason: &str| HttpSetupError::Url {
-            url: base_url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let mut base = Url::parse(base_url).map_err(|e| url_error(&e.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(url_error("it must start with https:// or http://"));
-        }
-        if !base.username().is_empty() || base.password().is_some() {
-            // Never echo a URL that carries credentials.
-            return Err(HttpSetupError::Url {
-                url: "(redacted)".to_owned(),
-                reason: "it must not carry credentials; put the token in ROLECALL_TOKEN".into(),
-            });
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(url_error("it must not have a query or a fragment"));
-        }
+        let mut base = parse_base_url(
+            base_url,
+            "https:// or http://",
+            "put the token in ROLECALL_TOKEN",
+        )?;
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
             base.set_path(&path);
@@ -428,6 +415,34 @@ impl HttpPortal {
             Err(self.refusal(&call, &answer))
         }
     }
+}
+
+/// A portal's base URL: http(s), no credentials (never echoed), no query or fragment.
+/// `schemes` and `credentials_hint` finish the error sentences.
+pub(super) fn parse_base_url(
+    base_url: &str,
+    schemes: &str,
+    credentials_hint: &str,
+) -> Result<Url, HttpSetupError> {
+    let url_error = |reason: &str| HttpSetupError::Url {
+        url: base_url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let base = Url::parse(base_url).map_err(|e| url_error(&e.to_string()))?;
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(url_error(&format!("it must start with {schemes}")));
+    }
+    if !base.username().is_empty() || base.password().is_some() {
+        // Never echo a URL that carries credentials.
+        return Err(HttpSetupError::Url {
+            url: "(redacted)".to_owned(),
+            reason: format!("it must not carry credentials; {credentials_hint}"),
+        });
+    }
+    if base.query().is_some() || base.fragment().is_some() {
+        return Err(url_error("it must not have a query or a fragment"));
+    }
+    Ok(base)
 }
 
 /// The `reqwest` client every HTTP-speaking adapter uses: rustls with the system roots plus

@@ -21,6 +21,7 @@ pub const IDENTIFIER: &str = "whmcs-ident-4711-test";
 pub const SECRET: &str = "whmcs-secret-9c2e7f-test";
 pub const ACCESSKEY: &str = "whmcs-accesskey-55aa-test";
 
+// The emulator's own copy, not the adapter's: a name the adapter got wrong must fail here.
 pub const PERMISSIONS: [&str; 13] = [
     "profile",
     "contacts",
@@ -111,6 +112,12 @@ pub struct Data {
     pub requests: Vec<(String, HashMap<String, String>)>,
     /// Requests that need the access key when set.
     pub accesskey: Option<String>,
+    /// The next this many requests answer 503 (an overloaded PHP backend), the first of them
+    /// with `Retry-After: 0`.
+    pub fail_next: usize,
+    /// This action is carried out, then answered with 503: the client never hears that it
+    /// happened.
+    pub fail_after_commit: Option<String>,
 }
 
 impl Data {
@@ -309,20 +316,39 @@ fn error(message: &str) -> Response {
     Json(json!({"result": "error", "message": message})).into_response()
 }
 
-fn page(form: &HashMap<String, String>) -> (usize, usize) {
-    let start = form
+/// The page `limitstart`/`limitnum` ask for (25 items when `limitnum` is not sent), and
+/// where it starts.
+fn page<'a, T>(form: &HashMap<String, String>, all: &'a [T]) -> (usize, &'a [T]) {
+    let start: usize = form
         .get("limitstart")
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let num = form
+    let num: usize = form
         .get("limitnum")
         .and_then(|s| s.parse().ok())
         .unwrap_or(25);
-    (start, num)
+    let from = start.min(all.len());
+    let to = from.saturating_add(num).min(all.len());
+    (start, &all[from..to])
+}
+
+fn lowercase(form: &HashMap<String, String>, key: &str) -> String {
+    form.get(key).map(|v| v.to_lowercase()).unwrap_or_default()
 }
 
 fn num(form: &HashMap<String, String>, key: &str) -> Option<u64> {
     form.get(key).and_then(|v| v.trim().parse().ok())
+}
+
+/// The link named by `user_id` and `client_id`, or the WHMCS message why there is none.
+fn link(d: &Data, form: &HashMap<String, String>) -> Result<usize, &'static str> {
+    let (Some(user), Some(client)) = (num(form, "user_id"), num(form, "client_id")) else {
+        return Err("User ID and Client ID are required");
+    };
+    d.links
+        .iter()
+        .position(|l| l.user_id == user && l.client_id == client)
+        .ok_or("User not associated with client")
 }
 
 fn domain_rule_holds(d: &Data, client_id: u64) -> bool {
@@ -364,6 +390,16 @@ async fn api(
     let mut d = data.lock().unwrap();
     let action = form.get("action").cloned().unwrap_or_default();
     d.requests.push((action.clone(), form.clone()));
+    if d.fail_next > 0 {
+        d.fail_next -= 1;
+        let mut answer = (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response();
+        if d.fail_next % 2 == 1 {
+            answer
+                .headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("0"));
+        }
+        return answer;
+    }
     let authentic = form.get("identifier").map(String::as_str) == Some(IDENTIFIER)
         && form.get("secret").map(String::as_str) == Some(SECRET)
         && d.accesskey
@@ -379,24 +415,18 @@ async fn api(
     if form.get("responsetype").map(String::as_str) != Some("json") {
         return "result=error;message=responsetype must be json".into_response();
     }
-    match action.as_str() {
+    let answer = match action.as_str() {
         "GetPermissionsList" => ok(json!({"permissions": {"permission": PERMISSIONS}})),
         "GetClients" => {
-            let (start, num) = page(&form);
-            let search = form
-                .get("search")
-                .cloned()
-                .unwrap_or_default()
-                .to_lowercase();
+            let search = lowercase(&form, "search");
             let all: Vec<&Client> = d
                 .clients
                 .iter()
                 .filter(|c| search.is_empty() || c.email.to_lowercase().starts_with(&search))
                 .collect();
-            let items: Vec<Value> = all
+            let (start, shown) = page(&form, &all);
+            let items: Vec<Value> = shown
                 .iter()
-                .skip(start)
-                .take(num)
                 .map(|c| {
                     json!({"id": c.id, "firstname": c.firstname, "lastname": c.lastname,
                         "companyname": c.companyname, "email": c.email, "status": "Active"})
@@ -428,12 +458,7 @@ async fn api(
                 "users": {"user": users}}}))
         }
         "GetUsers" => {
-            let (start, num) = page(&form);
-            let search = form
-                .get("search")
-                .cloned()
-                .unwrap_or_default()
-                .to_lowercase();
+            let search = lowercase(&form, "search");
             // As WHMCS: the search matches the start of the e-mail or of the name.
             let all: Vec<&User> = d
                 .users
@@ -446,10 +471,9 @@ async fn api(
                             .starts_with(&search)
                 })
                 .collect();
-            let items: Vec<Value> = all
+            let (start, shown) = page(&form, &all);
+            let items: Vec<Value> = shown
                 .iter()
-                .skip(start)
-                .take(num)
                 .map(|u| {
                     let clients: Vec<Value> = d
                         .links
@@ -466,56 +490,30 @@ async fn api(
                 "numreturned": items.len(), "users": items}),
             )
         }
-        "GetUserPermissions" => {
-            let (Some(user), Some(client)) = (num(&form, "user_id"), num(&form, "client_id"))
-            else {
-                return error("User ID and Client ID are required");
-            };
-            match d
-                .links
-                .iter()
-                .find(|l| l.user_id == user && l.client_id == client)
-            {
-                None => error("User not associated with client"),
-                Some(l) if l.owner => ok(json!({"permissions": PERMISSIONS.join(",")})),
-                Some(l) => ok(json!({"permissions": l.permissions.join(",")})),
-            }
-        }
+        "GetUserPermissions" => match link(&d, &form).map(|i| &d.links[i]) {
+            Err(message) => error(message),
+            Ok(l) if l.owner => ok(json!({"permissions": PERMISSIONS.join(",")})),
+            Ok(l) => ok(json!({"permissions": l.permissions.join(",")})),
+        },
         "UpdateUserPermissions" => {
-            let (Some(user), Some(client)) = (num(&form, "user_id"), num(&form, "client_id"))
-            else {
-                return error("User ID and Client ID are required");
-            };
             let perms = match check_permissions(&form) {
                 Ok(p) => p,
                 Err(message) => return error(&message),
             };
-            match d
-                .links
-                .iter_mut()
-                .find(|l| l.user_id == user && l.client_id == client)
-            {
-                None => error("User not associated with client"),
-                Some(l) if l.owner => error("Permissions cannot be set on a client owner"),
-                Some(l) => {
-                    l.permissions = perms;
-                    ok(json!({"user_id": user}))
+            match link(&d, &form) {
+                Err(message) => error(message),
+                Ok(i) if d.links[i].owner => error("Permissions cannot be set on a client owner"),
+                Ok(i) => {
+                    d.links[i].permissions = perms;
+                    ok(json!({"user_id": d.links[i].user_id}))
                 }
             }
         }
         "DeleteUserClient" => {
-            let (Some(user), Some(client)) = (num(&form, "user_id"), num(&form, "client_id"))
-            else {
-                return error("User ID and Client ID are required");
-            };
-            match d
-                .links
-                .iter()
-                .position(|l| l.user_id == user && l.client_id == client)
-            {
-                None => error("User not associated with client"),
-                Some(i) if d.links[i].owner => error("You cannot remove the account owner"),
-                Some(i) => {
+            match link(&d, &form) {
+                Err(message) => error(message),
+                Ok(i) if d.links[i].owner => error("You cannot remove the account owner"),
+                Ok(i) => {
                     d.links.remove(i);
                     // The one action that answers `status` instead of `result`.
                     Json(json!({"status": "success"})).into_response()
@@ -575,23 +573,17 @@ async fn api(
             ok(json!({}))
         }
         "GetContacts" => {
-            let (start, num) = page(&form);
-            let client = form.get("userid").and_then(|v| v.parse::<u64>().ok());
-            let email = form
-                .get("email")
-                .cloned()
-                .unwrap_or_default()
-                .to_lowercase();
+            let client = num(&form, "userid");
+            let email = lowercase(&form, "email");
             let all: Vec<&Contact> = d
                 .contacts
                 .iter()
                 .filter(|c| client.is_none_or(|id| c.client_id == id))
                 .filter(|c| email.is_empty() || c.email.to_lowercase().starts_with(&email))
                 .collect();
-            let items: Vec<Value> = all
+            let (start, shown) = page(&form, &all);
+            let items: Vec<Value> = shown
                 .iter()
-                .skip(start)
-                .take(num)
                 .map(|c| {
                     // Each preference in another spelling, as real answers mix them.
                     json!({"id": c.id.to_string(), "userid": c.client_id.to_string(),
@@ -669,5 +661,9 @@ async fn api(
             ok(json!({}))
         }
         _ => error("Command Not Found"),
+    };
+    if d.fail_after_commit.as_deref() == Some(action.as_str()) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response();
     }
+    answer
 }

@@ -35,7 +35,9 @@ pub use invitations::{
     MemoryInvitations,
 };
 
-use super::http::{Answer, HttpOptions, HttpSetupError, Place, Retry, build_client};
+use super::http::{
+    Answer, HttpOptions, HttpSetupError, Place, Retry, build_client, parse_base_url,
+};
 use super::{
     Account, AccountFilter, AccountPatch, AuditEntry, Capabilities, Catalog, CatalogRole, Contact,
     ContactPut, ErrorCode, Invitation, InvitationStatus, Member, MemberPut, NewAccount, Portal,
@@ -243,25 +245,11 @@ impl WhmcsPortal {
         invitations: Arc<dyn InvitationStore>,
         options: WhmcsOptions,
     ) -> Result<WhmcsPortal, HttpSetupError> {
-        let url_error = |reason: &str| HttpSetupError::Url {
-            url: base_url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let mut base = Url::parse(base_url).map_err(|e| url_error(&e.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(url_error(
-                "it must start with whmcs+https:// or whmcs+http://",
-            ));
-        }
-        if !base.username().is_empty() || base.password().is_some() {
-            return Err(HttpSetupError::Url {
-                url: "(redacted)".to_owned(),
-                reason: "it must not carry credentials; put them in ROLECALL_WHMCS_IDENTIFIER and ROLECALL_WHMCS_SECRET".into(),
-            });
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(url_error("it must not have a query or a fragment"));
-        }
+        let mut base = parse_base_url(
+            base_url,
+            "whmcs+https:// or whmcs+http://",
+            "put them in ROLECALL_WHMCS_IDENTIFIER and ROLECALL_WHMCS_SECRET",
+        )?;
         let mut path = base.path().trim_end_matches('/').to_owned();
         path.push_str("/includes/api.php");
         base.set_path(&path);
@@ -297,6 +285,22 @@ impl WhmcsPortal {
 
     /// Calls one API action and returns its answer when WHMCS says it succeeded.
     async fn call(&self, action: &str, params: &[(&str, String)]) -> PortalResult<Value> {
+        self.send(action, params, true).await
+    }
+
+    /// Calls an action that must not run twice (it sends an e-mail or creates an object) and
+    /// that WHMCS gives no idempotency key for: one attempt, because a retry after an answer
+    /// that was lost would do it again.
+    async fn call_once(&self, action: &str, params: &[(&str, String)]) -> PortalResult<Value> {
+        self.send(action, params, false).await
+    }
+
+    async fn send(
+        &self,
+        action: &str,
+        params: &[(&str, String)],
+        retrying: bool,
+    ) -> PortalResult<Value> {
         let mut form: Vec<(&str, &str)> = vec![
             ("action", action),
             ("identifier", &self.credentials.identifier),
@@ -313,16 +317,18 @@ impl WhmcsPortal {
             path: action,
             options: &self.options.http,
         };
-        let answer = self
-            .retry
-            .run("POST", action, || async {
-                self.throttle.wait().await;
-                self.requests.fetch_add(1, Ordering::Relaxed);
-                let request = self.client.post(self.endpoint.clone()).form(&form);
-                place.exchange(request).await
-            })
-            .await
-            .map_err(|e| self.scrub(e))?;
+        let attempt = || async {
+            self.throttle.wait().await;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let request = self.client.post(self.endpoint.clone()).form(&form);
+            place.exchange(request).await
+        };
+        let answer = if retrying {
+            self.retry.run("POST", action, attempt).await
+        } else {
+            attempt().await.map_err(|failure| failure.error)
+        };
+        let answer = answer.map_err(|e| self.scrub(e))?;
         self.read(action, &answer)
     }
 
@@ -654,7 +660,7 @@ fn classify(message: &str) -> (u16, ErrorCode) {
         (422, ErrorCode::LastAdmin)
     } else if m.contains("client owner") {
         (403, ErrorCode::Forbidden)
-    } else if m.contains("not found") {
+    } else if m.contains("not found") || m.contains("not associated") {
         (404, ErrorCode::NotFound)
     } else if m.contains("permission") && m.contains("invalid") {
         (422, ErrorCode::UnknownRole)
@@ -972,14 +978,22 @@ impl Portal for WhmcsPortal {
                 ),
             )),
             Some(user) if user.associated => {
-                self.call(
-                    "DeleteUserClient",
-                    &[
-                        ("user_id", user.id),
-                        ("client_id", customer_number.to_owned()),
-                    ],
-                )
-                .await?;
+                let deleted = self
+                    .call(
+                        "DeleteUserClient",
+                        &[
+                            ("user_id", user.id),
+                            ("client_id", customer_number.to_owned()),
+                        ],
+                    )
+                    .await;
+                match deleted {
+                    // A retry whose first attempt went through: the link is gone.
+                    Err(e) if e.code() == Some(ErrorCode::NotFound) => {}
+                    other => {
+                        other?;
+                    }
+                }
                 self.invitations
                     .remove(customer_number, email)
                     .map_err(Self::store_error)
@@ -1043,7 +1057,7 @@ impl Portal for WhmcsPortal {
             .put(record.clone())
             .map_err(Self::store_error)?;
         let sent = self
-            .call(
+            .call_once(
                 "CreateClientInvite",
                 &[
                     ("client_id", customer_number.to_owned()),
@@ -1060,8 +1074,9 @@ impl Portal for WhmcsPortal {
                 Ok(self.invitation_of(&record))
             }
             // WHMCS said no: nothing was sent, so nothing is recorded (or the record of the
-            // earlier invitation stays). A network failure leaves the record: it may have gone.
-            Err(e @ PortalError::Problem { .. }) => {
+            // earlier invitation stays). A network failure or a 5xx leaves the record: the
+            // invitation may have gone out.
+            Err(e @ PortalError::Problem { .. }) if e.code() != Some(ErrorCode::Unavailable) => {
                 match existing {
                     Some(old) if e.code() != Some(ErrorCode::AlreadyLinked) => {
                         self.invitations.put(old).map_err(Self::store_error)?
@@ -1132,7 +1147,7 @@ impl Portal for WhmcsPortal {
             None => {
                 params.push(("clientid", customer_number.to_owned()));
                 params.push(("email", email.to_owned()));
-                self.call("AddContact", &params)
+                self.call_once("AddContact", &params)
                     .await
                     .map_err(|e| domain_rule(customer_number, e))?;
             }
@@ -1160,10 +1175,13 @@ impl Portal for WhmcsPortal {
                 "WHMCS GetContacts answered a contact without an id for {email}"
             )));
         };
-        self.call("DeleteContact", &[("contactid", id)])
-            .await
-            .map(|_| ())
-            .map_err(|e| domain_rule(customer_number, e))
+        match self.call("DeleteContact", &[("contactid", id)]).await {
+            // A retry whose first attempt went through finds nothing: that is success.
+            Err(e) if e.code() == Some(ErrorCode::NotFound) => Ok(()),
+            other => other
+                .map(|_| ())
+                .map_err(|e| domain_rule(customer_number, e)),
+        }
     }
 
     async fn audit(&self, customer_number: &str) -> PortalResult<Vec<AuditEntry>> {
