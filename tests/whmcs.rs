@@ -551,3 +551,60 @@ fn an_invitation_whose_answer_was_lost_is_not_sent_again() {
     let contacts = whmcs.lock().contacts.len();
     assert_eq!(contacts, 2, "each contact once");
 }
+
+#[test]
+fn a_portal_manifest_selects_whmcs_and_export_round_trips() {
+    let whmcs = Whmcs::start();
+    let client = whmcs.add_client("Acme AG", "owner@acme.example");
+    whmcs.add_user(client, "staff@acme.example", &["tickets", "invoices"]);
+    whmcs.add_contact(
+        client,
+        "noc@acme.example",
+        [true, false, true, false, true, false],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let run = Run::at(&whmcs, dir.path());
+    let portal = format!(
+        "apiVersion: rolecall.dev/v1alpha1\nkind: Portal\nmetadata: {{name: billing}}\nspec:\n  url: {}\n---\n",
+        whmcs.portal_url()
+    );
+    write_manifest(
+        dir.path(),
+        &format!(
+            "{portal}{}",
+            account(
+                client,
+                "  members:\n    - email: new@acme.example\n      roles: [tickets]\n"
+            )
+        ),
+    );
+    let plan = ok(run.rolecall(&["plan", "-f", "manifests"]));
+    assert!(plan.contains("new@acme.example"), "{plan}");
+    ok(run.rolecall(&["apply", "-f", "manifests", "--auto-approve"]));
+    assert_eq!(whmcs.invitations_to("new@acme.example"), 1);
+
+    let out = run.rolecall(&[
+        "export",
+        "--portal",
+        &whmcs.portal_url(),
+        "--account",
+        &client.to_string(),
+        "--out-dir",
+        "exported",
+        "--whmcs-state",
+        "manifests/.rolecall/whmcs-invitations.json",
+    ]);
+    ok(out);
+    let exported = dir.path().join("exported");
+    let back = ok(run.rolecall(&[
+        "plan",
+        "-f",
+        exported.to_str().unwrap(),
+        "--portal",
+        &whmcs.portal_url(),
+        "--whmcs-state",
+        "manifests/.rolecall/whmcs-invitations.json",
+    ]));
+    assert!(no_changes(&back), "{back}");
+    assert_eq!(whmcs.invitations_to("new@acme.example"), 1);
+}
