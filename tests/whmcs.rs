@@ -51,6 +51,31 @@ impl<'a> Run<'a> {
         self.rolecall(&["plan", "-f", "manifests", "--portal", &portal])
     }
 
+    /// `plan --out plan.json`.
+    fn save_plan(&self) -> Output {
+        let portal = self.whmcs.portal_url();
+        self.rolecall(&[
+            "plan",
+            "-f",
+            "manifests",
+            "--portal",
+            &portal,
+            "--out",
+            "plan.json",
+        ])
+    }
+
+    /// `apply plan.json`, with the record the manifests' runs keep.
+    fn apply_saved(&self) -> Output {
+        self.rolecall(&[
+            "apply",
+            "plan.json",
+            "--auto-approve",
+            "--whmcs-state",
+            "manifests/.rolecall/whmcs-invitations.json",
+        ])
+    }
+
     fn apply(&self) -> Output {
         let portal = self.whmcs.portal_url();
         self.rolecall(&[
@@ -79,6 +104,13 @@ fn ok(o: Output) -> String {
         assert!(!t.contains(secret), "a credential leaked:\n{t}");
     }
     t
+}
+
+/// An emulator with one client, Acme AG, owned by owner@acme.example, and a work directory.
+fn acme() -> (Whmcs, u64, tempfile::TempDir) {
+    let whmcs = Whmcs::start();
+    let client = whmcs.add_client("Acme AG", "owner@acme.example");
+    (whmcs, client, tempfile::tempdir().unwrap())
 }
 
 fn write_manifest(dir: &Path, yaml: &str) {
@@ -253,9 +285,7 @@ fn the_owner_is_never_changed_or_removed() {
 
 #[test]
 fn an_expired_invitation_is_sent_again_only_when_the_policy_says_so() {
-    let whmcs = Whmcs::start();
-    let client = whmcs.add_client("Acme AG", "owner@acme.example");
-    let dir = tempfile::tempdir().unwrap();
+    let (whmcs, client, dir) = acme();
     let members = "  members:\n    - email: late@acme.example\n      roles: [tickets]\n";
     write_manifest(
         dir.path(),
@@ -287,9 +317,7 @@ fn an_expired_invitation_is_sent_again_only_when_the_policy_says_so() {
 
 #[test]
 fn a_lost_record_means_one_more_invitation_and_joined_users_are_not_invited() {
-    let whmcs = Whmcs::start();
-    let client = whmcs.add_client("Acme AG", "owner@acme.example");
-    let dir = tempfile::tempdir().unwrap();
+    let (whmcs, client, dir) = acme();
     let run = Run::at(&whmcs, dir.path());
     run.declare(client, "  members:\n    - email: a@acme.example\n      roles: [tickets]\n    - email: b@acme.example\n      roles: [tickets]\n");
     ok(run.apply());
@@ -403,9 +431,7 @@ fn paging_past_25_clients_and_users() {
 
 #[test]
 fn bad_credentials_are_named_and_never_printed() {
-    let whmcs = Whmcs::start();
-    let client = whmcs.add_client("Acme AG", "owner@acme.example");
-    let dir = tempfile::tempdir().unwrap();
+    let (whmcs, client, dir) = acme();
     write_manifest(dir.path(), &account(client, "  members: []\n"));
     let out = Command::new(env!("CARGO_BIN_EXE_rolecall"))
         .args(["plan", "-f", "manifests", "--portal", &whmcs.portal_url()])
@@ -436,35 +462,26 @@ fn bad_credentials_are_named_and_never_printed() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("no WHMCS API credentials"), "{t}");
+
+    // The root of the wrong path: no API there.
+    let wrong = whmcs.portal_url().replace("/whmcs/", "/billing/");
+    let run = Run::at(&whmcs, dir.path());
+    let out = run.rolecall(&["plan", "-f", "manifests", "--portal", &wrong]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("no WHMCS API at this address"), "{t}");
 }
 
 #[test]
 fn a_plan_document_and_the_state_file_carry_no_credentials() {
-    let whmcs = Whmcs::start();
-    let client = whmcs.add_client("Acme AG", "owner@acme.example");
-    let dir = tempfile::tempdir().unwrap();
+    let (whmcs, client, dir) = acme();
     let run = Run::at(&whmcs, dir.path());
     run.declare(
         client,
         "  members:\n    - email: x@acme.example\n      roles: [tickets]\n",
     );
-    let portal = whmcs.portal_url();
-    ok(run.rolecall(&[
-        "plan",
-        "-f",
-        "manifests",
-        "--portal",
-        &portal,
-        "--out",
-        "plan.json",
-    ]));
-    ok(run.rolecall(&[
-        "apply",
-        "plan.json",
-        "--auto-approve",
-        "--whmcs-state",
-        "manifests/.rolecall/whmcs-invitations.json",
-    ]));
+    ok(run.save_plan());
+    ok(run.apply_saved());
     assert_eq!(whmcs.invitations_to("x@acme.example"), 1);
     for file in [dir.path().join("plan.json"), state_file(dir.path())] {
         let content = std::fs::read_to_string(&file).unwrap();
@@ -478,9 +495,7 @@ fn a_plan_document_and_the_state_file_carry_no_credentials() {
 
 #[test]
 fn overloaded_answers_are_retried_and_the_rate_limit_spaces_requests() {
-    let whmcs = Whmcs::start();
-    let client = whmcs.add_client("Acme AG", "owner@acme.example");
-    let dir = tempfile::tempdir().unwrap();
+    let (whmcs, client, dir) = acme();
     let run = Run::at(&whmcs, dir.path());
     run.declare(
         client,
@@ -526,9 +541,7 @@ fn overloaded_answers_are_retried_and_the_rate_limit_spaces_requests() {
 
 #[test]
 fn an_invitation_whose_answer_was_lost_is_not_sent_again() {
-    let whmcs = Whmcs::start();
-    let client = whmcs.add_client("Acme AG", "owner@acme.example");
-    let dir = tempfile::tempdir().unwrap();
+    let (whmcs, client, dir) = acme();
     let run = Run::at(&whmcs, dir.path());
     run.declare(client, "  members:\n    - email: lost@acme.example\n      roles: [tickets]\n  contacts:\n    - email: c@acme.example\n      name: C\n      notifications: [general]\n");
     whmcs.lock().fail_after_commit = Some("CreateClientInvite".into());
@@ -607,4 +620,33 @@ fn a_portal_manifest_selects_whmcs_and_export_round_trips() {
     ]));
     assert!(no_changes(&back), "{back}");
     assert_eq!(whmcs.invitations_to("new@acme.example"), 1);
+}
+
+#[test]
+fn a_person_who_joins_between_plan_and_apply_is_not_invited() {
+    let (whmcs, client, dir) = acme();
+    let run = Run::at(&whmcs, dir.path());
+    run.declare(
+        client,
+        "  members:\n    - email: quick@acme.example\n      roles: [tickets, invoices]\n",
+    );
+    ok(run.save_plan());
+    // Invited by someone else in the WHMCS admin area, and joined already.
+    whmcs.add_user(client, "quick@acme.example", &["tickets"]);
+    let out = run.apply_saved();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    // The member planned as absent is there now: the saved plan is stale, nothing is sent.
+    assert!(
+        t.contains("stale") && t.contains("quick@acme.example"),
+        "{t}"
+    );
+    assert_eq!(whmcs.invitations_to("quick@acme.example"), 0);
+    ok(run.apply());
+    assert_eq!(
+        whmcs.permissions(client, "quick@acme.example"),
+        Some(vec!["invoices".to_string(), "tickets".to_string()])
+    );
+    assert!(no_changes(&ok(run.plan())));
+    assert_eq!(whmcs.invitations_to("quick@acme.example"), 0);
 }

@@ -345,7 +345,11 @@ impl WhmcsPortal {
             }
             _ => {
                 let what = if answer.status.is_success() {
-                    "an answer that is not a WHMCS API answer (is the URL the WHMCS root?)"
+                    "with something that is not a WHMCS API answer (is the URL the WHMCS root?)"
+                        .to_owned()
+                } else if status == 404 {
+                    // Not an object that is gone: there is no API here at all.
+                    "404: there is no WHMCS API at this address (is the URL the WHMCS root?)"
                         .to_owned()
                 } else {
                     format!("HTTP {status} without a WHMCS message")
@@ -358,7 +362,6 @@ impl WhmcsPortal {
                     },
                     code: match status {
                         401 | 403 => ErrorCode::Unauthenticated,
-                        404 => ErrorCode::NotFound,
                         429 => ErrorCode::RateLimited,
                         500..=599 => ErrorCode::Unavailable,
                         _ => ErrorCode::Other,
@@ -1085,6 +1088,15 @@ impl Portal for WhmcsPortal {
                         .invitations
                         .remove(customer_number, email)
                         .map_err(Self::store_error)?,
+                }
+                if e.code() == Some(ErrorCode::AlreadyLinked) {
+                    return Err(PortalError::problem(
+                        409,
+                        ErrorCode::AlreadyLinked,
+                        format!(
+                            "{email} has joined client {customer_number} since the plan was made (WHMCS: User already associated with client); the next plan sets their permissions"
+                        ),
+                    ));
                 }
                 Err(e)
             }
