@@ -119,9 +119,10 @@ fn write_manifest(dir: &Path, yaml: &str) {
     std::fs::write(m.join("account.yaml"), yaml).unwrap();
 }
 
+/// A CustomerAccount for the client, with a time zone WHMCS does not keep.
 fn account(client: u64, body: &str) -> String {
     format!(
-        "apiVersion: rolecall.dev/v1alpha1\nkind: CustomerAccount\nmetadata: {{name: c{client}}}\nspec:\n  customerNumber: \"{client}\"\n{body}"
+        "apiVersion: rolecall.dev/v1alpha1\nkind: CustomerAccount\nmetadata: {{name: c{client}}}\nspec:\n  customerNumber: \"{client}\"\n  timeZone: Europe/Zurich\n{body}"
     )
 }
 

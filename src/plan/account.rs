@@ -263,7 +263,12 @@ impl AccountPlanner<'_> {
                     before["displayName"] = json!(a.display_name);
                     after["displayName"] = json!(name);
                 }
-                if d.time_zone_declared && d.time_zone_name != a.time_zone {
+                // A portal that keeps no time zone (WHMCS) reports none: the declared one is
+                // rolecall's alone, for reading the account's dates.
+                if d.time_zone_declared
+                    && !a.time_zone.is_empty()
+                    && d.time_zone_name != a.time_zone
+                {
                     patch.time_zone = Some(d.time_zone_name.clone());
                     before["timeZone"] = json!(a.time_zone);
                     after["timeZone"] = json!(d.time_zone_name);

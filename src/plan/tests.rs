@@ -1051,3 +1051,23 @@ fn a_portal_without_etags_is_said_in_the_plan() {
         p.notes
     );
 }
+
+#[test]
+fn a_portal_without_a_time_zone_is_not_asked_to_change_it() {
+    let observed = ObservedAccount {
+        account: Some(portal_account("")),
+        ..Default::default()
+    };
+    let p = run_with(
+        &account("Europe/Zurich", vec![]),
+        &observed,
+        &owner_catalog(),
+    );
+    assert!(actions(&p).is_empty(), "{:?}", actions(&p));
+    let observed = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        ..Default::default()
+    };
+    let p = run_with(&account("Europe/Zurich", vec![]), &observed, &catalog());
+    assert_eq!(actions(&p), ["update-account - -"]);
+}

@@ -697,8 +697,9 @@ fn account_of(client: &Value) -> Option<Account> {
     Some(Account {
         customer_number: id,
         display_name,
-        // WHMCS keeps no time zone per client.
-        time_zone: "UTC".into(),
+        // WHMCS keeps no time zone per client: none is reported, and the planner reads the
+        // account's dates in the declared one.
+        time_zone: String::new(),
         etag: NO_ETAG.into(),
     })
 }
@@ -859,7 +860,7 @@ impl Portal for WhmcsPortal {
             422,
             ErrorCode::Invalid,
             format!(
-                "rolecall does not change WHMCS client details; remove displayName and timeZone from customer account {customer_number} or make them match WHMCS (time zone UTC)"
+                "rolecall does not change WHMCS client details; remove displayName from customer account {customer_number} or make it match the client's company name in WHMCS"
             ),
         ))
     }
