@@ -78,6 +78,53 @@ pub struct PortalArgs {
     /// An extra CA certificate (PEM) to trust for the portal's TLS certificate.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+    /// Requests per second at most, for portals that document no rate limit (WHMCS).
+    #[arg(long, env = "ROLECALL_RATE_LIMIT", value_name = "N", value_parser = parse_rate)]
+    pub rate_limit: Option<f64>,
+    /// WHMCS: the record of sent invitations. Default `.rolecall/whmcs-invitations.json`
+    /// beside the first `-f` path.
+    #[arg(long, env = "ROLECALL_WHMCS_STATE", value_name = "FILE")]
+    pub whmcs_state: Option<PathBuf>,
+    /// The first manifest path, set by the command, for the default WHMCS state file.
+    #[arg(skip)]
+    pub manifests: Option<PathBuf>,
+}
+
+impl PortalArgs {
+    /// These arguments, for a command that reads the manifests at `files`.
+    pub fn beside(&self, files: &FileArgs) -> PortalArgs {
+        PortalArgs {
+            manifests: files.files.first().cloned(),
+            ..self.clone()
+        }
+    }
+
+    /// Where the WHMCS invitation record lives: `--whmcs-state`, else
+    /// `.rolecall/whmcs-invitations.json` in the directory of the first manifest path.
+    pub fn whmcs_state_file(&self) -> PathBuf {
+        if let Some(file) = &self.whmcs_state {
+            return file.clone();
+        }
+        let dir = match &self.manifests {
+            Some(p) if p.as_os_str() == "-" => PathBuf::from("."),
+            Some(p) if p.is_dir() => p.clone(),
+            Some(p) => p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), PathBuf::from),
+            None => PathBuf::from("."),
+        };
+        dir.join(crate::portal::connect::DEFAULT_WHMCS_STATE)
+    }
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a rate: give requests per second as a positive number, e.g. 5 or 0.5"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -286,7 +333,7 @@ pub fn main() -> ExitCode {
             accounts,
         } => block_on(plan::run(plan::PlanArgs {
             files: &files,
-            portal: &portal,
+            portal: &portal.beside(&files),
             output,
             out: out.as_deref(),
             detailed_exitcode,
@@ -306,11 +353,11 @@ pub fn main() -> ExitCode {
             concurrency,
         } => block_on(apply::run(apply::ApplyArgs {
             files: &files,
-            portal: &portal,
+            portal: &portal.beside(&files),
             auto_approve,
             concurrency,
         })),
-        Command::Diff { files, portal } => block_on(diff::run(&files, &portal)),
+        Command::Diff { files, portal } => block_on(diff::run(&files, &portal.beside(&files))),
         Command::Export {
             portal,
             accounts,

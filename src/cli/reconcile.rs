@@ -174,5 +174,11 @@ pub fn connect(
         ca_file: args.ca_file.clone(),
         ..Default::default()
     };
-    crate::portal::connect::connect_with(url, token_env, options)
+    let settings = crate::portal::connect::AdapterSettings {
+        whmcs_invitations: std::sync::Arc::new(crate::portal::whmcs::FileInvitations::new(
+            args.whmcs_state_file(),
+        )),
+        rate_limit: args.rate_limit,
+    };
+    crate::portal::connect::connect_adapter(url, token_env, options, settings)
 }

@@ -68,6 +68,11 @@ pub fn plan_account(d: &DesiredAccount, o: &ObservedAccount, ctx: &Context) -> A
     planner.members(o);
     planner.contacts(o);
     let refusal = planner.safety(o);
+    if !ctx.catalog.capabilities.etags && !planner.changes.is_empty() {
+        planner.notes.push(
+            "the portal has no ETags: apply writes what this plan read and compared, so a change made on the portal in between is overwritten".into(),
+        );
+    }
 
     let AccountPlanner {
         mut changes,
@@ -172,6 +177,15 @@ impl AccountPlanner<'_> {
         self.ctx.now
     }
 
+    /// A role the portal assigns itself (catalog `readOnly`).
+    fn read_only(&self, role: &str) -> bool {
+        self.ctx
+            .catalog
+            .roles
+            .iter()
+            .any(|c| c.read_only && c.name == role)
+    }
+
     fn change(&mut self, change: Change, counted: bool) {
         self.changes.push(Planned { change, counted });
     }
@@ -249,7 +263,12 @@ impl AccountPlanner<'_> {
                     before["displayName"] = json!(a.display_name);
                     after["displayName"] = json!(name);
                 }
-                if d.time_zone_declared && d.time_zone_name != a.time_zone {
+                // A portal that keeps no time zone (WHMCS) reports none: the declared one is
+                // rolecall's alone, for reading the account's dates.
+                if d.time_zone_declared
+                    && !a.time_zone.is_empty()
+                    && d.time_zone_name != a.time_zone
+                {
                     patch.time_zone = Some(d.time_zone_name.clone());
                     before["timeZone"] = json!(a.time_zone);
                     after["timeZone"] = json!(d.time_zone_name);
@@ -298,6 +317,26 @@ impl AccountPlanner<'_> {
                 if let Some(m) = obs {
                     self.keep(m);
                 }
+                continue;
+            }
+            if let Some(m) = obs
+                && let Some(role) = m.roles.iter().find(|r| self.read_only(&r.name))
+            {
+                // The portal's own (a WHMCS client's owner): never changed, never removed.
+                let declared = desired.get(key).map(|dm| {
+                    dm.roles
+                        .iter()
+                        .map(|r| r.name.clone())
+                        .collect::<BTreeSet<_>>()
+                });
+                let held: BTreeSet<String> = m.roles.iter().map(|r| r.name.clone()).collect();
+                if declared.is_some_and(|d| d != held) {
+                    self.notes.push(format!(
+                        "{email} holds the read-only role {}: the portal manages this member; rolecall leaves it as it is",
+                        role.name
+                    ));
+                }
+                self.keep(m);
                 continue;
             }
             match (desired.get(key).copied(), obs) {
@@ -351,6 +390,13 @@ impl AccountPlanner<'_> {
         // The roles that hold now, with the `until` sent to the portal.
         let mut want: BTreeMap<String, Option<String>> = BTreeMap::new();
         for r in &dm.roles {
+            if self.read_only(&r.name) {
+                self.notes.push(format!(
+                    "{email}: {} is a read-only role the portal assigns itself; rolecall does not grant it",
+                    r.name
+                ));
+                continue;
+            }
             match r.window.phase(now, tz) {
                 Phase::Active { ends } => {
                     let until = if scheduled {
@@ -792,8 +838,11 @@ impl AccountPlanner<'_> {
                 "the plan would remove or revoke {removals} of {current} members and contacts, more than maxRemovals {limit} allows ({allowed}); raise policy.maxRemovals if this is intended"
             ));
         }
+        // A read-only role is the portal's own owner (WHMCS): its holder is the admin.
         let is_admin = |linked: bool, roles: &BTreeSet<String>| {
-            linked && roles.contains(ADMIN_ROLE) && roles.contains(LOGIN_ROLE)
+            linked
+                && ((roles.contains(ADMIN_ROLE) && roles.contains(LOGIN_ROLE))
+                    || roles.iter().any(|r| self.read_only(r)))
         };
         let admins_before = o
             .members

@@ -935,3 +935,139 @@ fn summary_counts_by_action() {
     .into();
     assert_eq!(s, want);
 }
+
+/// A WHMCS-like catalog: permissions that all grant login, the read-only `owner`, no ETags.
+fn owner_catalog() -> Catalog {
+    let mut catalog = catalog();
+    for name in ["tickets", "invoices"] {
+        catalog.roles.push(crate::portal::CatalogRole {
+            name: name.into(),
+            description: String::new(),
+            grants_login: true,
+            requires: vec![],
+            read_only: false,
+        });
+    }
+    catalog.roles.push(crate::portal::CatalogRole {
+        name: "owner".into(),
+        description: String::new(),
+        grants_login: true,
+        requires: vec![],
+        read_only: true,
+    });
+    catalog.capabilities.etags = false;
+    catalog.capabilities.scheduled_revocation = false;
+    catalog
+}
+
+fn run_with(d: &DesiredAccount, o: &ObservedAccount, catalog: &Catalog) -> AccountPlan {
+    let principal = operator();
+    let ctx = Context {
+        catalog,
+        principal: &principal,
+        now: ts("2026-11-26T09:00:00Z"),
+        plan_id: "test",
+    };
+    plan_account(d, o, &ctx)
+}
+
+#[test]
+fn a_read_only_role_holder_is_never_changed_or_removed_and_counts_as_admin() {
+    let catalog = owner_catalog();
+    let observed = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        members: vec![
+            observed_member("owner@x.example", &["invoices", "owner", "tickets"], true),
+            observed_member("staff@x.example", &["tickets"], true),
+        ],
+        contacts: vec![],
+    };
+    // Omitted with prune, declared with fewer roles, declared with none of its own: the owner
+    // stays as it is; only the other member is removed. No last-admin refusal: the owner is
+    // the admin after the plan as before.
+    for members in [
+        vec![],
+        vec![member("owner@x.example", vec![role("tickets", None, None)])],
+    ] {
+        let p = run_with(&account("UTC", members), &observed, &catalog);
+        assert_eq!(p.refused, None);
+        assert_eq!(actions(&p), ["remove-member staff@x.example -"]);
+        for op in &p.operations {
+            assert_ne!(op.email(), Some("owner@x.example"), "{op:?}");
+        }
+    }
+}
+
+#[test]
+fn a_read_only_role_is_never_granted() {
+    let catalog = owner_catalog();
+    let observed = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        ..Default::default()
+    };
+    let d = account(
+        "UTC",
+        vec![member(
+            "new@x.example",
+            vec![role("owner", None, None), role("tickets", None, None)],
+        )],
+    );
+    let p = run_with(&d, &observed, &catalog);
+    assert_eq!(
+        actions(&p),
+        [
+            "add-member new@x.example -",
+            "grant new@x.example tickets",
+            "invite new@x.example -"
+        ]
+    );
+    assert!(
+        p.notes.iter().any(|n| n.contains("read-only role")),
+        "{:?}",
+        p.notes
+    );
+}
+
+#[test]
+fn a_portal_without_etags_is_said_in_the_plan() {
+    let observed = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        ..Default::default()
+    };
+    let d = account(
+        "UTC",
+        vec![member("a@x.example", vec![role("tickets", None, None)])],
+    );
+    let p = run_with(&d, &observed, &owner_catalog());
+    assert!(
+        p.notes.iter().any(|n| n.contains("no ETags")),
+        "{:?}",
+        p.notes
+    );
+    let p = run_with(&account("UTC", vec![]), &observed, &owner_catalog());
+    assert!(
+        p.notes.is_empty(),
+        "nothing to apply, nothing to warn about: {:?}",
+        p.notes
+    );
+}
+
+#[test]
+fn a_portal_without_a_time_zone_is_not_asked_to_change_it() {
+    let observed = ObservedAccount {
+        account: Some(portal_account("")),
+        ..Default::default()
+    };
+    let p = run_with(
+        &account("Europe/Zurich", vec![]),
+        &observed,
+        &owner_catalog(),
+    );
+    assert!(actions(&p).is_empty(), "{:?}", actions(&p));
+    let observed = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        ..Default::default()
+    };
+    let p = run_with(&account("Europe/Zurich", vec![]), &observed, &catalog());
+    assert_eq!(actions(&p), ["update-account - -"]);
+}

@@ -39,14 +39,46 @@ pub struct CatalogRole {
     pub grants_login: bool,
     #[serde(default)]
     pub requires: Vec<String>,
+    /// A role the portal assigns itself (a WHMCS client's owner): rolecall never grants,
+    /// revokes or changes it, leaves a member who holds it as the portal has it, and counts a
+    /// linked holder as the account's admin.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Capabilities {
     pub scheduled_revocation: bool,
     pub service_scopes: bool,
     pub create_accounts: bool,
+    /// Objects carry etags and writes honour `If-Match`. Without them (WHMCS) rolecall reads,
+    /// compares and writes, and a change made on the portal between plan and apply is lost.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub etags: bool,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities {
+            scheduled_revocation: false,
+            service_scopes: false,
+            create_accounts: false,
+            etags: true,
+        }
+    }
 }
 
 /// A customer account as the portal shows it.

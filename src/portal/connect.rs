@@ -1,16 +1,44 @@
 //! Choosing the portal implementation from a URL: `http(s)://` is the portal API over HTTP,
-//! `sandbox:FILE` the embedded reference portal.
+//! `sandbox:FILE` the embedded reference portal, `whmcs+https://` a WHMCS installation.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::http::{HttpOptions, HttpPortal, Token};
 use super::sandbox::SandboxPortal;
+use super::whmcs::{Credentials, FileInvitations, InvitationStore, WhmcsOptions, WhmcsPortal};
 use super::*;
 
 /// Every portal implementation rolecall can talk to.
 pub enum AnyPortal {
     Http(Box<HttpPortal>),
     Sandbox(SandboxPortal),
+    Whmcs(Box<WhmcsPortal>),
+}
+
+/// The environment variables that hold the WHMCS API credentials (CLI).
+pub const WHMCS_IDENTIFIER_ENV: &str = "ROLECALL_WHMCS_IDENTIFIER";
+pub const WHMCS_SECRET_ENV: &str = "ROLECALL_WHMCS_SECRET";
+pub const WHMCS_ACCESSKEY_ENV: &str = "ROLECALL_WHMCS_ACCESSKEY";
+/// Where the CLI keeps the record of WHMCS invitations unless told otherwise.
+pub const DEFAULT_WHMCS_STATE: &str = ".rolecall/whmcs-invitations.json";
+
+/// What only some adapters need.
+#[derive(Clone)]
+pub struct AdapterSettings {
+    /// Where sent WHMCS invitations are recorded.
+    pub whmcs_invitations: Arc<dyn InvitationStore>,
+    /// Requests per second at most, for portals that document no limit (WHMCS).
+    pub rate_limit: Option<f64>,
+}
+
+impl Default for AdapterSettings {
+    fn default() -> Self {
+        AdapterSettings {
+            whmcs_invitations: Arc::new(FileInvitations::new(DEFAULT_WHMCS_STATE)),
+            rate_limit: None,
+        }
+    }
 }
 
 /// Connects to the portal at `url`; for HTTP the token comes from the environment variable
@@ -20,6 +48,73 @@ pub fn connect(url: &str, token_env: &str) -> Result<AnyPortal, String> {
 }
 
 pub fn connect_with(url: &str, token_env: &str, options: HttpOptions) -> Result<AnyPortal, String> {
+    connect_adapter(url, token_env, options, AdapterSettings::default())
+}
+
+/// The WHMCS credentials from `ROLECALL_WHMCS_IDENTIFIER`, `ROLECALL_WHMCS_SECRET` and the
+/// optional `ROLECALL_WHMCS_ACCESSKEY`. Errors name the variables, never their values.
+pub fn whmcs_credentials_from_env() -> Result<Credentials, String> {
+    let read = |var: &str| match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Ok(Some(v)),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(format!("the environment variable {var} is not valid text"))
+        }
+    };
+    let (Some(identifier), Some(secret)) = (read(WHMCS_IDENTIFIER_ENV)?, read(WHMCS_SECRET_ENV)?)
+    else {
+        return Err(format!(
+            "no WHMCS API credentials: set {WHMCS_IDENTIFIER_ENV} and {WHMCS_SECRET_ENV} (and {WHMCS_ACCESSKEY_ENV} where the installation needs an access key)"
+        ));
+    };
+    let accesskey = read(WHMCS_ACCESSKEY_ENV)?;
+    Credentials::new(
+        &identifier,
+        &secret,
+        accesskey.as_deref(),
+        &format!("{WHMCS_IDENTIFIER_ENV} / {WHMCS_SECRET_ENV} / {WHMCS_ACCESSKEY_ENV}"),
+    )
+}
+
+/// Connects to the WHMCS installation at `url` (`whmcs+https://host/path/`) with credentials
+/// and an invitation record from wherever the caller keeps them (the controller: a Secret and
+/// the CustomerAccount's status).
+pub fn connect_whmcs(
+    url: &str,
+    credentials: Credentials,
+    invitations: Arc<dyn InvitationStore>,
+    options: WhmcsOptions,
+) -> Result<AnyPortal, String> {
+    let base = url
+        .strip_prefix("whmcs+")
+        .filter(|b| b.starts_with("https://") || b.starts_with("http://"))
+        .ok_or_else(|| {
+            format!(
+                "{}: a WHMCS portal URL is whmcs+https://host/path/",
+                crate::manifest::quote_short(url)
+            )
+        })?;
+    WhmcsPortal::new(base, credentials, invitations, options)
+        .map(|p| AnyPortal::Whmcs(Box::new(p)))
+        .map_err(|e| format!("{url}: {e}"))
+}
+
+pub fn connect_adapter(
+    url: &str,
+    token_env: &str,
+    options: HttpOptions,
+    settings: AdapterSettings,
+) -> Result<AnyPortal, String> {
+    if url.starts_with("whmcs+") {
+        let credentials = whmcs_credentials_from_env().map_err(|e| format!("{url}: {e}"))?;
+        let options = WhmcsOptions {
+            http: options,
+            rate_limit: settings.rate_limit,
+            now: Some(crate::cli::clock_now()?),
+            ..WhmcsOptions::default()
+        };
+        return connect_whmcs(url, credentials, settings.whmcs_invitations, options);
+    }
     if let Some(file) = url.strip_prefix("sandbox:") {
         if file.is_empty() {
             return Err("sandbox: needs a file, for example sandbox:.rolecall/sandbox.db".into());
@@ -61,7 +156,7 @@ fn is_http(url: &str) -> bool {
 
 fn not_a_portal_url(url: &str) -> String {
     format!(
-        "{} is not a portal URL: use https://host/…, http://host/… or sandbox:FILE",
+        "{} is not a portal URL: use https://host/…, http://host/…, sandbox:FILE or whmcs+https://host/…",
         crate::manifest::quote_short(url)
     )
 }
@@ -71,6 +166,7 @@ macro_rules! both {
         match $self {
             AnyPortal::Http($p) => $e.await,
             AnyPortal::Sandbox($p) => $e.await,
+            AnyPortal::Whmcs($p) => $e.await,
         }
     };
 }

@@ -148,7 +148,7 @@ pub struct HttpPortal {
     authorization: HeaderValue,
     options: HttpOptions,
     requests: AtomicU64,
-    jitter: AtomicU64,
+    retry: Retry,
 }
 
 impl fmt::Debug for HttpPortal {
@@ -172,12 +172,12 @@ struct Call<'a> {
 }
 
 /// A final answer: the status and the whole body.
-struct Answer {
-    status: StatusCode,
-    problem_json: bool,
-    retry_after: Option<Duration>,
+pub(super) struct Answer {
+    pub status: StatusCode,
+    pub problem_json: bool,
+    pub retry_after: Option<Duration>,
     // reqwest answers `bytes::Bytes`; axum re-exports the same type.
-    body: axum::body::Bytes,
+    pub body: axum::body::Bytes,
 }
 
 impl HttpPortal {
@@ -187,27 +187,11 @@ impl HttpPortal {
         token: Token,
         options: HttpOptions,
     ) -> Result<HttpPortal, HttpSetupError> {
-        // reqwest is built without a default provider; several clients may race to install it.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-
-        let url_error = |reason: &str| HttpSetupError::Url {
-            url: base_url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let mut base = Url::parse(base_url).map_err(|e| url_error(&e.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(url_error("it must start with https:// or http://"));
-        }
-        if !base.username().is_empty() || base.password().is_some() {
-            // Never echo a URL that carries credentials.
-            return Err(HttpSetupError::Url {
-                url: "(redacted)".to_owned(),
-                reason: "it must not carry credentials; put the token in ROLECALL_TOKEN".into(),
-            });
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(url_error("it must not have a query or a fragment"));
-        }
+        let mut base = parse_base_url(
+            base_url,
+            "https:// or http://",
+            "put the token in ROLECALL_TOKEN",
+        )?;
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
             base.set_path(&path);
@@ -220,53 +204,16 @@ impl HttpPortal {
             })?;
         authorization.set_sensitive(true);
 
-        let mut default_headers = HeaderMap::new();
-        default_headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/json, application/problem+json"),
-        );
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("rolecall/", env!("CARGO_PKG_VERSION")))
-            .default_headers(default_headers)
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            .pool_max_idle_per_host(64)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            // A redirect could carry the request elsewhere; the portal URL must be the API's.
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(path) = &options.ca_file {
-            let ca_error = |reason: String| HttpSetupError::CaFile {
-                path: path.clone(),
-                reason,
-            };
-            let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|_| ca_error("it is not a PEM certificate file".into()))?;
-            if certs.is_empty() {
-                return Err(ca_error(
-                    "it holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
-                ));
-            }
-            builder = builder.tls_certs_merge(certs);
-        }
-        let client = builder.build().map_err(|e| match &options.ca_file {
-            Some(path) => HttpSetupError::CaFile {
-                path: path.clone(),
-                reason: error_chain(&e),
-            },
-            None => HttpSetupError::Client(error_chain(&e)),
-        })?;
+        let client = build_client(&options)?;
 
-        let seed = RandomState::new().hash_one(Instant::now()) | 1;
         Ok(HttpPortal {
             client,
             base,
             origin,
             authorization,
+            retry: Retry::new(&options),
             options,
             requests: AtomicU64::new(0),
-            jitter: AtomicU64::new(seed),
         })
     }
 
@@ -294,30 +241,10 @@ impl HttpPortal {
 
     /// Sends `call`, retrying 429, 5xx and network failures, and returns the final answer.
     async fn send(&self, call: &Call<'_>) -> PortalResult<Answer> {
-        let mut attempt = 0;
-        loop {
-            let retries_left = attempt < self.options.max_retries;
-            let delay = match self.attempt(call).await {
-                Ok(answer) if retries_left && is_retryable_status(answer.status) => {
-                    match answer.retry_after {
-                        Some(delay) => delay.min(self.options.retry_after_cap),
-                        None => self.backoff(attempt),
-                    }
-                }
-                Ok(answer) => return Ok(answer),
-                Err(failure) if retries_left && failure.retryable => self.backoff(attempt),
-                Err(failure) => return Err(failure.error),
-            };
-            tracing::debug!(
-                method = %call.method,
-                path = call.url.path(),
-                attempt,
-                delay_ms = delay.as_millis() as u64,
-                "retrying portal request"
-            );
-            self.options.sleeper.sleep(delay).await;
-            attempt += 1;
-        }
+        let path = call.url.path();
+        self.retry
+            .run(call.method.as_str(), path, || self.attempt(call))
+            .await
     }
 
     /// One attempt: the answer (any status) or a network failure.
@@ -347,110 +274,20 @@ impl HttpPortal {
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
-
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => {
-                self.options.on_answer.tell(None);
-                return Err(self.failure(call, &e));
-            }
+        let place = Place {
+            origin: &self.origin,
+            method: call.method.as_str(),
+            path: call.url.path(),
+            options: &self.options,
         };
-        let status = response.status();
-        self.options.on_answer.tell(Some(status.as_u16()));
-        let headers = response.headers();
-        let problem_json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().starts_with("application/problem+json"));
-        let retry_after = headers
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
-        let body = response.bytes().await.map_err(|e| self.failure(call, &e))?;
-        tracing::debug!(
-            method = %call.method,
-            path = call.url.path(),
-            status = status.as_u16(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "portal request"
-        );
-        Ok(Answer {
-            status,
-            problem_json,
-            retry_after,
-            body,
-        })
+        place.exchange(request).await
     }
 
     /// Full jitter: a random delay up to `base * 2^attempt`, at most the cap.
+    #[cfg(test)]
     fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling = self
-            .options
-            .backoff_base
-            .saturating_mul(1u32.checked_shl(attempt.min(30)).unwrap_or(u32::MAX))
-            .min(self.options.backoff_cap);
-        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-        if nanos == 0 {
-            return Duration::ZERO;
-        }
-        Duration::from_nanos(self.random() % (nanos + 1))
-    }
-
-    /// xorshift64: enough to spread retries; not for secrets.
-    fn random(&self) -> u64 {
-        let mut x = self.jitter.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.jitter.store(x, Ordering::Relaxed);
-        x
-    }
-
-    /// Turns a reqwest failure into a sentence that names the portal, never the token.
-    fn failure(&self, call: &Call<'_>, error: &reqwest::Error) -> Failure {
-        let origin = &self.origin;
-        if let Some(tls) = tls_problem(error) {
-            return Failure {
-                retryable: false,
-                error: PortalError::Unreachable(match tls {
-                    TlsProblem::Certificate(reason) => format!(
-                        "cannot connect to {origin}: its TLS certificate could not be verified \
-                         ({reason}); if the portal uses a private CA, pass it with --ca-file"
-                    ),
-                    TlsProblem::Other(reason) => {
-                        format!("cannot connect to {origin}: the TLS handshake failed ({reason})")
-                    }
-                }),
-            };
-        }
-        let sentence = if error.is_timeout() && error.is_connect() {
-            format!(
-                "cannot connect to {origin}: no answer within {}",
-                seconds(self.options.connect_timeout)
-            )
-        } else if error.is_timeout() {
-            format!(
-                "{} {} on {origin} got no complete answer within {}",
-                call.method,
-                call.url.path(),
-                seconds(self.options.request_timeout)
-            )
-        } else if error.is_connect() {
-            format!("cannot connect to {origin}: {}", root_cause(error))
-        } else {
-            format!(
-                "{} {} on {origin} failed: {}",
-                call.method,
-                call.url.path(),
-                root_cause(error)
-            )
-        };
-        Failure {
-            retryable: !error.is_builder() && !error.is_redirect() && !error.is_decode(),
-            error: PortalError::Unreachable(sentence),
-        }
+        self.retry.backoff(attempt)
     }
 
     /// The decoded body of a 2xx answer, or the error the answer stands for.
@@ -605,6 +442,259 @@ impl HttpPortal {
     }
 }
 
+/// A portal's base URL: http(s), no credentials (never echoed), no query or fragment.
+/// `schemes` and `credentials_hint` finish the error sentences.
+pub(super) fn parse_base_url(
+    base_url: &str,
+    schemes: &str,
+    credentials_hint: &str,
+) -> Result<Url, HttpSetupError> {
+    let url_error = |reason: &str| HttpSetupError::Url {
+        url: base_url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let base = Url::parse(base_url).map_err(|e| url_error(&e.to_string()))?;
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(url_error(&format!("it must start with {schemes}")));
+    }
+    if !base.username().is_empty() || base.password().is_some() {
+        // Never echo a URL that carries credentials.
+        return Err(HttpSetupError::Url {
+            url: "(redacted)".to_owned(),
+            reason: format!("it must not carry credentials; {credentials_hint}"),
+        });
+    }
+    if base.query().is_some() || base.fragment().is_some() {
+        return Err(url_error("it must not have a query or a fragment"));
+    }
+    Ok(base)
+}
+
+/// The `reqwest` client every HTTP-speaking adapter uses: rustls with the system roots plus
+/// `--ca-file`, the timeouts of `options`, and no redirects.
+pub(super) fn build_client(options: &HttpOptions) -> Result<reqwest::Client, HttpSetupError> {
+    // reqwest is built without a default provider; several clients may race to install it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut default_headers = HeaderMap::new();
+    default_headers.insert(
+        header::ACCEPT,
+        HeaderValue::from_static("application/json, application/problem+json"),
+    );
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("rolecall/", env!("CARGO_PKG_VERSION")))
+        .default_headers(default_headers)
+        .connect_timeout(options.connect_timeout)
+        .timeout(options.request_timeout)
+        .pool_max_idle_per_host(64)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        // A redirect could carry the request elsewhere; the portal URL must be the API's.
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = &options.ca_file {
+        let ca_error = |reason: String| HttpSetupError::CaFile {
+            path: path.clone(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|_| ca_error("it is not a PEM certificate file".into()))?;
+        if certs.is_empty() {
+            return Err(ca_error(
+                "it holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+            ));
+        }
+        builder = builder.tls_certs_merge(certs);
+    }
+    let client = builder.build().map_err(|e| match &options.ca_file {
+        Some(path) => HttpSetupError::CaFile {
+            path: path.clone(),
+            reason: error_chain(&e),
+        },
+        None => HttpSetupError::Client(error_chain(&e)),
+    })?;
+
+    Ok(client)
+}
+
+/// Retries with full-jitter exponential backoff, honouring `Retry-After`: shared by every
+/// adapter that speaks HTTP, so they all back off alike.
+pub(super) struct Retry {
+    max_retries: u32,
+    backoff_base: Duration,
+    backoff_cap: Duration,
+    retry_after_cap: Duration,
+    sleeper: Sleeper,
+    jitter: AtomicU64,
+}
+
+impl Retry {
+    pub(super) fn new(options: &HttpOptions) -> Retry {
+        let seed = RandomState::new().hash_one(Instant::now()) | 1;
+        Retry {
+            max_retries: options.max_retries,
+            backoff_base: options.backoff_base,
+            backoff_cap: options.backoff_cap,
+            retry_after_cap: options.retry_after_cap,
+            sleeper: options.sleeper.clone(),
+            jitter: AtomicU64::new(seed),
+        }
+    }
+
+    /// Runs `attempt` until it gives an answer that is not 429 or 5xx, a failure that cannot
+    /// be retried, or the retries run out.
+    pub(super) async fn run<F, Fut>(
+        &self,
+        method: &str,
+        path: &str,
+        mut attempt: F,
+    ) -> PortalResult<Answer>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Answer, Failure>>,
+    {
+        let mut n = 0;
+        loop {
+            let retries_left = n < self.max_retries;
+            let delay = match attempt().await {
+                Ok(answer) if retries_left && is_retryable_status(answer.status) => {
+                    match answer.retry_after {
+                        Some(delay) => delay.min(self.retry_after_cap),
+                        None => self.backoff(n),
+                    }
+                }
+                Ok(answer) => return Ok(answer),
+                Err(failure) if retries_left && failure.retryable => self.backoff(n),
+                Err(failure) => return Err(failure.error),
+            };
+            tracing::debug!(
+                method,
+                path,
+                attempt = n,
+                delay_ms = delay.as_millis() as u64,
+                "retrying portal request"
+            );
+            self.sleeper.sleep(delay).await;
+            n += 1;
+        }
+    }
+
+    /// Full jitter: a random delay up to `base * 2^attempt`, at most the cap.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .backoff_base
+            .saturating_mul(1u32.checked_shl(attempt.min(30)).unwrap_or(u32::MAX))
+            .min(self.backoff_cap);
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        if nanos == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(self.random() % (nanos + 1))
+    }
+
+    /// xorshift64: enough to spread retries; not for secrets.
+    fn random(&self) -> u64 {
+        let mut x = self.jitter.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.jitter.store(x, Ordering::Relaxed);
+        x
+    }
+}
+
+/// Where a request goes, for error sentences that name the portal and never a secret.
+pub(super) struct Place<'a> {
+    pub origin: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub options: &'a HttpOptions,
+}
+
+impl Place<'_> {
+    /// Sends one prepared request and reads the whole answer.
+    pub(super) async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Answer, Failure> {
+        let started = Instant::now();
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                self.options.on_answer.tell(None);
+                return Err(self.failure(&e));
+            }
+        };
+        let status = response.status();
+        self.options.on_answer.tell(Some(status.as_u16()));
+        let headers = response.headers();
+        let problem_json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("application/problem+json"));
+        let retry_after = headers
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
+        let body = response.bytes().await.map_err(|e| self.failure(&e))?;
+        tracing::debug!(
+            method = self.method,
+            path = self.path,
+            status = status.as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "portal request"
+        );
+        Ok(Answer {
+            status,
+            problem_json,
+            retry_after,
+            body,
+        })
+    }
+
+    /// Turns a reqwest failure into a sentence that names the portal, never the token.
+    fn failure(&self, error: &reqwest::Error) -> Failure {
+        let Place {
+            origin,
+            method,
+            path,
+            options,
+        } = self;
+        if let Some(tls) = tls_problem(error) {
+            return Failure {
+                retryable: false,
+                error: PortalError::Unreachable(match tls {
+                    TlsProblem::Certificate(reason) => format!(
+                        "cannot connect to {origin}: its TLS certificate could not be verified \
+                         ({reason}); if the portal uses a private CA, pass it with --ca-file"
+                    ),
+                    TlsProblem::Other(reason) => {
+                        format!("cannot connect to {origin}: the TLS handshake failed ({reason})")
+                    }
+                }),
+            };
+        }
+        let sentence = if error.is_timeout() && error.is_connect() {
+            format!(
+                "cannot connect to {origin}: no answer within {}",
+                seconds(options.connect_timeout)
+            )
+        } else if error.is_timeout() {
+            format!(
+                "{method} {path} on {origin} got no complete answer within {}",
+                seconds(options.request_timeout)
+            )
+        } else if error.is_connect() {
+            format!("cannot connect to {origin}: {}", root_cause(error))
+        } else {
+            format!("{method} {path} on {origin} failed: {}", root_cause(error))
+        };
+        Failure {
+            retryable: !error.is_builder() && !error.is_redirect() && !error.is_decode(),
+            error: PortalError::Unreachable(sentence),
+        }
+    }
+}
+
 fn json<T: serde::Serialize>(value: &T) -> PortalResult<Option<Vec<u8>>> {
     serde_json::to_vec(value)
         .map(Some)
@@ -734,9 +824,9 @@ impl Portal for HttpPortal {
 }
 
 /// A network failure of one attempt.
-struct Failure {
-    retryable: bool,
-    error: PortalError,
+pub(super) struct Failure {
+    pub retryable: bool,
+    pub error: PortalError,
 }
 
 /// A problem document as portals really write them: every member optional.

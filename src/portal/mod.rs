@@ -9,6 +9,7 @@ pub mod http;
 pub mod sandbox;
 pub mod server;
 pub mod store;
+pub mod whmcs;
 
 use std::future::Future;
 

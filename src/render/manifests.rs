@@ -106,7 +106,8 @@ pub fn observed_spec(
         portal_ref: None,
         customer_number: account.customer_number.clone(),
         display_name: Some(account.display_name.clone()),
-        time_zone: Some(account.time_zone.clone()),
+        // A portal that keeps no time zone (WHMCS) reports none.
+        time_zone: Some(account.time_zone.clone()).filter(|tz| !tz.is_empty()),
         members,
         contacts,
         policy: None,
@@ -200,7 +201,10 @@ pub fn desired_spec(
         time_zone: if d.time_zone_declared {
             Some(d.time_zone_name.clone())
         } else {
-            o.account.as_ref().map(|a| a.time_zone.clone())
+            o.account
+                .as_ref()
+                .map(|a| a.time_zone.clone())
+                .filter(|tz| !tz.is_empty())
         },
         members,
         contacts,
