@@ -181,8 +181,6 @@ fn the_plan_format_examples_match_the_plan_schema() {
 
 #[test]
 fn local_links_in_the_docs_resolve() {
-    // Pages other branches write; drop a name here once its page is merged.
-    let written_elsewhere = ["controller.md", "whmcs.md"];
     for file in doc_files() {
         let text = std::fs::read_to_string(root().join("docs").join(&file)).unwrap();
         for (i, _) in text.match_indices("](") {
@@ -193,9 +191,6 @@ fn local_links_in_the_docs_resolve() {
                 continue;
             }
             let path = root().join("docs").join(target);
-            if written_elsewhere.contains(&target) && !path.exists() {
-                continue;
-            }
             assert!(
                 path.exists(),
                 "docs/{file}: the link {target} leads nowhere"
