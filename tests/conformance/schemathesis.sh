@@ -62,7 +62,10 @@ ROLECALL_PORTAL="$URL" ROLECALL_TOKEN="$TOKEN" "$BIN" apply -f examples/ --auto-
 SEEDED="$(grep -c . "$WORK/portal.log" || true)"
 START=$SECONDS
 set +e
-"$VENV/bin/schemathesis" --config-file tests/conformance/schemathesis.toml run "$URL/openapi.json" \
+# From the temporary directory: schemathesis keeps a cache (.schemathesis/) in its working
+# directory, which must not land in the repository.
+CONFIG="$PWD/tests/conformance/schemathesis.toml"
+(cd "$WORK" && "$VENV/bin/schemathesis" --config-file "$CONFIG" run "$URL/openapi.json" \
     --header "Authorization: Bearer $TOKEN" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --max-examples "$MAX_EXAMPLES" \
@@ -71,7 +74,7 @@ set +e
     --request-timeout 10 \
     --report junit --report-junit-path "$WORK/junit.xml" \
     --output-sanitize true \
-    --no-color
+    --no-color)
 STATUS=$?
 set -e
 
