@@ -340,3 +340,210 @@ fn a_lost_answer_to_an_update_is_not_taken_for_a_conflict() {
     assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
     assert_no_change_twice(&server, &example_accounts());
 }
+
+/// The portal's accounts for the kill tests: writes spread over a few, as real load is.
+const KILL_ACCOUNTS: [&str; 3] = ["810001", "810002", "810003"];
+
+/// Writes one worker makes until the portal goes away (bounded so a missed kill ends too).
+const MAX_WRITES_PER_WORKER: usize = 2_000;
+
+/// One write the portal acknowledged: a contact or a member, in an account.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Acked {
+    account: String,
+    kind: &'static str,
+    email: String,
+}
+
+/// Sends PUTs (contacts and members, alternating) from `workers` concurrent tasks until the
+/// portal stops answering, and returns every write it answered with a 2xx. Runs on a private
+/// runtime so that the caller can kill the portal from another thread meanwhile.
+fn write_until_gone(url: &str, round: usize, workers: usize) -> Vec<Acked> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let mut tasks = Vec::new();
+        for w in 0..workers {
+            let client = client.clone();
+            let url = url.to_string();
+            tasks.push(tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0..MAX_WRITES_PER_WORKER {
+                    let account = KILL_ACCOUNTS[(w + i) % KILL_ACCOUNTS.len()];
+                    let email = format!("r{round}-w{w}-{i}@kill.example");
+                    let (kind, body) = if i % 2 == 0 {
+                        (
+                            "contacts",
+                            serde_json::json!({"name": format!("Contact {i}"), "notifications": ["invoices"]}),
+                        )
+                    } else {
+                        (
+                            "members",
+                            serde_json::json!({"roles": [{"name": "technical-contact"}]}),
+                        )
+                    };
+                    let answer = client
+                        .put(format!("{url}/v1/accounts/{account}/{kind}/{email}"))
+                        .bearer_auth(OPERATOR_TOKEN)
+                        .json(&body)
+                        .send()
+                        .await;
+                    match answer {
+                        Ok(r) if r.status().is_success() => acked.push(Acked {
+                            account: account.to_string(),
+                            kind,
+                            email,
+                        }),
+                        // No injected faults here: a refusal is a bug in the test or the portal.
+                        Ok(r) => panic!("PUT {kind} {email}: {}", r.status()),
+                        // The portal is gone (refused or reset): this worker's load ends.
+                        Err(_) => break,
+                    }
+                }
+                acked
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    })
+}
+
+/// Every contact or member e-mail (lower-cased) in `account`, following the cursor.
+fn list_all(server: &Server, account: &str, kind: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut path = format!("/v1/accounts/{account}/{kind}?limit=1000");
+    loop {
+        let page = get(server, &path);
+        for item in page["items"].as_array().unwrap() {
+            out.push(item["email"].as_str().unwrap().to_lowercase());
+        }
+        match page["nextCursor"].as_str() {
+            Some(c) => path = format!("/v1/accounts/{account}/{kind}?limit=1000&cursor={c}"),
+            None => return out,
+        }
+    }
+}
+
+/// How often the audit log of `account` holds each `action target` (target lower-cased).
+fn audit_counts(server: &Server, account: &str) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    let mut path = format!("/v1/accounts/{account}/audit?limit=1000");
+    loop {
+        let page = get(server, &path);
+        for e in page["items"].as_array().unwrap() {
+            let key = format!(
+                "{} {}",
+                e["action"].as_str().unwrap_or(""),
+                e["target"].as_str().unwrap_or("").to_lowercase()
+            );
+            *seen.entry(key).or_insert(0) += 1;
+        }
+        match page["nextCursor"].as_str() {
+            Some(c) => path = format!("/v1/accounts/{account}/audit?limit=1000&cursor={c}"),
+            None => return seen,
+        }
+    }
+}
+
+#[test]
+fn portal_killed_mid_load_loses_no_acknowledged_write() {
+    let mut server = Server::start();
+    for cn in KILL_ACCOUNTS {
+        let (status, body) = server.client().post(
+            "/v1/accounts",
+            serde_json::json!({"customerNumber": cn, "displayName": format!("Kill {cn}"), "timeZone": "Europe/Zurich"}),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+
+    // Kill points from early in the load to deep into it; each round restarts the portal on
+    // the database the previous SIGKILL left behind.
+    let mut acked: Vec<Acked> = Vec::new();
+    for (round, after_ms) in [60u64, 150, 300, 500, 800].into_iter().enumerate() {
+        let url = server.url.clone();
+        let load = std::thread::spawn(move || write_until_gone(&url, round, 8));
+        std::thread::sleep(Duration::from_millis(after_ms));
+        // `Child::kill` is SIGKILL: no shutdown, no flush, no chance to finish a transaction.
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        let this_round = load.join().unwrap();
+        assert!(
+            !this_round.is_empty(),
+            "round {round}: the portal acknowledged nothing before the kill"
+        );
+        acked.extend(this_round);
+
+        let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
+        server = Server::start_in(dir, &[]);
+
+        for cn in KILL_ACCOUNTS {
+            let contacts = list_all(&server, cn, "contacts");
+            let members = list_all(&server, cn, "members");
+            let audit = audit_counts(&server, cn);
+            for a in acked.iter().filter(|a| a.account == cn) {
+                let (present, action) = match a.kind {
+                    "contacts" => (contacts.contains(&a.email), "contact.create"),
+                    _ => (members.contains(&a.email), "member.create"),
+                };
+                assert!(
+                    present,
+                    "round {round}: acknowledged {} {} in {cn} lost by the kill",
+                    a.kind, a.email
+                );
+                assert_eq!(
+                    audit.get(&format!("{action} {}", a.email)),
+                    Some(&1),
+                    "round {round}: audit entries for {action} {}",
+                    a.email
+                );
+            }
+        }
+    }
+    assert!(
+        acked.len() > 100,
+        "only {} writes acknowledged",
+        acked.len()
+    );
+    let mut unique = acked.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), acked.len());
+}
+
+#[test]
+fn apply_converges_after_the_portal_is_killed_mid_apply() {
+    let mut server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet");
+    let accounts = write_fleet(&fleet, 60, 5);
+    let manifests = fleet.to_str().unwrap();
+
+    // The portal dies under a running apply at several points; apply gives up on what it can
+    // no longer reach, and the next run against the restarted portal carries on from there.
+    for after_ms in [100u64, 300, 600] {
+        let mut apply = apply_command(&server, manifests).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(after_ms));
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        // Without a portal the client's retries end; never wait on them forever.
+        let _ = apply.kill();
+        let _ = apply.wait();
+        let db = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
+        server = Server::start_in(db, &[]);
+    }
+    apply_until_converged(&server, manifests);
+    assert_one_invitation_each(&server, &accounts);
+    assert_eq!(invitations(&server).len(), 60 * 4);
+    assert_no_change_twice(&server, &accounts);
+}
