@@ -110,6 +110,15 @@ async fn wait_ready(
     .await
 }
 
+/// Waits until `identity` holds the controller's Lease.
+async fn wait_for_leader(leases: &Api<Lease>, identity: &str) {
+    eventually(&format!("{identity} holds the Lease"), 30, || async {
+        let l = leases.get_opt("rolecall-controller").await.ok()??;
+        (l.spec?.holder_identity? == identity).then_some(())
+    })
+    .await;
+}
+
 const ACME: &str = r#"
 apiVersion: rolecall.dev/v1alpha1
 kind: CustomerAccount
@@ -723,11 +732,7 @@ async fn only_the_leader_acts_and_a_killed_leader_hands_over() {
     portal(&k.client, &ns, "main", url).await;
     let mut one = Controller::start(&k.kubeconfig, &ns, &["--identity", "one"], NOW);
     let leases: Api<Lease> = Api::namespaced(k.client.clone(), &ns);
-    eventually("one leads", 30, || async {
-        let l = leases.get_opt("rolecall-controller").await.ok()??;
-        (l.spec?.holder_identity? == "one").then_some(())
-    })
-    .await;
+    wait_for_leader(&leases, "one").await;
     let two = Controller::start(&k.kubeconfig, &ns, &["--identity", "two"], NOW);
     apply_yaml(&k.client, &ns, ACME).await;
     wait_ready(&k.client, &ns, "acme", "True", "Applied").await;
@@ -743,11 +748,7 @@ async fn only_the_leader_acts_and_a_killed_leader_hands_over() {
 
     one.kill();
     let killed = Instant::now();
-    eventually("two takes the Lease", 30, || async {
-        let l = leases.get_opt("rolecall-controller").await.ok()??;
-        (l.spec?.holder_identity? == "two").then_some(())
-    })
-    .await;
+    wait_for_leader(&leases, "two").await;
     let handover = killed.elapsed();
     apply_yaml(
         &k.client,
@@ -782,11 +783,7 @@ async fn sigterm_stops_the_controller_cleanly_and_releases_the_lease() {
     let ns = namespace(&k.client, "sigterm").await;
     let mut ctl = Controller::start(&k.kubeconfig, &ns, &["--identity", "solo"], NOW);
     let leases: Api<Lease> = Api::namespaced(k.client.clone(), &ns);
-    eventually("solo leads", 30, || async {
-        let l = leases.get_opt("rolecall-controller").await.ok()??;
-        (l.spec?.holder_identity? == "solo").then_some(())
-    })
-    .await;
+    wait_for_leader(&leases, "solo").await;
     let status = ctl.terminate();
     assert!(
         status.success(),

@@ -100,12 +100,7 @@ async fn reconcile_account(obj: &CustomerAccount, ctx: &Context) -> Reconciled {
     let namespace = obj.namespace().unwrap_or_default();
     let members = members_of(ctx, obj);
     let contacts = contacts_of(ctx, obj);
-    let portals: Vec<Arc<Portal>> = ctx
-        .portals
-        .state()
-        .into_iter()
-        .filter(|p| p.namespace().as_deref() == Some(namespace.as_str()))
-        .collect();
+    let portals = portals_in(ctx, &namespace);
     let declared = desired::declared(
         obj,
         &portals.iter().map(Arc::as_ref).collect::<Vec<_>>(),
@@ -229,12 +224,7 @@ fn claimed_elsewhere(ctx: &Context, obj: &CustomerAccount, url: &str) -> Option<
         })
         .filter(|other| {
             let ns = other.namespace().unwrap_or_default();
-            let portals: Vec<Arc<Portal>> = ctx
-                .portals
-                .state()
-                .into_iter()
-                .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
-                .collect();
+            let portals = portals_in(ctx, &ns);
             portal_of(other, &portals).is_ok_and(|p| p.spec.url == url)
         })
         .filter(|other| rank(other) < mine)
@@ -635,6 +625,12 @@ async fn write_account_status(
     Ok(())
 }
 
+/// The Portals of a namespace, from the cache.
+fn portals_in(ctx: &Context, namespace: &str) -> Vec<Arc<Portal>> {
+    ctx.portals
+        .state_filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
+}
+
 fn members_of(ctx: &Context, obj: &CustomerAccount) -> Vec<Arc<AccountMember>> {
     let ns = obj.namespace();
     let name = obj.name_any();
@@ -687,38 +683,49 @@ async fn write_object_statuses(
             )
         }
     };
-    let member_api: Api<AccountMember> = Api::namespaced(ctx.client.clone(), &ns);
-    for m in members {
-        let own = declared.errors_of(&source_name("AccountMember", &ns, &m.name_any()));
+    ready_each(
+        ctx,
+        &ns,
+        "AccountMember",
+        members,
+        |m| m.status.as_ref(),
+        declared,
+        &verdict,
+    )
+    .await;
+    ready_each(
+        ctx,
+        &ns,
+        "NotificationContact",
+        contacts,
+        |c| c.status.as_ref(),
+        declared,
+        &verdict,
+    )
+    .await;
+}
+
+/// Writes `Ready` on each object of one kind, from its own errors or the account's outcome.
+async fn ready_each<K>(
+    ctx: &Context,
+    ns: &str,
+    kind: &str,
+    objects: &[Arc<K>],
+    status: impl Fn(&K) -> Option<&crate::model::ObjectStatus>,
+    declared: &desired::Declared,
+    verdict: &impl Fn(Vec<String>) -> (bool, String, String),
+) where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    for obj in objects {
+        let own = declared.errors_of(&source_name(kind, ns, &obj.name_any()));
         let (ok, reason, message) = verdict(own);
-        if let Err(e) = object_ready(
-            &member_api,
-            m.as_ref(),
-            m.status.as_ref(),
-            ok,
-            &reason,
-            message,
-        )
-        .await
-        {
-            tracing::warn!(error = %e, object = %key_of(m.as_ref()), "cannot write status");
-        }
-    }
-    let contact_api: Api<NotificationContact> = Api::namespaced(ctx.client.clone(), &ns);
-    for c in contacts {
-        let own = declared.errors_of(&source_name("NotificationContact", &ns, &c.name_any()));
-        let (ok, reason, message) = verdict(own);
-        if let Err(e) = object_ready(
-            &contact_api,
-            c.as_ref(),
-            c.status.as_ref(),
-            ok,
-            &reason,
-            message,
-        )
-        .await
-        {
-            tracing::warn!(error = %e, object = %key_of(c.as_ref()), "cannot write status");
+        if let Err(e) = object_ready(&api, obj.as_ref(), status(obj), ok, &reason, message).await {
+            tracing::warn!(error = %e, object = %key_of(obj.as_ref()), "cannot write status");
         }
     }
 }
@@ -738,12 +745,7 @@ async fn cleanup_account(obj: &CustomerAccount, ctx: &Context) -> Reconciled {
     }
     let now = crate::cli::clock_now().map_err(|e| Error::reconcile("InvalidClock", e))?;
     let namespace = obj.namespace().unwrap_or_default();
-    let portals: Vec<Arc<Portal>> = ctx
-        .portals
-        .state()
-        .into_iter()
-        .filter(|p| p.namespace().as_deref() == Some(namespace.as_str()))
-        .collect();
+    let portals = portals_in(ctx, &namespace);
     let result = revoke_declared(obj, ctx, &portals, now).await;
     if let Err(Error::Reconcile { reason, message }) = &result {
         warn(ctx, obj, reason, "Revoke", message).await;
