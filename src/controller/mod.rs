@@ -12,6 +12,7 @@ pub mod lease;
 pub mod metrics;
 mod reconcile;
 mod status;
+mod whmcs;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -96,6 +97,12 @@ pub struct Context {
     pub portals: Store<Portal>,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// The WHMCS invitation record of each CustomerAccount (by uid) as its last reconcile in
+    /// this term left it. The status holds it across processes; this copy covers a status
+    /// write that failed after an invitation went out, and a reflector that has not seen our
+    /// last write yet. It lives as long as the leadership term: another leader may have
+    /// changed the status meanwhile.
+    invitations: Mutex<HashMap<String, Vec<crate::portal::whmcs::InvitationRecord>>>,
 }
 
 impl Context {
@@ -394,6 +401,7 @@ async fn work(
         contacts: contacts.clone(),
         portals: portals.clone(),
         failures: Mutex::new(HashMap::new()),
+        invitations: Mutex::new(HashMap::new()),
     });
 
     let by_account = |ns: Option<String>, name: &str| -> Option<ObjectRef<CustomerAccount>> {

@@ -16,16 +16,18 @@ use kube::{Resource, ResourceExt};
 use super::desired::{self, source_name};
 use super::metrics::Outcome;
 use super::status::{apply_status, condition, object_ready};
+use super::whmcs;
 use super::{Context, Error, FINALIZER, key_of};
 use crate::apply::{FailureCause, apply_account, observe_account};
 use crate::domain::{DesiredAccount, Mode};
 use crate::model::{
     AccountMember, CustomerAccount, CustomerAccountStatus, NotificationContact, PlanSummary,
-    Portal, PortalStatus,
+    Portal, PortalStatus, SecretKeyRef, WhmcsInvitation,
 };
 use crate::plan::{AccountPlan, Action, Context as PlanContext, ObservedAccount, plan_account};
-use crate::portal::connect::{AnyPortal, connect_token};
+use crate::portal::connect::{AnyPortal, connect_token, connect_whmcs};
 use crate::portal::http::{AnswerHook, HttpOptions, Token};
+use crate::portal::whmcs::{InvitationStore, MemoryInvitations, WhmcsOptions};
 use crate::portal::{Catalog, InvitationStatus, Portal as _, Whoami};
 
 /// The reconcile of one CustomerAccount, with the finalizer that carries out its
@@ -108,21 +110,26 @@ async fn reconcile_account(obj: &CustomerAccount, ctx: &Context) -> Reconciled {
         &contacts.iter().map(Arc::as_ref).collect::<Vec<_>>(),
         now,
     );
+    let ledger = Ledger::load(ctx, obj, &portals).await?;
+    let cn = obj.spec.customer_number.as_str();
     let report = match &declared.account {
         None => {
             let message = declared.error_text();
             warn(ctx, obj, "InvalidSpec", "Validate", &message).await;
             Report::failed("InvalidSpec", message, Outcome::Invalid)
         }
-        Some(account) => match plan_and_apply(obj, account, &portals, ctx, now).await {
+        Some(account) => match plan_and_apply(obj, account, &portals, ctx, now, &ledger).await {
             Ok(report) => report,
             Err(Error::Reconcile { reason, message }) => {
                 warn(ctx, obj, reason, "Reconcile", &message).await;
+                // An apply that failed half-way may have sent invitations: they are recorded
+                // with the failure, or the retry would send them again.
                 write_account_status(
                     ctx,
                     obj,
                     &Report::failed(reason, message.clone(), Outcome::Error),
                     now,
+                    ledger.settle(ctx, cn, now),
                 )
                 .await?;
                 write_object_statuses(
@@ -132,10 +139,13 @@ async fn reconcile_account(obj: &CustomerAccount, ctx: &Context) -> Reconciled {
                 ctx.metrics.drift(&key_of(obj), Some(true));
                 return Err(Error::Reconcile { reason, message });
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                ledger.settle(ctx, cn, now);
+                return Err(e);
+            }
         },
     };
-    write_account_status(ctx, obj, &report, now).await?;
+    write_account_status(ctx, obj, &report, now, ledger.settle(ctx, cn, now)).await?;
     let (ok, reason, message) = &report.ready;
     write_object_statuses(
         ctx, obj, &members, &contacts, &declared, *ok, reason, message,
@@ -164,6 +174,87 @@ impl Report {
             observed: None,
             plan: None,
             outcome,
+        }
+    }
+}
+
+/// The WHMCS invitation record one reconcile of an account works with: loaded before it,
+/// handed to the adapter, written back to the status after it, whatever the outcome.
+struct Ledger {
+    uid: String,
+    store: Arc<MemoryInvitations>,
+    /// The account is on a WHMCS portal, or its status holds a record from one.
+    whmcs: bool,
+}
+
+impl Ledger {
+    async fn load(
+        ctx: &Context,
+        obj: &CustomerAccount,
+        portals: &[Arc<Portal>],
+    ) -> Result<Ledger, Error> {
+        let uid = obj.metadata.uid.clone().unwrap_or_default();
+        let key = key_of(obj);
+        let cached = obj
+            .status
+            .as_ref()
+            .map(|s| s.whmcs_invitations.as_slice())
+            .unwrap_or_default();
+        let whmcs = !cached.is_empty()
+            || portal_of(obj, portals).is_ok_and(|p| whmcs::is_whmcs(&p.spec.url));
+        let remembered = ctx
+            .invitations
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&uid).cloned());
+        let records = match remembered {
+            Some(records) => records,
+            None if whmcs => {
+                // First reconcile of this account in this term: the status as the API server
+                // holds it now, not as the cache last saw it, which may miss the record a
+                // previous leader wrote just before it stopped.
+                let api: Api<CustomerAccount> =
+                    Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+                match api.get_opt(&obj.name_any()).await? {
+                    Some(fresh) if fresh.metadata.uid == obj.metadata.uid => whmcs::records_of(
+                        &key,
+                        fresh
+                            .status
+                            .as_ref()
+                            .map(|s| s.whmcs_invitations.as_slice())
+                            .unwrap_or_default(),
+                    ),
+                    _ => whmcs::records_of(&key, cached),
+                }
+            }
+            None => Vec::new(),
+        };
+        Ok(Ledger {
+            uid,
+            store: Arc::new(MemoryInvitations::new(records)),
+            whmcs,
+        })
+    }
+
+    fn store(&self) -> Arc<dyn InvitationStore> {
+        self.store.clone()
+    }
+
+    /// The record as the reconcile left it, remembered for this term and returned for the
+    /// status.
+    fn settle(&self, ctx: &Context, client_id: &str, now: Timestamp) -> Vec<WhmcsInvitation> {
+        let entries = whmcs::entries_of(&self.store.records(), client_id, now);
+        if self.whmcs
+            && let Ok(mut remembered) = ctx.invitations.lock()
+        {
+            remembered.insert(self.uid.clone(), whmcs::records_of(&self.uid, &entries));
+        }
+        entries
+    }
+
+    fn forget(ctx: &Context, obj: &CustomerAccount) {
+        if let (Some(uid), Ok(mut remembered)) = (&obj.metadata.uid, ctx.invitations.lock()) {
+            remembered.remove(uid);
         }
     }
 }
@@ -232,8 +323,11 @@ fn claimed_elsewhere(ctx: &Context, obj: &CustomerAccount, url: &str) -> Option<
         .min()
 }
 
-/// Reads the Portal's token from the Secret it names, in the Portal's own namespace.
-async fn token_of(ctx: &Context, portal: &Portal) -> Result<Option<Token>, Error> {
+/// The Secret the Portal names, in the Portal's own namespace, with the reference.
+async fn secret_of<'a>(
+    ctx: &Context,
+    portal: &'a Portal,
+) -> Result<Option<(Secret, &'a SecretKeyRef)>, Error> {
     let Some(r) = &portal.spec.token_secret_ref else {
         return Ok(None);
     };
@@ -263,6 +357,15 @@ async fn token_of(ctx: &Context, portal: &Portal) -> Result<Option<Token>, Error
         }
         Err(e) => return Err(e.into()),
     };
+    Ok(Some((secret, r)))
+}
+
+/// Reads the Portal's token from the Secret it names.
+async fn token_of(ctx: &Context, portal: &Portal) -> Result<Option<Token>, Error> {
+    let Some((secret, r)) = secret_of(ctx, portal).await? else {
+        return Ok(None);
+    };
+    let namespace = portal.namespace().unwrap_or_default();
     let bytes = secret
         .data
         .as_ref()
@@ -286,8 +389,86 @@ async fn token_of(ctx: &Context, portal: &Portal) -> Result<Option<Token>, Error
         .map_err(|e| Error::reconcile("InvalidSpec", e.to_string()))
 }
 
-/// Connects to the Portal and reads who the token is and the catalog.
-async fn connect(ctx: &Context, portal: &Portal) -> Result<Connected, Error> {
+/// Connects to the Portal and reads who the token is and the catalog. A WHMCS adapter keeps
+/// its invitation record in `invitations`.
+async fn connect(
+    ctx: &Context,
+    portal: &Portal,
+    invitations: Arc<dyn InvitationStore>,
+    now: Timestamp,
+) -> Result<Connected, Error> {
+    let url = portal.spec.url.clone();
+    let metrics = ctx.metrics.clone();
+    let options = HttpOptions {
+        ca_file: ctx.config.ca_file.clone(),
+        // The controller retries the whole reconcile with backoff; a long retry chain inside
+        // one request would only hold a worker.
+        max_retries: 3,
+        on_answer: AnswerHook::new(move |status| metrics.portal_answer(status)),
+        ..Default::default()
+    };
+    let any = if whmcs::is_whmcs(&url) {
+        connect_whmcs_portal(ctx, portal, invitations, options, now).await?
+    } else {
+        connect_http(ctx, portal, options).await?
+    };
+    let principal = any
+        .whoami()
+        .await
+        .map_err(|e| portal_error(&url, "whoami", &e))?;
+    let catalog = any
+        .catalog()
+        .await
+        .map_err(|e| portal_error(&url, "reading the catalog", &e))?;
+    Ok(Connected {
+        portal: any,
+        principal,
+        catalog,
+    })
+}
+
+/// A WHMCS installation, with the credentials from the Portal's Secret (layout in
+/// `controller::whmcs`).
+async fn connect_whmcs_portal(
+    ctx: &Context,
+    portal: &Portal,
+    invitations: Arc<dyn InvitationStore>,
+    http: HttpOptions,
+    now: Timestamp,
+) -> Result<AnyPortal, Error> {
+    let url = &portal.spec.url;
+    whmcs::check_transport(url).map_err(|e| Error::reconcile("InvalidSpec", e))?;
+    let Some((secret, r)) = secret_of(ctx, portal).await? else {
+        return Err(Error::reconcile(
+            "InvalidSpec",
+            format!(
+                "Portal {:?}: spec.tokenSecretRef is required for the controller: a Secret with the WHMCS API identifier and secret",
+                portal.name_any()
+            ),
+        ));
+    };
+    let credentials = whmcs::credentials(&secret, r, &portal.namespace().unwrap_or_default())
+        .map_err(|e| {
+            Error::reconcile(
+                "InvalidSpec",
+                format!("Portal {:?}: {e}", portal.name_any()),
+            )
+        })?;
+    let options = WhmcsOptions {
+        http,
+        now: Some(now),
+        ..WhmcsOptions::default()
+    };
+    connect_whmcs(url, credentials, invitations, options)
+        .map_err(|e| Error::reconcile("InvalidSpec", e))
+}
+
+/// A portal API (or the sandbox), with the token from the Portal's Secret.
+async fn connect_http(
+    ctx: &Context,
+    portal: &Portal,
+    options: HttpOptions,
+) -> Result<AnyPortal, Error> {
     let url = portal.spec.url.clone();
     let token = token_of(ctx, portal).await?;
     let token = match token {
@@ -304,30 +485,7 @@ async fn connect(ctx: &Context, portal: &Portal) -> Result<Connected, Error> {
             ));
         }
     };
-    let metrics = ctx.metrics.clone();
-    let options = HttpOptions {
-        ca_file: ctx.config.ca_file.clone(),
-        // The controller retries the whole reconcile with backoff; a long retry chain inside
-        // one request would only hold a worker.
-        max_retries: 3,
-        on_answer: AnswerHook::new(move |status| metrics.portal_answer(status)),
-        ..Default::default()
-    };
-    let any = connect_token(&url, token, options)
-        .map_err(|e| Error::reconcile("PortalUnreachable", e))?;
-    let principal = any
-        .whoami()
-        .await
-        .map_err(|e| portal_error(&url, "whoami", &e))?;
-    let catalog = any
-        .catalog()
-        .await
-        .map_err(|e| portal_error(&url, "reading the catalog", &e))?;
-    Ok(Connected {
-        portal: any,
-        principal,
-        catalog,
-    })
+    connect_token(&url, token, options).map_err(|e| Error::reconcile("PortalUnreachable", e))
 }
 
 fn reason_of(cause: FailureCause) -> &'static str {
@@ -352,6 +510,7 @@ async fn plan_and_apply(
     portals: &[Arc<Portal>],
     ctx: &Context,
     now: Timestamp,
+    ledger: &Ledger,
 ) -> Result<Report, Error> {
     let portal = portal_of(obj, portals)?;
     if let Some(owner) = claimed_elsewhere(ctx, obj, &portal.spec.url) {
@@ -362,7 +521,7 @@ async fn plan_and_apply(
         warn(ctx, obj, "Conflict", "Claim", &message).await;
         return Ok(Report::failed("Conflict", message, Outcome::Conflict));
     }
-    let connected = connect(ctx, portal).await?;
+    let connected = connect(ctx, portal, ledger.store(), now).await?;
     let cn = &account.customer_number;
     let url = &portal.spec.url;
     let observed = observe_account(&connected.portal, cn)
@@ -561,6 +720,7 @@ async fn write_account_status(
     obj: &CustomerAccount,
     report: &Report,
     now: Timestamp,
+    whmcs_invitations: Vec<WhmcsInvitation>,
 ) -> Result<(), Error> {
     let previous = obj
         .status
@@ -618,6 +778,7 @@ async fn write_account_status(
             .filter(|t| *t > now)
             .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string()),
         last_sync_time: Some(Timestamp::now().to_string()),
+        whmcs_invitations,
     };
     let api: Api<CustomerAccount> =
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
@@ -741,16 +902,46 @@ async fn cleanup_account(obj: &CustomerAccount, ctx: &Context) -> Reconciled {
         Some(crate::model::DeletionPolicy::Revoke)
     ) && !matches!(policy.mode, Some(crate::model::Mode::Observe));
     if !revoke {
+        Ledger::forget(ctx, obj);
         return Ok((Requeue::await_change(), Outcome::InSync));
     }
     let now = crate::cli::clock_now().map_err(|e| Error::reconcile("InvalidClock", e))?;
     let namespace = obj.namespace().unwrap_or_default();
     let portals = portals_in(ctx, &namespace);
-    let result = revoke_declared(obj, ctx, &portals, now).await;
-    if let Err(Error::Reconcile { reason, message }) = &result {
-        warn(ctx, obj, reason, "Revoke", message).await;
+    // The record makes invitations still pending visible to the revocation (they end with
+    // it, as WHMCS cannot cancel them) and people who have joined since removable.
+    let ledger = Ledger::load(ctx, obj, &portals).await?;
+    let result = revoke_declared(obj, ctx, &portals, now, &ledger).await;
+    match &result {
+        Ok(_) => Ledger::forget(ctx, obj),
+        Err(e) => {
+            if let Error::Reconcile { reason, message } = e {
+                warn(ctx, obj, reason, "Revoke", message).await;
+            }
+            // The object stays until the revocation succeeds; its record must stay current.
+            let entries = ledger.settle(ctx, &obj.spec.customer_number, now);
+            keep_record(ctx, obj, entries).await;
+        }
     }
     result
+}
+
+/// Writes the invitation record into the status of an account being deleted, the rest of its
+/// status unchanged, when it differs from what the status holds.
+async fn keep_record(ctx: &Context, obj: &CustomerAccount, entries: Vec<WhmcsInvitation>) {
+    let old = obj.status.clone().unwrap_or_default();
+    if old.whmcs_invitations == entries {
+        return;
+    }
+    let status = CustomerAccountStatus {
+        whmcs_invitations: entries,
+        ..old
+    };
+    let api: Api<CustomerAccount> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    if let Err(e) = apply_status(&api, obj, &status).await {
+        tracing::warn!(error = %e, account = %key_of(obj), "cannot write the WHMCS invitation record");
+    }
 }
 
 async fn revoke_declared(
@@ -758,9 +949,10 @@ async fn revoke_declared(
     ctx: &Context,
     portals: &[Arc<Portal>],
     now: Timestamp,
+    ledger: &Ledger,
 ) -> Reconciled {
     let portal = portal_of(obj, portals)?;
-    let connected = connect(ctx, portal).await?;
+    let connected = connect(ctx, portal, ledger.store(), now).await?;
     let cn = &obj.spec.customer_number;
     let url = &portal.spec.url;
     let observed = observe_account(&connected.portal, cn)
@@ -857,13 +1049,21 @@ pub async fn portal(obj: Arc<Portal>, ctx: Arc<Context>) -> Result<Requeue, Erro
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    let (status, requeue) = match connect(&ctx, &obj).await {
+    let now = crate::cli::clock_now().map_err(|e| Error::reconcile("InvalidClock", e))?;
+    // Checking the credentials sends no invitation: a record of its own, thrown away.
+    let scratch: Arc<dyn InvitationStore> = Arc::new(MemoryInvitations::default());
+    let (status, requeue) = match connect(&ctx, &obj, scratch, now).await {
         Ok(c) => {
             let who = c
                 .principal
                 .email
                 .clone()
                 .unwrap_or_else(|| format!("{:?}", c.principal.kind).to_lowercase());
+            let message = if whmcs::is_whmcs(&obj.spec.url) {
+                "WHMCS answers; the API credentials are accepted".to_string()
+            } else {
+                format!("the portal answers; the token authenticates {who}")
+            };
             (
                 PortalStatus {
                     observed_generation: generation,
@@ -872,7 +1072,7 @@ pub async fn portal(obj: Arc<Portal>, ctx: Arc<Context>) -> Result<Requeue, Erro
                         "Ready",
                         true,
                         "Authenticated",
-                        format!("the portal answers; the token authenticates {who}"),
+                        message,
                         generation,
                     )],
                     principal: Some(who),

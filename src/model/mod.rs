@@ -60,10 +60,13 @@ pub const KINDS: [&str; 4] = [
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PortalSpec {
-    /// Base URL of the portal API: `https://portal.example.net`, or `sandbox:FILE` for the
-    /// embedded reference portal (CLI only).
+    /// Base URL of the portal API: `https://portal.example.net`, `whmcs+https://host/path/`
+    /// for a WHMCS installation, or `sandbox:FILE` for the embedded reference portal (CLI
+    /// only).
     pub url: String,
-    /// Controller: the Secret (in the same namespace) and key holding the bearer token.
+    /// Controller: the Secret (in the same namespace) and key holding the bearer token. For
+    /// WHMCS the key holds the API secret; the same Secret holds the identifier under
+    /// `identifier` and the optional access key under `accesskey`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_secret_ref: Option<SecretKeyRef>,
     /// CLI: the environment variable holding the bearer token. Default `ROLECALL_TOKEN`.

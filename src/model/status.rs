@@ -50,6 +50,38 @@ pub struct CustomerAccountStatus {
     /// When the account was last reconciled (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<String>,
+    /// WHMCS portals only: the invitations rolecall sent and the person has not accepted yet.
+    /// WHMCS cannot list, resend or cancel invitations, so this record is the only thing that
+    /// keeps the controller from inviting the same person again on every reconcile. An entry
+    /// ends when the person appears as a user of the client, or when the member is removed
+    /// from the declaration. Written by the controller; if it is lost, each person still
+    /// pending is invited once more.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub whmcs_invitations: Vec<WhmcsInvitation>,
+}
+
+/// One invitation rolecall sent through WHMCS (`CreateClientInvite`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WhmcsInvitation {
+    /// The WHMCS client id the invitation is for (the customer number when it was sent).
+    pub client_id: String,
+    /// The invited address, as declared.
+    pub email: String,
+    /// The declared display name, kept so that the next plan sees it already applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The permissions the invitation grants; rolecall sets the declared ones once the
+    /// person has joined.
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// When it was sent (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
+    pub sent_at: String,
+    /// When WHMCS stops accepting it, 7 days after sending (RFC 3339); after that rolecall
+    /// invites again when `policy.resendExpiredInvitations` is true.
+    #[schemars(extend("format" = "date-time"))]
+    pub expires_at: String,
 }
 
 /// Counts of a plan's changes.

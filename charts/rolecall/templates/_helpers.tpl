@@ -32,8 +32,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "rolecall.rules" -}}
 - apiGroups: ["rolecall.dev"]
   resources: ["customeraccounts"]
-  # watch; add and remove the finalizer
-  verbs: ["list", "watch", "patch"]
+  # watch; add and remove the finalizer; get: a WHMCS account's invitation record is read
+  # fresh from its status once per leadership term
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["rolecall.dev"]
   resources: ["accountmembers", "notificationcontacts", "portals"]
   verbs: ["list", "watch"]
