@@ -5,10 +5,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::plan::{make_plans, print_plan_errors};
+use super::plan::{all_plans, make_plans, print_plan_errors};
 use super::{FileArgs, PortalArgs};
 use crate::apply::{AccountOutcome, apply_all, check_preconditions, observe};
-use crate::plan::{AccountPlan, ModeWord, Operation, PlanDocument};
+use crate::plan::{ModeWord, Operation, PlanDocument};
 use crate::portal::connect::AnyPortal;
 use crate::render;
 
@@ -31,7 +31,7 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
         eprintln!("nothing was applied: fix the errors above first");
         return ExitCode::from(1);
     }
-    let all: Vec<AccountPlan> = planned.iter().flat_map(|p| p.plans.clone()).collect();
+    let all = all_plans(&planned);
     // Quiet still shows what a person is asked to approve.
     if !super::quiet() || !args.auto_approve {
         print!("{}", render::text(&all, render::Style::for_stdout()));
@@ -42,6 +42,7 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
         .filter(|p| p.applicable())
         .map(|p| p.operations.len())
         .sum();
+    drop(all);
     if work_total == 0 {
         return if refused > 0 {
             ExitCode::from(1)

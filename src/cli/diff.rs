@@ -21,7 +21,7 @@ pub async fn run(files: &FileArgs, portal: &PortalArgs) -> ExitCode {
 
 async fn diff(files: &FileArgs, portal: &PortalArgs) -> Result<String, String> {
     let (desired, now) = reconcile::load(&files.files)?;
-    let targets = reconcile::targets(&desired, portal.portal.as_deref(), &[])?;
+    let targets = reconcile::targets(desired, portal.portal.as_deref(), &[])?;
     let mut out = String::new();
     for target in targets {
         let portal = reconcile::connect(&target.url, &target.token_env, portal)?;

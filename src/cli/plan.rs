@@ -30,7 +30,7 @@ pub async fn make_plans(
     accounts: &[String],
 ) -> Result<Vec<Planned>, String> {
     let (desired, now) = reconcile::load(&files.files)?;
-    let targets = reconcile::targets(&desired, portal.portal.as_deref(), accounts)?;
+    let targets = reconcile::targets(desired, portal.portal.as_deref(), accounts)?;
     let plan_id = reconcile::new_plan_id(now);
     let mut out = Vec::new();
     for target in targets {
@@ -44,6 +44,15 @@ pub async fn make_plans(
         });
     }
     Ok(out)
+}
+
+/// Every account plan of every portal, in order; borrowed when there is one portal (the usual
+/// case), so a large plan is not copied to be printed.
+pub fn all_plans(planned: &[Planned]) -> std::borrow::Cow<'_, [AccountPlan]> {
+    match planned {
+        [one] => std::borrow::Cow::Borrowed(&one.plans),
+        many => many.iter().flat_map(|p| p.plans.clone()).collect(),
+    }
 }
 
 /// Located errors of plans (unknown roles…), printed like validation errors.
@@ -76,7 +85,7 @@ pub async fn run(args: PlanArgs<'_>) -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    let all: Vec<AccountPlan> = planned.iter().flat_map(|p| p.plans.clone()).collect();
+    let all = all_plans(&planned);
     let stdout = match args.output {
         OutputFormat::Text => render::text(&all, render::Style::for_stdout()),
         OutputFormat::Markdown => render::markdown(&all),
@@ -103,10 +112,14 @@ pub async fn run(args: PlanArgs<'_>) -> ExitCode {
         }
     }
     let refused = all.iter().any(|p| p.refused.is_some());
+    let changes = all.iter().any(|p| p.has_changes());
+    drop(all);
+    // The process ends here: freeing a large fleet's plans object by object would take longer
+    // than planning it, and the operating system takes the memory back at once.
+    std::mem::forget(planned);
     if errors > 0 || refused {
         return ExitCode::from(1);
     }
-    let changes = all.iter().any(|p| p.has_changes());
     if args.detailed_exitcode && changes {
         ExitCode::from(2)
     } else {

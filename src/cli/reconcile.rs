@@ -47,7 +47,7 @@ pub fn load(files: &[PathBuf]) -> Result<(DesiredState, Timestamp), String> {
 /// Chooses each account's portal: `--portal` (or `ROLECALL_PORTAL`), else its `portalRef`,
 /// else the only Portal declared, else the embedded default.
 pub fn targets(
-    desired: &DesiredState,
+    desired: DesiredState,
     flag: Option<&str>,
     only: &[String],
 ) -> Result<Vec<Target>, String> {
@@ -58,9 +58,10 @@ pub fn targets(
             ));
         }
     }
+    // The accounts move into their targets: a large fleet is not copied.
     let accounts = desired
         .accounts
-        .iter()
+        .into_iter()
         .filter(|a| only.is_empty() || only.contains(&a.customer_number));
     let single_env = match desired.portals.as_slice() {
         [p] => p.token_env.clone(),
@@ -75,7 +76,7 @@ pub fn targets(
                 Some(name) => desired
                     .portals
                     .iter()
-                    .find(|p| &p.name == name && p.namespace == a.namespace),
+                    .find(|p| p.name == *name && p.namespace == a.namespace),
                 None => {
                     let same_ns: Vec<_> = desired
                         .portals
@@ -103,7 +104,7 @@ pub fn targets(
             }
         };
         let env = env.unwrap_or_else(|| DEFAULT_TOKEN_ENV.to_string());
-        groups.entry((url, env)).or_default().push(a.clone());
+        groups.entry((url, env)).or_default().push(a);
     }
     Ok(groups
         .into_iter()

@@ -22,7 +22,7 @@ impl Checker<'_> {
     fn error(&mut self, doc: &Document, path: &Path, msg: impl Into<String>) {
         self.diags.push(Diagnostic::error(
             &doc.file,
-            doc.root.pos_of(path),
+            doc.positions.pos_of(path),
             path,
             msg,
         ));
@@ -30,7 +30,7 @@ impl Checker<'_> {
     fn warning(&mut self, doc: &Document, path: &Path, msg: impl Into<String>) {
         self.diags.push(Diagnostic::warning(
             &doc.file,
-            doc.root.pos_of(path),
+            doc.positions.pos_of(path),
             path,
             msg,
         ));
@@ -38,7 +38,7 @@ impl Checker<'_> {
 }
 
 fn source(doc: &Document, path: &Path) -> SourceRef {
-    let pos = doc.root.pos_of(path);
+    let pos = doc.positions.pos_of(path);
     SourceRef {
         file: doc.file.clone(),
         line: pos.line,
@@ -154,7 +154,7 @@ pub(super) fn check_documents(
 
     // A customer number belongs to one CustomerAccount per portal.
     let mut numbers: HashMap<(Option<&str>, &str), &Document> = HashMap::new();
-    for (i, doc) in accounts.iter().enumerate() {
+    for doc in &accounts {
         let Body::Account(a) = &doc.body else {
             continue;
         };
@@ -174,22 +174,82 @@ pub(super) fn check_documents(
         } else {
             numbers.insert(key, doc);
         }
-        if let Some(account) = check_account(
-            &mut c,
-            doc,
-            a,
-            &state.portals,
-            &extra_members[i],
-            &extra_contacts[i],
-        ) {
-            state.accounts.push(account);
+    }
+
+    // Each account on its own: independent of the others, so spread over the cores for large
+    // fleets. Problems are sorted afterwards, and accounts kept in declaration order, so the
+    // outcome is the same as one by one.
+    let now = c.now;
+    let portals = &state.portals;
+    let check_range = |range: std::ops::Range<usize>, diags: &mut Vec<Diagnostic>| {
+        let mut c = Checker { diags, now };
+        let mut out = Vec::new();
+        for i in range {
+            let Body::Account(a) = &accounts[i].body else {
+                continue;
+            };
+            if let Some(account) = check_account(
+                &mut c,
+                accounts[i],
+                a,
+                portals,
+                &extra_members[i],
+                &extra_contacts[i],
+            ) {
+                out.push(account);
+            }
         }
+        out
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(accounts.len() / PARALLEL_FROM + 1);
+    let chunk = accounts.len().div_ceil(threads.max(1)).max(1);
+    let ranges: Vec<std::ops::Range<usize>> = (0..accounts.len())
+        .step_by(chunk)
+        .map(|start| start..(start + chunk).min(accounts.len()))
+        .collect();
+    let results: Vec<(Vec<DesiredAccount>, Vec<Diagnostic>)> = if ranges.len() <= 1 {
+        ranges
+            .into_iter()
+            .map(|r| {
+                let mut diags = Vec::new();
+                (check_range(r, &mut diags), diags)
+            })
+            .collect()
+    } else {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = ranges
+                .into_iter()
+                .map(|r| {
+                    scope.spawn(|| {
+                        let mut diags = Vec::new();
+                        (check_range(r, &mut diags), diags)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| match w.join() {
+                    Ok(done) => done,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
+                .collect()
+        })
+    };
+    for (mut done, mut diags) in results {
+        state.accounts.append(&mut done);
+        c.diags.append(&mut diags);
     }
     state
 }
 
+/// Below this many accounts per core, checking them on one thread is cheaper than starting
+/// more.
+const PARALLEL_FROM: usize = 500;
+
 fn place(doc: &Document, path: &Path) -> String {
-    let pos = doc.root.pos_of(path);
+    let pos = doc.positions.pos_of(path);
     format!("{}:{}:{}", doc.file, pos.line, pos.column)
 }
 

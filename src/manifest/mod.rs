@@ -18,7 +18,6 @@ pub use yaml::quote_short;
 
 use crate::domain::DesiredState;
 use crate::model::{AccountMemberSpec, CustomerAccountSpec, NotificationContactSpec, PortalSpec};
-use yaml::Node;
 
 /// Namespace of objects read from files that do not name one.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -27,7 +26,8 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 #[derive(Debug, Clone)]
 pub struct Document {
     pub file: String,
-    pub root: Node,
+    /// Where each part was written; read again from the file only when a problem needs it.
+    pub positions: yaml::Positions,
     pub name: String,
     pub namespace: String,
     pub body: Body,
@@ -140,6 +140,54 @@ pub fn check_files(files: &[SourceFile], now: jiff::Timestamp) -> Checked {
 type FileOutcome = (usize, Vec<Document>, Vec<Diagnostic>);
 
 fn read_one_file(file: &SourceFile, validators: &schema::Validators) -> FileOutcome {
+    // Most documents are valid: read them without positions, which costs a good deal less,
+    // and read the file again with positions only for a document with something to report.
+    let Some(plain) = yaml::parse_plain(&file.text) else {
+        return read_one_file_positioned(file, validators);
+    };
+    let later = std::sync::Arc::new(yaml::LaterFile::new(file.text.clone()));
+    let mut diagnostics = Vec::new();
+    let mut documents = Vec::new();
+    let count = plain.len();
+    for (index, (root, marks, value)) in plain.into_iter().enumerate() {
+        let positions = yaml::Positions::Later {
+            file: later.clone(),
+            index,
+            root,
+            marks: Box::new(marks),
+        };
+        if let Some(doc) = structure::plain_document(&file.name, value, positions, validators) {
+            documents.push(doc);
+            continue;
+        }
+        let tree = yaml::Positions::Later {
+            file: later.clone(),
+            index,
+            root,
+            marks: Box::default(),
+        };
+        match tree.tree() {
+            Some(node) => {
+                if let Some(doc) = structure::check_document(
+                    &file.name,
+                    node.clone(),
+                    validators,
+                    &mut diagnostics,
+                ) {
+                    documents.push(doc);
+                }
+            }
+            // Read once without positions but not with them: not expected; the positioned
+            // reading of the whole file says what it finds.
+            None => return read_one_file_positioned(file, validators),
+        }
+    }
+    (count, documents, diagnostics)
+}
+
+/// [`read_one_file`] with positions throughout: for a file that is not valid YAML, whose
+/// problem must be located.
+fn read_one_file_positioned(file: &SourceFile, validators: &schema::Validators) -> FileOutcome {
     let mut diagnostics = Vec::new();
     let mut documents = Vec::new();
     match yaml::parse_documents(&file.text) {
@@ -214,4 +262,68 @@ fn read_files_parallel(files: &[SourceFile], validators: &schema::Validators) ->
     });
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(cn: u32, member: &str) -> String {
+        format!(
+            "---\napiVersion: rolecall.dev/v1alpha1\nkind: CustomerAccount\nmetadata: {{name: a{cn}}}\nspec:\n  customerNumber: \"{cn}\"\n  members:\n    - email: {member}\n      roles: [cockpit-access, customer-admin]\n  contacts:\n    - {{email: billing@c{cn}.example, notifications: [invoices]}}\n"
+        )
+    }
+
+    fn check(text: String) -> (Checked, usize) {
+        let now = "2026-11-26T09:00:00Z".parse().unwrap();
+        let files = [SourceFile {
+            name: "fleet.yaml".into(),
+            text,
+        }];
+        let before = yaml::REREADS.with(|n| n.get());
+        let checked = check_files(&files, now);
+        (checked, yaml::REREADS.with(|n| n.get()) - before)
+    }
+
+    /// Valid manifests are read once: their declarations point at the right lines without the
+    /// positioned tree.
+    #[test]
+    fn a_valid_fleet_is_read_once_and_its_sources_are_exact() {
+        let text: String = (1..=3)
+            .map(|i| account(i, &format!("p@c{i}.example")))
+            .collect();
+        let (checked, rereads) = check(text);
+        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+        assert_eq!(rereads, 0);
+        let second = &checked.desired.accounts[1];
+        assert_eq!((second.source.line, second.source.column), (13, 1));
+        assert_eq!(second.members[0].source.line, 19);
+        assert_eq!(second.members[0].roles[1].source.line, 20);
+        assert_eq!(second.contacts[0].source.line, 22);
+    }
+
+    /// A problem the schema does not see still gets its exact place: the file is read again.
+    #[test]
+    fn a_semantic_problem_is_located_by_reading_the_file_again() {
+        let text: String = (1..=3)
+            .map(|i| {
+                account(
+                    i,
+                    if i == 2 {
+                        "not-an-email"
+                    } else {
+                        "p@x.example"
+                    },
+                )
+            })
+            .collect();
+        let (checked, rereads) = check(text);
+        assert_eq!(rereads, 1);
+        let errors: Vec<String> = checked.errors().map(|d| d.to_string()).collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("fleet.yaml:19:14: spec.members[0].email:"),
+            "{errors:?}"
+        );
+    }
 }

@@ -7,9 +7,57 @@ use serde_json::Value as Json;
 use super::Kept;
 use super::diagnostic::{Diagnostic, closest};
 use super::schema::Validators;
-use super::yaml::{Node, Path, Seg, Value};
+use super::yaml::{Node, Path, Positions, Seg, Value};
 use super::{Body, DEFAULT_NAMESPACE, Document};
 use crate::model::{API_VERSION, ContactSpec, GROUP, KINDS, MemberSpec};
+
+/// The fast path for a document read without positions: when its apiVersion and kind are
+/// right and the schema accepts all of it, [`check_document`] would report nothing, so the
+/// document is taken as it is. `None`: it has something to report; read it with positions.
+pub(super) fn plain_document(
+    file: &str,
+    mut instance: Json,
+    positions: Positions,
+    validators: &Validators,
+) -> Option<Document> {
+    if instance.get("apiVersion").and_then(Json::as_str) != Some(API_VERSION) {
+        return None;
+    }
+    let kind = instance.get("kind").and_then(Json::as_str)?;
+    let (_, validator) = validators.get(kind)?;
+    if !validator.is_valid(&instance) {
+        return None;
+    }
+    let kind = kind.to_string();
+    let name = instance["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let namespace = instance["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or(DEFAULT_NAMESPACE)
+        .to_string();
+    let spec = instance
+        .get_mut("spec")
+        .map(Json::take)
+        .unwrap_or(Json::Null);
+    let body = match kind.as_str() {
+        "Portal" => serde_json::from_value(spec).map(Body::Portal),
+        "CustomerAccount" => serde_json::from_value(spec).map(Body::Account),
+        "AccountMember" => serde_json::from_value(spec).map(Body::Member),
+        _ => serde_json::from_value(spec).map(Body::Contact),
+    }
+    .ok()?;
+    Some(Document {
+        file: file.to_string(),
+        positions,
+        name,
+        namespace,
+        body,
+        complete: true,
+        kept: Kept::default(),
+    })
+}
 
 pub(super) fn check_document(
     file: &str,
@@ -140,7 +188,7 @@ pub(super) fn check_document(
     match body {
         Ok(body) => Some(Document {
             file: file.to_string(),
-            root,
+            positions: Positions::Tree(Box::new(root)),
             name,
             namespace,
             body,

@@ -358,6 +358,349 @@ impl<'de> Deserialize<'de> for KeyText {
     }
 }
 
+// --- reading without positions ------------------------------------------------------------
+
+/// A document read straight into JSON: the fast path for the common case of a valid document.
+/// It reads exactly what [`Node::to_json`] of the positioned tree would give, plus the few
+/// positions every valid declaration carries ([`Marks`]); any other position (a problem to
+/// report) comes from reading the file again with them all.
+struct Plain(serde_json::Value);
+
+/// Where a value being read sits, as far as [`Marks`] cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum At {
+    Other,
+    Root,
+    Spec,
+    Members,
+    Member(usize),
+    MemberRoles(usize),
+    Contacts,
+    SpecRoles,
+}
+
+impl At {
+    fn child(self, key: &str) -> At {
+        match (self, key) {
+            (At::Root, "spec") => At::Spec,
+            (At::Spec, "members") => At::Members,
+            (At::Spec, "contacts") => At::Contacts,
+            (At::Spec, "roles") => At::SpecRoles,
+            (At::Member(i), "roles") => At::MemberRoles(i),
+            _ => At::Other,
+        }
+    }
+}
+
+/// The positions of a document that its declarations point at: the spec, each member and
+/// contact of a CustomerAccount, each role of a member or of an AccountMember.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Marks {
+    spec: Option<Pos>,
+    members: Vec<Pos>,
+    member_roles: Vec<Vec<Pos>>,
+    contacts: Vec<Pos>,
+    spec_roles: Vec<Pos>,
+}
+
+impl Marks {
+    fn record_spec(&mut self, pos: Pos) {
+        self.spec = Some(pos);
+    }
+
+    /// The position of item `i` of the list at `list`.
+    fn record_item(&mut self, list: At, i: usize, pos: Pos) {
+        fn put(v: &mut Vec<Pos>, i: usize, pos: Pos) {
+            if v.len() <= i {
+                v.resize(i + 1, Pos::default());
+            }
+            v[i] = pos;
+        }
+        match list {
+            At::Members => put(&mut self.members, i, pos),
+            At::Contacts => put(&mut self.contacts, i, pos),
+            At::SpecRoles => put(&mut self.spec_roles, i, pos),
+            At::MemberRoles(m) => {
+                if self.member_roles.len() <= m {
+                    self.member_roles.resize(m + 1, Vec::new());
+                }
+                put(&mut self.member_roles[m], i, pos);
+            }
+            _ => {}
+        }
+    }
+
+    fn get(&self, path: &Path) -> Option<Pos> {
+        let spec = |s: &Seg| matches!(s, Seg::Key(k) if k == "spec");
+        let key = |s: &Seg, name: &str| matches!(s, Seg::Key(k) if k == name);
+        match path.0.as_slice() {
+            [s] if spec(s) => self.spec,
+            [s, l, Seg::Index(i)] if spec(s) && key(l, "members") => self.members.get(*i).copied(),
+            [s, l, Seg::Index(i)] if spec(s) && key(l, "contacts") => {
+                self.contacts.get(*i).copied()
+            }
+            [s, l, Seg::Index(i)] if spec(s) && key(l, "roles") => self.spec_roles.get(*i).copied(),
+            [s, l, Seg::Index(i), r, Seg::Index(j)]
+                if spec(s) && key(l, "members") && key(r, "roles") =>
+            {
+                self.member_roles.get(*i)?.get(*j).copied()
+            }
+            _ => None,
+        }
+    }
+}
+
+thread_local! {
+    /// Where the value being read sits, and the marks of the document being read: serde
+    /// gives a `Deserialize` impl no context, and documents are read one at a time per thread.
+    static READING: std::cell::RefCell<(At, Marks)> = std::cell::RefCell::new((At::Other, Marks::default()));
+}
+
+fn reading_at() -> At {
+    READING.with(|r| r.borrow().0)
+}
+
+fn set_reading_at(at: At) -> At {
+    READING.with(|r| std::mem::replace(&mut r.borrow_mut().0, at))
+}
+
+impl<'de> Deserialize<'de> for Plain {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(PlainVisitor { at: reading_at() })
+            .map(Plain)
+    }
+}
+
+/// A whole document: its root's position, its value and its marks.
+struct PlainDocument {
+    root: Pos,
+    value: serde_json::Value,
+    marks: Marks,
+}
+
+/// The root of a document; resets the marks.
+struct PlainRoot(serde_json::Value, Marks);
+
+impl<'de> Deserialize<'de> for PlainRoot {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        READING.with(|r| *r.borrow_mut() = (At::Root, Marks::default()));
+        let value = d.deserialize_any(PlainVisitor { at: At::Root })?;
+        let marks = READING.with(|r| std::mem::take(&mut r.borrow_mut().1));
+        Ok(PlainRoot(value, marks))
+    }
+}
+
+impl<'de> Deserialize<'de> for PlainDocument {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<PlainRoot>::deserialize(d)?;
+        let PlainRoot(value, marks) = spanned.value;
+        Ok(PlainDocument {
+            root: Pos::from(&spanned.referenced),
+            value,
+            marks,
+        })
+    }
+}
+
+struct PlainVisitor {
+    at: At,
+}
+
+fn record_spec(pos: Pos) {
+    READING.with(|r| r.borrow_mut().1.record_spec(pos));
+}
+
+fn record_item(list: At, i: usize, pos: Pos) {
+    READING.with(|r| r.borrow_mut().1.record_item(list, i, pos));
+}
+
+impl<'de> Visitor<'de> for PlainVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        ValueVisitor.visit_u64(v).map(plain_scalar)
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Self::Value, E> {
+        ValueVisitor.visit_i128(v).map(plain_scalar)
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Self::Value, E> {
+        ValueVisitor.visit_u128(v).map(plain_scalar)
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(plain_scalar(Value::Float(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
+        Ok(String::from_utf8_lossy(v).into_owned().into())
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        let list = self.at;
+        let item_at = |i: usize| match list {
+            At::Members => At::Member(i),
+            _ => At::Other,
+        };
+        let marked = matches!(
+            list,
+            At::Members | At::Contacts | At::SpecRoles | At::MemberRoles(_)
+        );
+        loop {
+            let i = items.len();
+            let before = set_reading_at(item_at(i));
+            let next = if marked {
+                seq.next_element::<Spanned<Plain>>().map(|o| {
+                    o.map(|s| {
+                        record_item(list, i, Pos::from(&s.referenced));
+                        s.value.0
+                    })
+                })
+            } else {
+                seq.next_element::<Plain>().map(|o| o.map(|p| p.0))
+            };
+            set_reading_at(before);
+            match next? {
+                Some(v) => items.push(v),
+                None => break,
+            }
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = serde_json::Map::new();
+        while let Some(KeyText(key)) = map.next_key::<KeyText>()? {
+            let child = self.at.child(&key);
+            let before = set_reading_at(child);
+            let value = if child == At::Spec {
+                map.next_value::<Spanned<Plain>>().map(|s| {
+                    record_spec(Pos::from(&s.referenced));
+                    s.value.0
+                })
+            } else {
+                map.next_value::<Plain>().map(|p| p.0)
+            };
+            set_reading_at(before);
+            entries.insert(key, value?);
+        }
+        Ok(serde_json::Value::Object(entries))
+    }
+}
+
+/// A scalar as [`Node::to_json`] writes it.
+fn plain_scalar(v: Value) -> serde_json::Value {
+    Node {
+        pos: Pos::default(),
+        value: v,
+    }
+    .to_json()
+}
+
+/// Every document of a YAML stream as JSON with the position of its root and its [`Marks`],
+/// or `None` when the stream is not valid YAML (then [`parse_documents`] says where). Empty
+/// documents are skipped, as by [`parse_documents`], so the n-th value is the n-th node there.
+pub fn parse_plain(text: &str) -> Option<Vec<(Pos, Marks, serde_json::Value)>> {
+    serde_saphyr::from_multiple_with_options::<PlainDocument>(text, options())
+        .ok()
+        .map(|docs| {
+            docs.into_iter()
+                .map(|d| (d.root, d.marks, d.value))
+                .collect()
+        })
+}
+
+/// Where the nodes of one document were written, read only when a position is asked for: a
+/// document that passes every check never pays for the positioned tree.
+#[derive(Debug, Clone)]
+pub enum Positions {
+    /// The tree is at hand (the document was read with positions).
+    Tree(Box<Node>),
+    /// The `index`-th document of a file, read again on the first question that its root and
+    /// marks do not answer.
+    Later {
+        file: std::sync::Arc<LaterFile>,
+        index: usize,
+        root: Pos,
+        marks: Box<Marks>,
+    },
+}
+
+/// A file's text and, once asked for, its documents with positions.
+#[derive(Debug)]
+pub struct LaterFile {
+    text: String,
+    trees: std::sync::OnceLock<Vec<Node>>,
+}
+
+impl LaterFile {
+    pub fn new(text: String) -> Self {
+        LaterFile {
+            text,
+            trees: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How often this thread read a file again for positions.
+    pub static REREADS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl Positions {
+    /// The positioned tree; for `Later`, the file is read again once (it parsed before, so it
+    /// parses again; should it not, positions fall back to the start of the file).
+    pub fn tree(&self) -> Option<&Node> {
+        match self {
+            Positions::Tree(node) => Some(node),
+            Positions::Later { file, index, .. } => file
+                .trees
+                .get_or_init(|| {
+                    #[cfg(test)]
+                    REREADS.with(|n| n.set(n.get() + 1));
+                    parse_documents(&file.text).unwrap_or_default()
+                })
+                .get(*index),
+        }
+    }
+
+    /// Where to point for `path` (see [`Node::pos_of`]).
+    pub fn pos_of(&self, path: &Path) -> Pos {
+        if let Positions::Later { root, marks, .. } = self {
+            if path.0.is_empty() {
+                return *root;
+            }
+            if let Some(pos) = marks.get(path) {
+                return pos;
+            }
+        }
+        self.tree()
+            .map(|t| t.pos_of(path))
+            .unwrap_or(Pos { line: 1, column: 1 })
+    }
+}
+
 /// A YAML syntax problem, located.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
@@ -429,5 +772,107 @@ fn syntax_message(e: &serde_saphyr::Error) -> String {
         "this is not valid YAML".to_string()
     } else {
         format!("invalid YAML: {first}")
+    }
+}
+
+#[cfg(test)]
+mod marks_tests {
+    use super::*;
+
+    /// The marks read without the tree are the positions the tree gives, and a path they do
+    /// not hold is left to the tree.
+    #[test]
+    fn marks_are_the_positions_of_the_tree() {
+        let text = "# fleet\n---\napiVersion: rolecall.dev/v1alpha1\nkind: CustomerAccount\nmetadata: {name: a}\nspec:\n  customerNumber: \"1\"\n  members:\n    - email: a@x.example\n      roles: [cockpit-access, {name: customer-admin, until: 2027-01-01}]\n    -   email: b@x.example\n        roles:\n          - technical-contact\n  contacts:\n    - {email: c@x.example, notifications: [invoices]}\n---\napiVersion: rolecall.dev/v1alpha1\nkind: AccountMember\nmetadata: {name: m}\nspec:\n  accountRef: {name: a}\n  email: d@x.example\n  roles:\n  - cockpit-access\n  - {name: technical-contact}\n";
+        let plain = parse_plain(text).unwrap();
+        let trees = parse_documents(text).unwrap();
+        assert_eq!(plain.len(), 2);
+        let spec = Path::root().key("spec");
+        let paths = [
+            spec.clone(),
+            spec.key("members").index(0),
+            spec.key("members").index(1),
+            spec.key("members").index(0).key("roles").index(0),
+            spec.key("members").index(0).key("roles").index(1),
+            spec.key("members").index(1).key("roles").index(0),
+            spec.key("contacts").index(0),
+            spec.key("roles").index(0),
+            spec.key("roles").index(1),
+        ];
+        for ((root, marks, value), tree) in plain.iter().zip(&trees) {
+            assert_eq!(*root, tree.pos);
+            assert_eq!(*value, tree.to_json());
+            for path in &paths {
+                if tree.at(path).is_some() {
+                    assert_eq!(marks.get(path), Some(tree.pos_of(path)), "{path}");
+                } else {
+                    assert_eq!(marks.get(path), None, "{path}");
+                }
+            }
+            assert_eq!(marks.get(&spec.key("members").index(0).key("email")), None);
+        }
+        assert_eq!(
+            plain[0].1.get(&paths[2]),
+            Some(Pos {
+                line: 11,
+                column: 9
+            })
+        );
+    }
+
+    /// Scalars read without positions are what the positioned reading gives, and what one
+    /// reading refuses the other refuses too.
+    #[test]
+    fn plain_scalars_match_the_tree() {
+        let scalars = [
+            "1",
+            "-2",
+            "3.5",
+            ".inf",
+            "-.inf",
+            ".nan",
+            "true",
+            "false",
+            "True",
+            "~",
+            "null",
+            "''",
+            "\"x\"",
+            "2027-01-01",
+            "0x1F",
+            "0o17",
+            "1e3",
+            "18446744073709551615",
+            "99999999999999999999999",
+            "yes",
+            "No",
+            "on",
+            "!!str 12",
+            "&a 5",
+            "[]",
+            "{}",
+            "'",
+            "- x",
+            ":",
+            "a: b: c",
+            "\"\\u0000\"",
+            "12:30",
+        ];
+        for s in scalars {
+            for text in [format!("v: {s}\n"), format!("{s}: v\n"), format!("- {s}\n")] {
+                let plain = parse_plain(&text);
+                let trees = parse_documents(&text);
+                match (plain, trees) {
+                    (Some(p), Ok(t)) => {
+                        assert_eq!(p.len(), t.len(), "{text:?}");
+                        for (p, t) in p.iter().zip(&t) {
+                            assert_eq!(p.2, t.to_json(), "{text:?}");
+                        }
+                    }
+                    (None, Err(_)) => {}
+                    (p, t) => panic!("{text:?}: plain {p:?}, tree {t:?}"),
+                }
+            }
+        }
     }
 }
