@@ -1,7 +1,7 @@
 //! The fleet benchmark: a synthetic fleet of manifests against the reference portal over
 //! loopback HTTP and against the embedded `sandbox:` portal. Prints a table of figures.
 //!
-//!     cargo bench --bench fleet -- --accounts 1000 --members 10 --contacts 2
+//!     cargo bench --bench fleet -- --accounts 1000 --members 10 --contacts 2 [--rate-limit 200]
 //!
 //! Nothing here asserts on time: it measures and prints.
 
@@ -19,6 +19,7 @@ struct Args {
     members: usize,
     contacts: usize,
     concurrency: usize,
+    rate_limit: usize,
 }
 
 fn args() -> Args {
@@ -27,6 +28,7 @@ fn args() -> Args {
         members: 10,
         contacts: 2,
         concurrency: 16,
+        rate_limit: 200,
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -37,6 +39,7 @@ fn args() -> Args {
             ("--members", Some(v)) => a.members = v,
             ("--contacts", Some(v)) => a.contacts = v,
             ("--concurrency", Some(v)) => a.concurrency = v,
+            ("--rate-limit", Some(v)) => a.rate_limit = v,
             _ => {
                 i += 1;
                 continue;
@@ -99,6 +102,8 @@ struct Portal {
     child: Child,
     url: String,
     requests: Arc<Mutex<u64>>,
+    /// Requests the portal answered 429 (rate limited).
+    throttled: Arc<Mutex<u64>>,
 }
 
 impl Drop for Portal {
@@ -108,7 +113,7 @@ impl Drop for Portal {
     }
 }
 
-fn serve(db: &Path) -> Portal {
+fn serve(db: &Path, extra: &[&str]) -> Portal {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rolecall"))
         .args([
             "portal",
@@ -118,6 +123,7 @@ fn serve(db: &Path) -> Portal {
             "--listen",
             "127.0.0.1:0",
         ])
+        .args(extra)
         .env("ROLECALL_SANDBOX_TOKEN", TOKEN)
         .env("ROLECALL_NOW", NOW)
         .stdout(Stdio::piped())
@@ -134,17 +140,23 @@ fn serve(db: &Path) -> Portal {
         .to_string();
     std::thread::spawn(move || for _ in out.lines() {});
     let requests = Arc::new(Mutex::new(0u64));
-    let counter = requests.clone();
+    let throttled = Arc::new(Mutex::new(0u64));
+    let (counter, limited) = (requests.clone(), throttled.clone());
     let err = child.stderr.take().unwrap();
     std::thread::spawn(move || {
-        for _ in BufReader::new(err).lines().map_while(Result::ok) {
+        // One line per request: "METHOD PATH STATUS DURATION".
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
             *counter.lock().unwrap() += 1;
+            if line.split_whitespace().nth(2) == Some("429") {
+                *limited.lock().unwrap() += 1;
+            }
         }
     });
     Portal {
         child,
         url,
         requests,
+        throttled,
     }
 }
 
@@ -246,7 +258,7 @@ fn main() {
         "", "", "", "", ""
     );
 
-    let portal = serve(&dir.path().join("portal.db"));
+    let portal = serve(&dir.path().join("portal.db"), &[]);
     let f = fleet.to_str().unwrap();
     let conc = a.concurrency.to_string();
     let before = *portal.requests.lock().unwrap();
@@ -286,6 +298,36 @@ fn main() {
         &format!("{used} requests"),
     );
     drop(portal);
+
+    // The first 100 accounts against a portal that allows RATE requests/s per token: how
+    // close apply stays to that rate (429 answers are waited out, never failures).
+    let limited = serve(
+        &dir.path().join("limited.db"),
+        &["--rate-limit", &a.rate_limit.to_string()],
+    );
+    let first = fleet.join("fleet-00000.yaml");
+    let run_limited = run(
+        &limited.url,
+        &[
+            "apply",
+            "-f",
+            first.to_str().unwrap(),
+            "--auto-approve",
+            "--concurrency",
+            &conc,
+        ],
+    );
+    let answered = *limited.requests.lock().unwrap() - *limited.throttled.lock().unwrap();
+    let rate = answered as f64 / run_limited.wall;
+    row(
+        &format!("apply at --rate-limit {} (HTTP)", a.rate_limit),
+        &run_limited,
+        &format!(
+            "{rate:.0}/s = {:.0} % of the limit",
+            100.0 * rate / a.rate_limit as f64
+        ),
+    );
+    drop(limited);
 
     let sandbox = format!("sandbox:{}", dir.path().join("sandbox.db").display());
     let seed = run(&sandbox, &["apply", "-f", f, "--auto-approve"]);
