@@ -905,3 +905,72 @@ spec:
         "{log}"
     );
 }
+
+/// `--selector` shards the fleet: a controller reconciles only the CustomerAccounts whose
+/// labels match, and leaves the others (status and portal) alone for the shard that owns them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_selector_shards_the_accounts() {
+    let Some(k) = cluster().await else { return };
+    let ns = namespace(&k.client, "shard").await;
+    let server = Server::start();
+    let url = &server.url;
+    portal(&k.client, &ns, "main", url).await;
+    let account = |name: &str, cn: &str, shard: &str| {
+        format!(
+            "apiVersion: rolecall.dev/v1alpha1\nkind: CustomerAccount\nmetadata: {{name: {name}, labels: {{shard: {shard}}}}}\nspec:\n  customerNumber: \"{cn}\"\n  displayName: {name}\n  members:\n    - email: admin@{name}.example\n      roles: [cockpit-access, customer-admin]\n"
+        )
+    };
+    apply_yaml(&k.client, &ns, &account("east", "20001", "a")).await;
+    apply_yaml(&k.client, &ns, &account("west", "20002", "b")).await;
+    let mut shard_a = Controller::start(&k.kubeconfig, &ns, &["--selector", "shard=a"], NOW);
+    wait_ready(&k.client, &ns, "east", "True", "Applied").await;
+    assert!(members(url, "20001").await.is_some());
+
+    // The other shard's account is untouched: no status, nothing in the portal. (Given the
+    // first account is done, a few resync-free seconds are enough for a wrong reconcile to
+    // have shown.)
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let accounts: Api<CustomerAccount> = Api::namespaced(k.client.clone(), &ns);
+    let west = accounts.get("west").await.unwrap();
+    assert!(
+        west.status.is_none_or(|s| s.conditions.is_empty()),
+        "shard a wrote the status of a shard-b account"
+    );
+    assert!(members(url, "20002").await.is_none());
+    shard_a.terminate();
+
+    // The owner of shard b takes its account.
+    let lease = ["--selector", "shard=b", "--lease-name", "rolecall-shard-b"];
+    let _shard_b = Controller::start(&k.kubeconfig, &ns, &lease, NOW);
+    wait_ready(&k.client, &ns, "west", "True", "Applied").await;
+    assert!(members(url, "20002").await.is_some());
+}
+
+/// A controller that may not read the rolecall resources stops at once with a sentence that
+/// says what is missing, instead of retrying in silence.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_permission_the_controller_stops_with_a_clear_error() {
+    let Some(k) = cluster().await else { return };
+    let ns = namespace(&k.client, "noperm").await;
+    // The token-file user `rolecall-controller` holds no binding in this namespace.
+    let mut ctl = Controller::start(&k.controller_kubeconfig, &ns, &[], NOW);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = ctl.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the controller kept running without permission"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    // Let the log reader catch up with the last lines.
+    std::thread::sleep(Duration::from_millis(200));
+    let log = ctl.log_text();
+    assert!(
+        log.contains("may not list customeraccounts.rolecall.dev"),
+        "{log}"
+    );
+}
