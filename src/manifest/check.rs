@@ -181,64 +181,27 @@ pub(super) fn check_documents(
     // outcome is the same as one by one.
     let now = c.now;
     let portals = &state.portals;
-    let check_range = |range: std::ops::Range<usize>, diags: &mut Vec<Diagnostic>| {
-        let mut c = Checker { diags, now };
-        let mut out = Vec::new();
-        for i in range {
-            let Body::Account(a) = &accounts[i].body else {
-                continue;
-            };
-            if let Some(account) = check_account(
-                &mut c,
-                accounts[i],
-                a,
-                portals,
-                &extra_members[i],
-                &extra_contacts[i],
-            ) {
-                out.push(account);
-            }
-        }
-        out
-    };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(accounts.len() / PARALLEL_FROM + 1);
-    let chunk = accounts.len().div_ceil(threads.max(1)).max(1);
-    let ranges: Vec<std::ops::Range<usize>> = (0..accounts.len())
-        .step_by(chunk)
-        .map(|start| start..(start + chunk).min(accounts.len()))
-        .collect();
-    let results: Vec<(Vec<DesiredAccount>, Vec<Diagnostic>)> = if ranges.len() <= 1 {
-        ranges
-            .into_iter()
-            .map(|r| {
-                let mut diags = Vec::new();
-                (check_range(r, &mut diags), diags)
-            })
-            .collect()
-    } else {
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = ranges
-                .into_iter()
-                .map(|r| {
-                    scope.spawn(|| {
-                        let mut diags = Vec::new();
-                        (check_range(r, &mut diags), diags)
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| match w.join() {
-                    Ok(done) => done,
-                    Err(panic) => std::panic::resume_unwind(panic),
-                })
-                .collect()
-        })
-    };
-    for (mut done, mut diags) in results {
-        state.accounts.append(&mut done);
+    let checked = super::on_every_core(accounts.len(), PARALLEL_FROM, |i| {
+        let mut diags = Vec::new();
+        let Body::Account(a) = &accounts[i].body else {
+            return (None, diags);
+        };
+        let mut c = Checker {
+            diags: &mut diags,
+            now,
+        };
+        let account = check_account(
+            &mut c,
+            accounts[i],
+            a,
+            portals,
+            &extra_members[i],
+            &extra_contacts[i],
+        );
+        (account, diags)
+    });
+    for (account, mut diags) in checked {
+        state.accounts.extend(account);
         c.diags.append(&mut diags);
     }
     state

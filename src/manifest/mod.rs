@@ -140,8 +140,9 @@ pub fn check_files(files: &[SourceFile], now: jiff::Timestamp) -> Checked {
 type FileOutcome = (usize, Vec<Document>, Vec<Diagnostic>);
 
 fn read_one_file(file: &SourceFile, validators: &schema::Validators) -> FileOutcome {
-    // Most documents are valid: read them without positions, which costs a good deal less,
-    // and read the file again with positions only for a document with something to report.
+    // Most documents are valid: read them without the positioned tree, which a large fleet
+    // cannot afford to keep, and read the file again with positions only for a document with
+    // something to report.
     let Some(plain) = yaml::parse_plain(&file.text) else {
         return read_one_file_positioned(file, validators);
     };
@@ -160,13 +161,7 @@ fn read_one_file(file: &SourceFile, validators: &schema::Validators) -> FileOutc
             documents.push(doc);
             continue;
         }
-        let tree = yaml::Positions::Later {
-            file: later.clone(),
-            index,
-            root,
-            marks: Box::default(),
-        };
-        match tree.tree() {
+        match later.tree(index) {
             Some(node) => {
                 if let Some(doc) = structure::check_document(
                     &file.name,
@@ -219,35 +214,46 @@ const PARSE_STACK_BYTES: usize = 32 * 1024 * 1024;
 
 /// [`read_one_file`] for every file, on up to one thread per core; results in file order.
 fn read_files_parallel(files: &[SourceFile], validators: &schema::Validators) -> Vec<FileOutcome> {
+    on_every_core(files.len(), 1, |i| read_one_file(&files[i], validators))
+}
+
+/// `work(i)` for every `i < len` on up to one thread per core, at least `per_thread` items
+/// each; results in index order, so the outcome is the same as one by one.
+fn on_every_core<T: Send>(
+    len: usize,
+    per_thread: usize,
+    work: impl Fn(usize) -> T + Sync,
+) -> Vec<T> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(files.len());
-    if threads == 0 {
-        return Vec::new();
-    }
+        .min(len / per_thread.max(1))
+        .max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let work = || {
+    let drain = || {
         let mut done = Vec::new();
         loop {
             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some(file) = files.get(i) else {
+            if i >= len {
                 break done;
-            };
-            done.push((i, read_one_file(file, validators)));
+            }
+            done.push((i, work(i)));
         }
     };
-    let mut results: Vec<(usize, FileOutcome)> = std::thread::scope(|scope| {
+    if threads == 1 {
+        return drain().into_iter().map(|(_, r)| r).collect();
+    }
+    let mut results: Vec<(usize, T)> = std::thread::scope(|scope| {
         // The YAML reader recurses once per nesting level (bounded at 64); a roomy stack keeps
         // that safe on any thread, including a runtime's small-stacked ones.
         let workers: Vec<_> = (0..threads)
             .filter_map(|_| {
                 std::thread::Builder::new()
                     .stack_size(PARSE_STACK_BYTES)
-                    .spawn_scoped(scope, work)
+                    .spawn_scoped(scope, drain)
                     .ok()
             })
             .collect();
-        let mut all: Vec<(usize, FileOutcome)> = workers
+        let mut all: Vec<(usize, T)> = workers
             .into_iter()
             .flat_map(|w| match w.join() {
                 Ok(done) => done,
@@ -256,8 +262,8 @@ fn read_files_parallel(files: &[SourceFile], validators: &schema::Validators) ->
                 Err(panic) => std::panic::resume_unwind(panic),
             })
             .collect();
-        // Should no thread start, the files left are read here.
-        all.extend(work());
+        // Should no thread start, what is left is done here.
+        all.extend(drain());
         all
     });
     results.sort_by_key(|(i, _)| *i);

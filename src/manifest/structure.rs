@@ -29,6 +29,22 @@ pub(super) fn plain_document(
         return None;
     }
     let kind = kind.to_string();
+    let (name, namespace, body) = parts(&kind, &mut instance);
+    let body = body.ok()?;
+    Some(Document {
+        file: file.to_string(),
+        positions,
+        name,
+        namespace,
+        body,
+        complete: true,
+        kept: Kept::default(),
+    })
+}
+
+/// The name, namespace and typed spec of a document the schema accepted (or salvaged); the
+/// spec is taken out of `instance`.
+fn parts(kind: &str, instance: &mut Json) -> (String, String, Result<Body, serde_json::Error>) {
     let name = instance["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
@@ -41,22 +57,13 @@ pub(super) fn plain_document(
         .get_mut("spec")
         .map(Json::take)
         .unwrap_or(Json::Null);
-    let body = match kind.as_str() {
+    let body = match kind {
         "Portal" => serde_json::from_value(spec).map(Body::Portal),
         "CustomerAccount" => serde_json::from_value(spec).map(Body::Account),
         "AccountMember" => serde_json::from_value(spec).map(Body::Member),
         _ => serde_json::from_value(spec).map(Body::Contact),
-    }
-    .ok()?;
-    Some(Document {
-        file: file.to_string(),
-        positions,
-        name,
-        namespace,
-        body,
-        complete: true,
-        kept: Kept::default(),
-    })
+    };
+    (name, namespace, body)
 }
 
 pub(super) fn check_document(
@@ -170,21 +177,7 @@ pub(super) fn check_document(
             kept.contacts = keep_readable::<ContactSpec>(&mut instance, "contacts");
         }
     }
-    let name = instance["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let namespace = instance["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or(DEFAULT_NAMESPACE)
-        .to_string();
-    let spec = instance.get("spec").cloned().unwrap_or(Json::Null);
-    let body = match kind.as_str() {
-        "Portal" => serde_json::from_value(spec).map(Body::Portal),
-        "CustomerAccount" => serde_json::from_value(spec).map(Body::Account),
-        "AccountMember" => serde_json::from_value(spec).map(Body::Member),
-        _ => serde_json::from_value(spec).map(Body::Contact),
-    };
+    let (name, namespace, body) = parts(&kind, &mut instance);
     match body {
         Ok(body) => Some(Document {
             file: file.to_string(),

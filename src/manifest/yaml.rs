@@ -660,6 +660,18 @@ impl LaterFile {
             trees: std::sync::OnceLock::new(),
         }
     }
+
+    /// The `index`-th document with positions; the file is read again once, on the first
+    /// call (it parsed before, so it parses again; should it not, there is no tree).
+    pub fn tree(&self, index: usize) -> Option<&Node> {
+        self.trees
+            .get_or_init(|| {
+                #[cfg(test)]
+                REREADS.with(|n| n.set(n.get() + 1));
+                parse_documents(&self.text).unwrap_or_default()
+            })
+            .get(index)
+    }
 }
 
 #[cfg(test)]
@@ -669,23 +681,8 @@ thread_local! {
 }
 
 impl Positions {
-    /// The positioned tree; for `Later`, the file is read again once (it parsed before, so it
-    /// parses again; should it not, positions fall back to the start of the file).
-    pub fn tree(&self) -> Option<&Node> {
-        match self {
-            Positions::Tree(node) => Some(node),
-            Positions::Later { file, index, .. } => file
-                .trees
-                .get_or_init(|| {
-                    #[cfg(test)]
-                    REREADS.with(|n| n.set(n.get() + 1));
-                    parse_documents(&file.text).unwrap_or_default()
-                })
-                .get(*index),
-        }
-    }
-
-    /// Where to point for `path` (see [`Node::pos_of`]).
+    /// Where to point for `path` (see [`Node::pos_of`]); the start of the file should the
+    /// tree be missing.
     pub fn pos_of(&self, path: &Path) -> Pos {
         if let Positions::Later { root, marks, .. } = self {
             if path.0.is_empty() {
@@ -695,8 +692,11 @@ impl Positions {
                 return pos;
             }
         }
-        self.tree()
-            .map(|t| t.pos_of(path))
+        let tree = match self {
+            Positions::Tree(node) => Some(&**node),
+            Positions::Later { file, index, .. } => file.tree(*index),
+        };
+        tree.map(|t| t.pos_of(path))
             .unwrap_or(Pos { line: 1, column: 1 })
     }
 }
