@@ -6,6 +6,7 @@ mod check;
 pub mod diagnostic;
 pub mod load;
 pub mod schema;
+mod simple_yaml;
 pub mod snippet;
 mod structure;
 pub mod yaml;
@@ -143,7 +144,8 @@ fn read_one_file(file: &SourceFile, validators: &schema::Validators) -> FileOutc
     // Most documents are valid: read them without the positioned tree, which a large fleet
     // cannot afford to keep, and read the file again with positions only for a document with
     // something to report.
-    let Some(plain) = yaml::parse_plain(&file.text) else {
+    let plain = simple_yaml::parse(&file.text).or_else(|| yaml::parse_plain(&file.text));
+    let Some(plain) = plain else {
         return read_one_file_positioned(file, validators);
     };
     let later = std::sync::Arc::new(yaml::LaterFile::new(file.text.clone()));

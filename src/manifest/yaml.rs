@@ -368,7 +368,7 @@ struct Plain(serde_json::Value);
 
 /// Where a value being read sits, as far as [`Marks`] cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum At {
+pub(super) enum At {
     Other,
     Root,
     Spec,
@@ -380,7 +380,7 @@ enum At {
 }
 
 impl At {
-    fn child(self, key: &str) -> At {
+    pub(super) fn child(self, key: &str) -> At {
         match (self, key) {
             (At::Root, "spec") => At::Spec,
             (At::Spec, "members") => At::Members,
@@ -404,12 +404,12 @@ pub struct Marks {
 }
 
 impl Marks {
-    fn record_spec(&mut self, pos: Pos) {
+    pub(super) fn record_spec(&mut self, pos: Pos) {
         self.spec = Some(pos);
     }
 
     /// The position of item `i` of the list at `list`.
-    fn record_item(&mut self, list: At, i: usize, pos: Pos) {
+    pub(super) fn record_item(&mut self, list: At, i: usize, pos: Pos) {
         fn put(v: &mut Vec<Pos>, i: usize, pos: Pos) {
             if v.len() <= i {
                 v.resize(i + 1, Pos::default());
