@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use serde_json::json;
 
+use super::key::Key;
 use super::{ABSENT, AccountPlan, Action, Change, Context, ObservedAccount, Operation, PlanError};
 use crate::domain::{DesiredAccount, DesiredContact, DesiredMember, Phase, Services};
 use crate::portal::{
@@ -26,13 +27,13 @@ struct Planned {
 /// An operation and where in the order of SPEC §3 it runs.
 struct Step {
     phase: u8,
-    key: String,
+    key: Key<String>,
     op: Operation,
 }
 
 /// A member as it will be once the plan is applied.
 struct After {
-    key: String,
+    key: Key<String>,
     user_linked: bool,
     roles: BTreeSet<String>,
 }
@@ -84,13 +85,13 @@ pub fn plan_account(d: &DesiredAccount, o: &ObservedAccount, ctx: &Context) -> A
     changes.sort_by(|a, b| {
         let ka = (
             a.change.action.phase(),
-            email_key(&a.change),
+            Key(email_key(&a.change)),
             a.change.action,
             &a.change.role,
         );
         let kb = (
             b.change.action.phase(),
-            email_key(&b.change),
+            Key(email_key(&b.change)),
             b.change.action,
             &b.change.role,
         );
@@ -190,10 +191,10 @@ impl AccountPlanner<'_> {
         self.changes.push(Planned { change, counted });
     }
 
-    fn step(&mut self, phase: u8, key: &str, op: Operation) {
+    fn step(&mut self, phase: u8, key: &Key<String>, op: Operation) {
         self.steps.push(Step {
             phase,
-            key: key.to_string(),
+            key: key.clone(),
             op,
         });
     }
@@ -242,7 +243,7 @@ impl AccountPlanner<'_> {
                 let key = self.idempotency_key(Action::CreateAccount, "");
                 self.step(
                     0,
-                    "",
+                    &Key(String::new()),
                     Operation::CreateAccount {
                         account: NewAccount {
                             customer_number: d.customer_number.clone(),
@@ -281,7 +282,7 @@ impl AccountPlanner<'_> {
                     self.change(c, false);
                     self.step(
                         0,
-                        "",
+                        &Key(String::new()),
                         Operation::UpdateAccount {
                             patch,
                             if_match: Some(a.etag.clone()),
@@ -294,18 +295,18 @@ impl AccountPlanner<'_> {
     }
 
     fn members(&mut self, o: &ObservedAccount) {
-        let observed: BTreeMap<String, &Member> = o
+        let observed: BTreeMap<Key<String>, &Member> = o
             .members
             .iter()
-            .map(|m| (m.email.to_lowercase(), m))
+            .map(|m| (Key(m.email.to_lowercase()), m))
             .collect();
-        let desired: BTreeMap<String, &DesiredMember> = self
+        let desired: BTreeMap<Key<String>, &DesiredMember> = self
             .d
             .members
             .iter()
-            .map(|m| (m.email.key().to_string(), m))
+            .map(|m| (Key(m.email.key().to_string()), m))
             .collect();
-        let keys: BTreeSet<&String> = observed.keys().chain(desired.keys()).collect();
+        let keys: BTreeSet<&Key<String>> = observed.keys().chain(desired.keys()).collect();
         for key in keys {
             let obs = observed.get(key).copied();
             let email = desired
@@ -353,7 +354,7 @@ impl AccountPlanner<'_> {
     /// A member left as the portal has it.
     fn keep(&mut self, m: &Member) {
         self.after.push(After {
-            key: m.email.to_lowercase(),
+            key: Key(m.email.to_lowercase()),
             user_linked: m.user_linked,
             roles: m.roles.iter().map(|r| r.name.clone()).collect(),
         });
@@ -372,7 +373,7 @@ impl AccountPlanner<'_> {
         self.change(c, counted);
         self.step(
             4,
-            &m.email.to_lowercase(),
+            &Key(m.email.to_lowercase()),
             Operation::DeleteMember {
                 email: m.email.clone(),
                 if_match: Some(m.etag.clone()),
@@ -385,7 +386,7 @@ impl AccountPlanner<'_> {
         let now = self.now();
         let scheduled = self.ctx.catalog.capabilities.scheduled_revocation;
         let email = dm.email.as_str().to_string();
-        let key = dm.email.key().to_string();
+        let key = Key(dm.email.key().to_string());
 
         // The roles that hold now, with the `until` sent to the portal.
         let mut want: BTreeMap<String, Option<String>> = BTreeMap::new();
@@ -648,7 +649,7 @@ impl AccountPlanner<'_> {
     fn invitation(
         &mut self,
         email: &str,
-        key: &str,
+        key: &Key<String>,
         roles: &BTreeMap<String, Option<String>>,
         user_linked: bool,
         invitation: Option<&Invitation>,
@@ -728,18 +729,18 @@ impl AccountPlanner<'_> {
     }
 
     fn contacts(&mut self, o: &ObservedAccount) {
-        let observed: BTreeMap<String, &crate::portal::Contact> = o
+        let observed: BTreeMap<Key<String>, &crate::portal::Contact> = o
             .contacts
             .iter()
-            .map(|c| (c.email.to_lowercase(), c))
+            .map(|c| (Key(c.email.to_lowercase()), c))
             .collect();
-        let desired: BTreeMap<String, &DesiredContact> = self
+        let desired: BTreeMap<Key<String>, &DesiredContact> = self
             .d
             .contacts
             .iter()
-            .map(|c| (c.email.key().to_string(), c))
+            .map(|c| (Key(c.email.key().to_string()), c))
             .collect();
-        let keys: BTreeSet<&String> = observed.keys().chain(desired.keys()).collect();
+        let keys: BTreeSet<&Key<String>> = observed.keys().chain(desired.keys()).collect();
         for key in keys {
             let obs = observed.get(key).copied();
             let dc = desired.get(key).copied();
@@ -869,6 +870,7 @@ impl AccountPlanner<'_> {
             && let Some(me) = principal.email.as_deref().map(str::to_lowercase)
             && let Some(m) = o.members.iter().find(|m| m.email.to_lowercase() == me)
         {
+            let me = Key(me);
             let after = self.after.iter().find(|a| a.key == me);
             for role in [ADMIN_ROLE, LOGIN_ROLE] {
                 let had = m.roles.iter().any(|r| r.name == role);

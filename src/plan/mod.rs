@@ -5,7 +5,10 @@
 //! planned against). Safety rules refuse an account's whole plan.
 
 mod account;
+#[cfg(test)]
+mod complexity_tests;
 mod document;
+mod key;
 #[cfg(test)]
 mod tests;
 
@@ -17,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use account::plan_account;
 pub use document::*;
+use key::Key;
 
 use crate::domain::{DesiredAccount, Mode, SourceRef};
 use crate::portal::{
@@ -304,14 +308,27 @@ pub fn plan(
     ctx: &Context,
 ) -> Vec<AccountPlan> {
     let empty = ObservedAccount::default();
-    let mut plans: Vec<AccountPlan> = desired
+    // A merge join on counted keys (see `key`): the declared accounts in customer-number order
+    // (a stable sort, so that a number declared twice keeps the manifests' order), walked in
+    // step with the observed ones, which a BTreeMap already holds in that order.
+    let mut declared: Vec<(Key<&str>, &DesiredAccount)> = desired
         .iter()
-        .map(|d| {
-            let o = observed.get(&d.customer_number).unwrap_or(&empty);
-            plan_account(d, o, ctx)
-        })
+        .map(|d| (Key(d.customer_number.as_str()), d))
         .collect();
-    plans.sort_by(|a, b| a.customer_number.cmp(&b.customer_number));
+    declared.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut observed = observed
+        .iter()
+        .map(|(number, o)| (Key(number.as_str()), o))
+        .peekable();
+    let mut plans = Vec::with_capacity(declared.len());
+    for (number, d) in declared {
+        while observed.next_if(|(o, _)| *o < number).is_some() {}
+        let o = match observed.peek() {
+            Some((o, account)) if *o == number => *account,
+            _ => &empty,
+        };
+        plans.push(plan_account(d, o, ctx));
+    }
     plans
 }
 

@@ -1,0 +1,286 @@
+//! A regression guard that times nothing: planning compares join keys (customer numbers,
+//! case-folded e-mails; see `key`) a number of times that grows at most like n·log n with the
+//! fleet. A quadratic step — a linear search of the observed members for each desired one —
+//! makes the count grow like n², which no machine's speed hides and no slow CI runner fakes.
+//!
+//! Each dimension that can grow on its own is measured alone: accounts in a fleet, members in
+//! an account, contacts in an account. Run with `--nocapture` to see the counts.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+
+use super::key::comparisons_in;
+use super::*;
+use crate::domain::{
+    AccountPolicy, DesiredAccount, DesiredContact, DesiredMember, DesiredRole, Email, RemovalLimit,
+    Services, SourceRef, Window, parse_date, parse_time_zone,
+};
+use crate::portal::store::{COCKPIT_ACCESS, CUSTOMER_ADMIN, TECHNICAL_CONTACT, reference_catalog};
+use crate::portal::{Account, Contact, Member, PrincipalKind, RoleGrant};
+
+/// The sizes planned, each twice the one before: the smallest is large enough that fixed costs
+/// do not hide the growth, the largest small enough for a debug build (well under a second).
+const SIZES: [usize; 4] = [250, 500, 1000, 2000];
+
+/// How much more than the fleet's own growth the count may grow. From 250 to 2000 objects,
+/// n·log₂ n grows 8 × log 2000 / log 250 ≈ 11×, within 8 × 2 = 16×; n² grows 64×.
+const LOG_FACTOR: f64 = 2.0;
+
+/// How many members and contacts the dimension that is not measured has: a few, so that every
+/// path of the planner runs.
+const FEW: usize = 8;
+
+#[test]
+fn planning_a_fleet_of_many_accounts_compares_keys_no_more_than_n_log_n_times() {
+    assert_linearithmic("accounts", "account", |n| comparisons(n, FEW, FEW));
+}
+
+#[test]
+fn planning_an_account_of_many_members_compares_keys_no_more_than_n_log_n_times() {
+    assert_linearithmic("members", "member", |n| comparisons(1, n, FEW));
+}
+
+#[test]
+fn planning_an_account_of_many_contacts_compares_keys_no_more_than_n_log_n_times() {
+    assert_linearithmic("contacts", "contact", |n| comparisons(1, FEW, n));
+}
+
+/// Plans `count(n)` for every size and checks that the count grows no faster than n·log n,
+/// and at least as fast as n less fixed costs (else the counter no longer sees the joins).
+fn assert_linearithmic(what: &str, each: &str, count: impl Fn(usize) -> u64) {
+    let counts: Vec<(usize, u64)> = SIZES.iter().map(|&n| (n, count(n))).collect();
+    let figures = counts
+        .iter()
+        .map(|(n, c)| format!("{n} {what}: {c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    eprintln!("join-key comparisons planning {figures}");
+    let (small, large) = (counts[0], counts[counts.len() - 1]);
+    let fleet = large.0 as f64 / small.0 as f64;
+    let growth = large.1 as f64 / small.1 as f64;
+    let allowed = fleet * LOG_FACTOR;
+    assert!(
+        growth <= allowed,
+        "planning {} {what} compared join keys {} times, {growth:.1}× the {} times for {} {what}; \
+         n·log n allows at most {allowed:.0}× — is there a linear search per {each}? ({figures})",
+        large.0,
+        large.1,
+        small.1,
+        small.0,
+    );
+    assert!(
+        growth >= fleet / 2.0,
+        "planning {fleet:.0}× the {what} compared join keys only {growth:.1}× as often: the joins \
+         no longer go through plan::key::Key, so this guard sees nothing ({figures})"
+    );
+}
+
+/// The join-key comparisons of planning `accounts` accounts of `members` members and
+/// `contacts` contacts, after checking that the plan really joins (nothing refused).
+fn comparisons(accounts: usize, members: usize, contacts: usize) -> u64 {
+    let (desired, observed) = fleet(accounts, members, contacts);
+    let catalog = reference_catalog();
+    let principal = Whoami {
+        email: None,
+        kind: PrincipalKind::Operator,
+    };
+    let ctx = Context {
+        catalog: &catalog,
+        principal: &principal,
+        now: now(),
+        plan_id: "complexity",
+    };
+    let (plans, count) = comparisons_in(|| plan(&desired, &observed, &ctx));
+    assert_eq!(plans.len(), accounts);
+    for p in &plans {
+        assert!(
+            p.refused.is_none() && p.errors.is_empty(),
+            "{}: {:?} {:?}",
+            p.customer_number,
+            p.refused,
+            p.errors
+        );
+    }
+    let actions: std::collections::BTreeSet<Action> = plans
+        .iter()
+        .flat_map(|p| p.changes.iter().map(|c| c.action))
+        .collect();
+    if accounts > 2 {
+        assert!(actions.contains(&Action::CreateAccount));
+    }
+    for action in [
+        Action::UpdateAccount,
+        Action::AddMember,
+        Action::Grant,
+        Action::Revoke,
+        Action::RemoveMember,
+        Action::Invite,
+        Action::AddContact,
+        Action::UpdateContact,
+        Action::RemoveContact,
+    ] {
+        assert!(actions.contains(&action), "the fleet plans no {action}");
+    }
+    count
+}
+
+fn now() -> Timestamp {
+    "2026-11-26T09:00:00Z".parse().unwrap()
+}
+
+fn src() -> SourceRef {
+    SourceRef {
+        file: "fleet.yaml".into(),
+        line: 1,
+        column: 1,
+    }
+}
+
+fn roles(names: &[&str]) -> Vec<RoleGrant> {
+    names
+        .iter()
+        .map(|name| RoleGrant {
+            name: name.to_string(),
+            until: None,
+        })
+        .collect()
+}
+
+/// A fleet that exercises every join: declared accounts of even customer numbers, the first
+/// two in every three on the portal (with another display name), and undeclared odd-numbered
+/// accounts between them. In each account, a quarter of the members (and contacts) is declared only, a
+/// quarter matches, a quarter differs and a quarter is on the portal only. The portal spells
+/// e-mails in other case and lists them in the reverse order, so that no join gets its input
+/// sorted for free.
+fn fleet(
+    accounts: usize,
+    members: usize,
+    contacts: usize,
+) -> (Vec<DesiredAccount>, BTreeMap<String, ObservedAccount>) {
+    let zurich = parse_time_zone("Europe/Zurich").unwrap();
+    let until = parse_date("2027-12-31").unwrap();
+    let mut desired = Vec::new();
+    let mut observed = BTreeMap::new();
+    for a in 0..accounts {
+        let number = (300_000 + 2 * a).to_string();
+        let mut d = DesiredAccount {
+            name: format!("acct-{number}"),
+            namespace: "default".into(),
+            portal_ref: None,
+            customer_number: number.clone(),
+            display_name: Some(format!("Customer {number}")),
+            time_zone_name: "Europe/Zurich".into(),
+            time_zone_declared: true,
+            time_zone: zurich.clone(),
+            members: Vec::new(),
+            contacts: Vec::new(),
+            policy: AccountPolicy {
+                max_removals: RemovalLimit::Count(u64::MAX),
+                ..AccountPolicy::default()
+            },
+            source: src(),
+        };
+        let mut o = ObservedAccount {
+            account: Some(Account {
+                customer_number: number.clone(),
+                display_name: format!("Old name {number}"),
+                time_zone: "Europe/Zurich".into(),
+                etag: "\"a1\"".into(),
+            }),
+            ..ObservedAccount::default()
+        };
+        for i in 0..members {
+            let email = format!("person{i}@c{number}.example");
+            let declared = |names: &[&str]| DesiredMember {
+                email: Email::parse(&email).unwrap(),
+                name: Some(format!("Person {i}")),
+                roles: names
+                    .iter()
+                    .map(|name| DesiredRole {
+                        name: name.to_string(),
+                        window: if *name == TECHNICAL_CONTACT {
+                            Window {
+                                from: None,
+                                until: Some(until),
+                            }
+                        } else {
+                            Window::always()
+                        },
+                        source: src(),
+                    })
+                    .collect(),
+                services: None,
+                notifications: None,
+                source: src(),
+            };
+            let on_portal = |names: &[&str]| Member {
+                customer_number: Some(number.clone()),
+                email: email.to_uppercase(),
+                name: Some(format!("Person {i}")),
+                user_linked: true,
+                roles: roles(names),
+                services: Services::All,
+                notifications: vec![],
+                invitation: None,
+                etag: format!("\"m{i}\""),
+            };
+            let admin = [COCKPIT_ACCESS, CUSTOMER_ADMIN];
+            match i % 4 {
+                0 => d.members.push(declared(&[COCKPIT_ACCESS])),
+                1 => {
+                    d.members.push(declared(&admin));
+                    o.members.push(on_portal(&admin));
+                }
+                2 => {
+                    d.members
+                        .push(declared(&[COCKPIT_ACCESS, TECHNICAL_CONTACT]));
+                    o.members.push(on_portal(&admin));
+                }
+                _ => o.members.push(on_portal(&[COCKPIT_ACCESS])),
+            }
+        }
+        for i in 0..contacts {
+            let email = format!("contact{i}@c{number}.example");
+            let declared = || DesiredContact {
+                email: Email::parse(&email).unwrap(),
+                name: Some(format!("Contact {i}")),
+                notifications: vec!["invoices".into()],
+                source: src(),
+            };
+            let on_portal = |kind: &str| Contact {
+                customer_number: Some(number.clone()),
+                email: email.to_uppercase(),
+                name: format!("Contact {i}"),
+                notifications: vec![kind.into()],
+                etag: format!("\"c{i}\""),
+            };
+            match i % 4 {
+                0 => d.contacts.push(declared()),
+                1 => {
+                    d.contacts.push(declared());
+                    o.contacts.push(on_portal("invoices"));
+                }
+                2 => {
+                    d.contacts.push(declared());
+                    o.contacts.push(on_portal("general"));
+                }
+                _ => o.contacts.push(on_portal("invoices")),
+            }
+        }
+        o.members.reverse();
+        o.contacts.reverse();
+        // One account in three is not on the portal yet: it is created, its members added.
+        if a % 3 != 2 {
+            observed.insert(number.clone(), o);
+        }
+        observed.insert(
+            (300_000 + 2 * a + 1).to_string(),
+            ObservedAccount::default(),
+        );
+        desired.push(d);
+    }
+    // Declared in no particular order: the planner sorts.
+    desired.reverse();
+    (desired, observed)
+}
