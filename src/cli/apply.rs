@@ -56,7 +56,7 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
     }
     let mut failed = false;
     let mut applied_changes = 0;
-    for p in planned {
+    for mut p in planned {
         let portal =
             match super::reconcile::connect(&p.target.url, &p.target.token_env, args.portal) {
                 Ok(portal) => Arc::new(portal),
@@ -66,21 +66,25 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
                     continue;
                 }
             };
+        // The operations move to the work (the plans keep their changes, for the count): a
+        // large fleet's operations are not held twice.
         let work: Vec<(String, Vec<Operation>)> = p
             .plans
-            .iter()
+            .iter_mut()
             .filter(|a| a.applicable() && !a.operations.is_empty())
-            .map(|a| (a.customer_number.clone(), a.operations.clone()))
+            .map(|a| (a.customer_number.clone(), std::mem::take(&mut a.operations)))
+            .collect();
+        let changes: std::collections::HashMap<&str, usize> = p
+            .plans
+            .iter()
+            .map(|a| (a.customer_number.as_str(), a.changes.len()))
             .collect();
         let outcomes = run_work(portal, work, args.concurrency).await;
         for o in &outcomes {
             if o.error.is_none()
-                && let Some(a) = p
-                    .plans
-                    .iter()
-                    .find(|a| a.customer_number == o.customer_number)
+                && let Some(n) = changes.get(o.customer_number.as_str())
             {
-                applied_changes += a.changes.len();
+                applied_changes += n;
             }
         }
         failed |= report(&outcomes);

@@ -67,6 +67,13 @@ pub fn serve(db: &Path, listen: &str, config: Config) -> ExitCode {
             Ok(a) => a.to_string(),
             Err(_) => listen.to_string(),
         };
+        let app = match App::new(store, config) {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("rolecall portal serve: cannot start the store's thread: {e}");
+                return ExitCode::from(1);
+            }
+        };
         {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
@@ -77,7 +84,7 @@ pub fn serve(db: &Path, listen: &str, config: Config) -> ExitCode {
             }
             let _ = out.flush();
         }
-        match server::serve(listener, App::new(store, config)).await {
+        match server::serve(listener, app).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("rolecall portal serve: {e}");

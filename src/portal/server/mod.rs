@@ -8,7 +8,8 @@ mod handlers;
 pub mod openapi;
 mod ops;
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -16,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use jiff::Timestamp;
 
-use crate::portal::store::{Principal, Refusal, Store};
+use crate::portal::store::{Principal, Refusal, Store, constant_time_eq, token_hash};
 
 /// Operational knobs of `rolecall portal serve`.
 #[derive(Debug, Clone, Default)]
@@ -38,46 +39,69 @@ pub struct App {
 }
 
 struct Inner {
-    store: Arc<Mutex<Store>>,
+    /// The store's own thread takes jobs from here, one after another: SQLite calls block, and
+    /// one thread that owns the store serializes the writes without a contended lock.
+    jobs: std::sync::mpsc::Sender<Job>,
     config: Config,
     buckets: Mutex<ops::Buckets>,
+    /// Principals of the tokens already found in the store, by the SHA-256 of the token (never
+    /// the token). Tokens are never withdrawn or changed, so a token once valid stays valid for
+    /// the same principal, and a request need not wait for the store to authenticate.
+    verified: RwLock<HashMap<Vec<u8>, Principal>>,
 }
 
+/// Work for the store's thread.
+type Job = Box<dyn FnOnce(&mut Store) + Send>;
+
+/// At most this many verified tokens are remembered; past it the memory starts again.
+const VERIFIED_TOKENS: usize = 10_000;
+
 impl App {
-    pub fn new(store: Store, config: Config) -> App {
-        App {
+    /// Starts the store's thread; it ends when the last clone of the `App` is dropped.
+    pub fn new(store: Store, config: Config) -> std::io::Result<App> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("portal-store".into())
+            .spawn(move || {
+                let mut store = store;
+                for job in queue {
+                    // A panic cannot leave a half-made change behind: every write is a
+                    // transaction, rolled back when dropped. The request that panicked
+                    // answers 500 (its answer channel is dropped); the others go on.
+                    let _ =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut store)));
+                }
+            })?;
+        Ok(App {
             inner: Arc::new(Inner {
-                store: Arc::new(Mutex::new(store)),
+                jobs,
                 config,
                 buckets: Mutex::new(ops::Buckets::default()),
+                verified: RwLock::new(HashMap::new()),
             }),
-        }
+        })
     }
 
-    /// Runs `f` on the store off the async workers; SQLite calls block.
+    /// Runs `f` on the store's thread and waits for its answer.
     async fn run<T, F>(&self, f: F) -> Result<T, Refusal>
     where
         T: Send + 'static,
         F: FnOnce(&mut Store, Timestamp) -> Result<T, Refusal> + Send + 'static,
     {
-        let store = self.inner.store.clone();
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock cannot leave a half-made change behind: every
-            // write is a transaction, rolled back when dropped. So a poisoned lock is usable.
-            let mut guard = store
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let now = guard.now();
-            f(&mut guard, now)
-        })
-        .await
-        .map_err(|e| {
+        let failed = || {
             Refusal::new(
                 500,
                 crate::portal::ErrorCode::Unavailable,
-                format!("the portal failed while handling the request: {e}"),
+                "the portal failed while handling the request",
             )
-        })?
+        };
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |store| {
+            let now = store.now();
+            let _ = answer.send(f(store, now));
+        });
+        self.inner.jobs.send(job).map_err(|_| failed())?;
+        answered.await.map_err(|_| failed())?
     }
 
     /// The principal of the request's bearer token; 401 without a valid one.
@@ -87,10 +111,30 @@ impl App {
                 "send an API token as \"Authorization: Bearer TOKEN\"",
             ));
         };
+        let hash = token_hash(token);
+        if let Some(p) = self.verified(&hash) {
+            return Ok(p);
+        }
         let token = token.to_string();
-        self.run(move |s, _| s.authenticate(&token))
+        let p = self
+            .run(move |s, _| s.authenticate(&token))
             .await?
-            .ok_or_else(|| Refusal::unauthenticated("the API token is not valid"))
+            .ok_or_else(|| Refusal::unauthenticated("the API token is not valid"))?;
+        if let Ok(mut verified) = self.inner.verified.write() {
+            if verified.len() >= VERIFIED_TOKENS {
+                verified.clear();
+            }
+            verified.insert(hash, p.clone());
+        }
+        Ok(p)
+    }
+
+    /// The principal of a token verified before, by its hash. The hash found is compared with
+    /// the request's in constant time, as the store does.
+    fn verified(&self, hash: &[u8]) -> Option<Principal> {
+        let verified = self.inner.verified.read().ok()?;
+        let (stored, p) = verified.get_key_value(hash)?;
+        constant_time_eq(stored, hash).then(|| p.clone())
     }
 }
 

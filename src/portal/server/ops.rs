@@ -19,11 +19,14 @@ pub async fn log(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let started = Instant::now();
     let response = next.run(req).await;
-    eprintln!(
-        "{method} {path} {} {}ms",
+    // Formatted first and written with one call: stderr is unbuffered, and the line must not
+    // interleave with another request's.
+    let line = format!(
+        "{method} {path} {} {}ms\n",
         response.status().as_u16(),
         started.elapsed().as_millis()
     );
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
     response
 }
 

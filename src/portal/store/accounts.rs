@@ -5,7 +5,7 @@ use rusqlite::params;
 
 use super::members::other_admin_exists;
 use super::{
-    AccountRow, Principal, Refusal, Result, Store, accounts_of_user, audit, check_if_match,
+    AccountRow, Cached, Principal, Refusal, Result, Store, accounts_of_user, audit, check_if_match,
     check_name, decode_cursor, encode_cursor, etag, load_account, may_manage, may_view,
     next_version, refuse_fields,
 };
@@ -52,7 +52,7 @@ impl Store {
             .unwrap_or_default();
         let numbers: Vec<String> = match &p.email_key {
             None => {
-                let mut stmt = self.conn.prepare(
+                let mut stmt = self.conn.prepare_cached(
                     "SELECT customer_number FROM accounts WHERE customer_number > ?1
                      ORDER BY customer_number LIMIT ?2",
                 )?;
@@ -128,7 +128,7 @@ impl Store {
             ));
         }
         let version = next_version(&tx)?;
-        tx.execute(
+        tx.exec(
             "INSERT INTO accounts (customer_number, display_name, time_zone, version)
              VALUES (?1, ?2, ?3, ?4)",
             params![
@@ -209,7 +209,7 @@ impl Store {
         }
         if name != &acc.display_name || zone != &acc.time_zone {
             let version = next_version(&tx)?;
-            tx.execute(
+            tx.exec(
                 "UPDATE accounts SET display_name = ?2, time_zone = ?3, version = ?4
                  WHERE customer_number = ?1",
                 params![cn, name, zone, version],

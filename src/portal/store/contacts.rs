@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Principal, Refusal, Result, Store, audit, bulk_page, check_if_match, check_kinds, check_name,
+    Cached, Principal, Result, Store, audit, bulk_page, check_if_match, check_kinds, check_name,
     decode_cursor, encode_cursor, etag, load_account, may_manage, next_version, parse_email,
     read_strings, refuse_fields, to_json,
 };
@@ -39,7 +39,7 @@ fn load_contact(conn: &Connection, cn: &str, key: &str) -> Result<Option<Contact
         "SELECT {CONTACT_COLUMNS} FROM contacts WHERE customer_number = ?1 AND email_key = ?2"
     );
     Ok(conn
-        .query_row(&sql, params![cn, key], contact_row)
+        .row(&sql, params![cn, key], contact_row)
         .optional()?
         .map(|r| Contact {
             customer_number: None,
@@ -66,7 +66,7 @@ impl Store {
             "SELECT {CONTACT_COLUMNS} FROM contacts WHERE customer_number = ?1 AND email_key > ?2
              ORDER BY email_key LIMIT ?3"
         );
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt
             .query_map(params![cn, after, limit as i64 + 1], contact_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -147,9 +147,22 @@ impl Store {
         let changed = existing
             .as_ref()
             .is_none_or(|c| c.name != put.name || c.notifications != put.notifications);
+        let mut contact = match &existing {
+            Some(c) => c.clone(),
+            None => Contact {
+                customer_number: None,
+                email: email.as_str().to_string(),
+                name: String::new(),
+                notifications: Vec::new(),
+                etag: String::new(),
+            },
+        };
         if changed {
             let version = next_version(&tx)?;
-            tx.execute(
+            contact.name = put.name.clone();
+            contact.notifications = put.notifications.clone();
+            contact.etag = etag(version);
+            tx.exec(
                 "INSERT INTO contacts (customer_number, email_key, email, name, notifications, version)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (customer_number, email_key) DO UPDATE SET
@@ -178,10 +191,8 @@ impl Store {
                 &format!("notifications: {}", put.notifications.join(", ")),
             )?;
         }
-        let contact = load_contact(&tx, cn, email.key())?.ok_or_else(|| {
-            Refusal::not_found(format!("customer account {cn:?} has no contact {email}"))
-        })?;
         tx.commit()?;
+        // The contact as written: no need to read it back.
         Ok((contact, existing.is_none()))
     }
 
@@ -205,7 +216,7 @@ impl Store {
             &format!("contact {:?} of customer account {cn:?}", email.as_str()),
         )?;
         if let Some(c) = existing {
-            tx.execute(
+            tx.exec(
                 "DELETE FROM contacts WHERE customer_number = ?1 AND email_key = ?2",
                 params![cn, email.key()],
             )?;

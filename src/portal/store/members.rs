@@ -4,10 +4,10 @@ use jiff::{SignedDuration, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    AccountRow, INVITATION_TTL_DAYS, Principal, Refusal, Result, Store, Zones, accounts_of_user,
-    audit, bulk_page, check_if_match, check_kinds, check_name, decode_cursor, encode_cursor, etag,
-    grant_effective, holds, is_effective_admin, load_account, may_manage, next_version,
-    parse_email, read_roles, read_strings, reference_catalog, refuse_fields, to_json,
+    AccountRow, Cached, INVITATION_TTL_DAYS, Principal, Refusal, Result, Store, Zones,
+    accounts_of_user, audit, bulk_page, check_if_match, check_kinds, check_name, decode_cursor,
+    encode_cursor, etag, grant_effective, holds, is_effective_admin, load_account, may_manage,
+    next_version, parse_email, read_roles, read_strings, reference_catalog, refuse_fields, to_json,
 };
 use crate::domain::parse_date;
 use crate::portal::AccountFilter;
@@ -103,12 +103,29 @@ fn to_member(
 }
 
 pub(super) fn load_member(conn: &Connection, cn: &str, key: &str) -> Result<Option<MemberRow>> {
-    let sql = format!(
-        "SELECT {MEMBER_COLUMNS} {MEMBER_FROM} WHERE m.customer_number = ?1 AND m.email_key = ?2"
-    );
-    Ok(conn
-        .query_row(&sql, params![cn, key], member_row)
-        .optional()?)
+    // Two lookups by primary key rather than the join of the lists: SQLite prepares the join
+    // again whenever its parameters change, which cost more than the lookups themselves.
+    let member = conn
+        .row(
+            "SELECT customer_number, email_key, email, name, user_linked, roles, services,
+                 notifications, version, NULL, NULL, NULL
+             FROM members m WHERE customer_number = ?1 AND email_key = ?2",
+            params![cn, key],
+            member_row,
+        )
+        .optional()?;
+    let Some(mut member) = member else {
+        return Ok(None);
+    };
+    member.invitation = conn
+        .row(
+            "SELECT id, sent_at, expires_at FROM invitations
+             WHERE customer_number = ?1 AND email_key = ?2",
+            params![cn, key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    Ok(Some(member))
 }
 
 /// Whether an effective admin other than `except` remains in the account.
@@ -119,7 +136,7 @@ pub(super) fn other_admin_exists(
     now: Timestamp,
 ) -> Result<bool> {
     // Only linked members naming customer-admin can be admins; stop at the first one found.
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT roles FROM members WHERE customer_number = ?1 AND email_key <> ?2
          AND user_linked = 1 AND roles LIKE '%\"customer-admin\"%'",
     )?;
@@ -233,7 +250,7 @@ impl Store {
              WHERE m.customer_number = ?1 AND m.email_key > ?2
              ORDER BY m.email_key LIMIT ?3"
         );
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt
             .query_map(params![cn, after, limit as i64 + 1], member_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -344,7 +361,7 @@ impl Store {
             existing.as_ref().map(|m| etag(m.version)).as_deref(),
             &format!("member {:?} of customer account {cn:?}", email.as_str()),
         )?;
-        let user_exists: bool = tx.query_row(
+        let user_exists: bool = tx.row(
             "SELECT EXISTS (SELECT 1 FROM users WHERE email_key = ?1)",
             params![email.key()],
             |r| r.get(0),
@@ -389,14 +406,15 @@ impl Store {
                     || m.user_linked != user_linked
             }
         };
+        // The e-mail keeps the spelling it was first declared with.
+        let shown = existing
+            .as_ref()
+            .map(|m| m.email.clone())
+            .unwrap_or_else(|| email.as_str().to_string());
+        let mut version = existing.as_ref().map(|m| m.version).unwrap_or_default();
         if changed {
-            let version = next_version(&tx)?;
-            // The e-mail keeps the spelling it was first declared with.
-            let shown = existing
-                .as_ref()
-                .map(|m| m.email.clone())
-                .unwrap_or_else(|| email.as_str().to_string());
-            tx.execute(
+            version = next_version(&tx)?;
+            tx.exec(
                 "INSERT INTO members (customer_number, email_key, email, name, user_linked, roles,
                      services, notifications, version)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -431,10 +449,22 @@ impl Store {
                 &format!("roles: {}", describe_roles(&put.roles)),
             )?;
         }
-        let row = load_member(&tx, cn, email.key())?
-            .ok_or_else(|| member_not_found(cn, email.as_str()))?;
         tx.commit()?;
-        Ok((to_member(&row, &acc.tz, now, false), existing.is_none()))
+        // The member as written: no need to read it back.
+        let created = existing.is_none();
+        let row = MemberRow {
+            customer_number: cn.to_string(),
+            email_key: email.key().to_string(),
+            email: shown,
+            name,
+            user_linked,
+            roles: put.roles.clone(),
+            services,
+            notifications,
+            version,
+            invitation: existing.and_then(|m| m.invitation),
+        };
+        Ok((to_member(&row, &acc.tz, now, false), created))
     }
 
     /// Removes a member: its link, roles and invitation go; the user account stays. Removing a
@@ -473,7 +503,7 @@ impl Store {
             ));
         }
         // The invitation goes with the member (ON DELETE CASCADE).
-        tx.execute(
+        tx.exec(
             "DELETE FROM members WHERE customer_number = ?1 AND email_key = ?2",
             params![cn, email.key()],
         )?;
@@ -540,11 +570,11 @@ impl Store {
                 24 * i64::from(INVITATION_TTL_DAYS),
             ))
             .unwrap_or(now);
-        tx.execute(
+        tx.exec(
             "DELETE FROM invitations WHERE customer_number = ?1 AND email_key = ?2",
             params![cn, email.key()],
         )?;
-        tx.execute(
+        tx.exec(
             "INSERT INTO invitations (id, customer_number, email_key, email, sent_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -557,7 +587,7 @@ impl Store {
             ],
         )?;
         let version = next_version(&tx)?;
-        tx.execute(
+        tx.exec(
             "UPDATE members SET version = ?3 WHERE customer_number = ?1 AND email_key = ?2",
             params![cn, email.key(), version],
         )?;
@@ -606,13 +636,13 @@ impl Store {
         let email = parse_email("email", email)?;
         let m = load_member(&tx, cn, email.key())?
             .ok_or_else(|| member_not_found(cn, email.as_str()))?;
-        let gone = tx.execute(
+        let gone = tx.exec(
             "DELETE FROM invitations WHERE customer_number = ?1 AND email_key = ?2",
             params![cn, email.key()],
         )?;
         if gone > 0 {
             let version = next_version(&tx)?;
-            tx.execute(
+            tx.exec(
                 "UPDATE members SET version = ?3 WHERE customer_number = ?1 AND email_key = ?2",
                 params![cn, email.key(), version],
             )?;

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Principal, Refusal, Result, Store, audit, decode_cursor, encode_cursor, load_account,
+    Cached, Principal, Refusal, Result, Store, audit, decode_cursor, encode_cursor, load_account,
     may_manage, next_version, parse_email,
 };
 use crate::portal::api::{
@@ -21,7 +21,7 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -64,7 +64,7 @@ pub(super) fn send(
         OutboxKind::Password => "password",
         OutboxKind::Notification => "notification",
     };
-    conn.execute(
+    conn.exec(
         "INSERT INTO outbox (at, to_addr, kind, subject, customer_number)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![now.to_string(), to, kind, subject, cn],
@@ -93,7 +93,7 @@ impl Store {
             PrincipalKind::Operator => "operator",
             PrincipalKind::User => "user",
         };
-        self.conn.execute(
+        self.conn.exec(
             "INSERT INTO tokens (hash, kind, email, created_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (hash) DO NOTHING",
             params![token_hash(token), kind, email, Timestamp::now().to_string()],
@@ -134,7 +134,7 @@ impl Store {
         // final comparison is constant-time anyway.
         let row: Option<(Vec<u8>, String, Option<String>)> = self
             .conn
-            .query_row(
+            .row(
                 "SELECT hash, kind, email FROM tokens WHERE hash = ?1",
                 params![hash],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -184,7 +184,7 @@ impl Store {
         let email = parse_email("email", email)?;
         let tx = self.write()?;
         let row: Option<(String, String, String, String)> = tx
-            .query_row(
+            .row(
                 "SELECT customer_number, email_key, email, expires_at FROM invitations WHERE id = ?1",
                 params![id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -258,7 +258,7 @@ impl Store {
         let tx = self.write()?;
         load_account(&tx, cn)?;
         let recipients: Vec<String> = {
-            let mut stmt = tx.prepare(
+            let mut stmt = tx.prepare_cached(
                 "SELECT email FROM contacts WHERE customer_number = ?1
                    AND EXISTS (SELECT 1 FROM json_each(contacts.notifications) WHERE value = ?2)
                  UNION
@@ -290,7 +290,7 @@ impl Store {
                 "only the operator may use the sandbox API",
             ));
         }
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT at, to_addr, kind, subject, customer_number FROM outbox ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -329,7 +329,7 @@ impl Store {
             })?,
             None => 0,
         };
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT id, at, actor, action, target, detail FROM audit
              WHERE customer_number = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
         )?;
@@ -369,7 +369,7 @@ impl Store {
     ) -> Result<Option<Replay>> {
         let row: Option<(Vec<u8>, u16, String)> = self
             .conn
-            .query_row(
+            .row(
                 "SELECT fingerprint, status, body FROM idempotency WHERE token_id = ?1 AND key = ?2",
                 params![token_id, key],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -393,7 +393,7 @@ impl Store {
         status: u16,
         body: &str,
     ) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "INSERT INTO idempotency (token_id, key, fingerprint, status, body, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (token_id, key) DO NOTHING",
             params![
@@ -419,7 +419,7 @@ fn link_user(
     key: &str,
     password_mail: bool,
 ) -> Result<bool> {
-    let created = conn.execute(
+    let created = conn.exec(
         "INSERT INTO users (email_key, email, created_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (email_key) DO NOTHING",
         params![key, email, now.to_string()],
@@ -435,7 +435,7 @@ fn link_user(
         )?;
     }
     let unlinked: Vec<(String, String)> = {
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT customer_number, email FROM members WHERE email_key = ?1 AND user_linked = 0",
         )?;
         stmt.query_map(params![key], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -443,13 +443,13 @@ fn link_user(
     };
     for (cn, member_email) in unlinked {
         let version = next_version(conn)?;
-        conn.execute(
+        conn.exec(
             "UPDATE members SET user_linked = 1, version = ?3
              WHERE customer_number = ?1 AND email_key = ?2",
             params![cn, key, version],
         )?;
         // A linked member needs no invitation any more.
-        conn.execute(
+        conn.exec(
             "DELETE FROM invitations WHERE customer_number = ?1 AND email_key = ?2",
             params![cn, key],
         )?;
@@ -467,12 +467,12 @@ fn link_user(
 }
 
 fn load_user(conn: &Connection, key: &str) -> Result<UserAccount> {
-    let (email, created_at): (String, String) = conn.query_row(
+    let (email, created_at): (String, String) = conn.row(
         "SELECT email, created_at FROM users WHERE email_key = ?1",
         params![key],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT customer_number FROM members WHERE email_key = ?1 AND user_linked = 1
          ORDER BY customer_number",
     )?;
