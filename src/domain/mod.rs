@@ -12,7 +12,7 @@ use jiff::tz::TimeZone;
 /// Where a declaration came from: `file:line:column`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct SourceRef {
-    pub file: String,
+    pub file: std::sync::Arc<str>,
     pub line: u32,
     pub column: u32,
 }

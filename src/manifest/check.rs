@@ -352,7 +352,7 @@ fn check_account(
     };
     let policy = check_policy(c, doc, a.policy.as_ref());
 
-    let mut members = Vec::new();
+    let mut members = Vec::with_capacity(a.members.len() + extra_members.len());
     let mut first_seen: BTreeMap<String, Declared> = BTreeMap::new();
     let inline = a.members.iter().enumerate().map(|(i, m)| {
         (
@@ -378,7 +378,7 @@ fn check_account(
         }
     }
 
-    let mut contacts = Vec::new();
+    let mut contacts = Vec::with_capacity(a.contacts.len() + extra_contacts.len());
     let mut first_contact: BTreeMap<String, Declared> = BTreeMap::new();
     let inline = a.contacts.iter().enumerate().map(|(i, m)| {
         (
@@ -610,7 +610,7 @@ fn check_member<'a>(
             "a member needs at least one role; declare one or remove the member",
         );
     }
-    let mut roles: Vec<DesiredRole> = Vec::new();
+    let mut roles: Vec<DesiredRole> = Vec::with_capacity(m.roles.len());
     let mut ok = email.is_some();
     for (i, entry) in m.roles.iter().enumerate() {
         let path = roles_path.index(i);

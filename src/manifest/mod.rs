@@ -26,7 +26,7 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// A document that passed the structural checks.
 #[derive(Debug, Clone)]
 pub struct Document {
-    pub file: String,
+    pub file: std::sync::Arc<str>,
     /// Where each part was written; read again from the file only when a problem needs it.
     pub positions: yaml::Positions,
     pub name: String,

@@ -32,7 +32,7 @@ pub(super) fn plain_document(
     let (name, namespace, body) = parts(&kind, &mut instance);
     let body = body.ok()?;
     Some(Document {
-        file: file.to_string(),
+        file: file.into(),
         positions,
         name,
         namespace,
@@ -180,7 +180,7 @@ pub(super) fn check_document(
     let (name, namespace, body) = parts(&kind, &mut instance);
     match body {
         Ok(body) => Some(Document {
-            file: file.to_string(),
+            file: file.into(),
             positions: Positions::Tree(Box::new(root)),
             name,
             namespace,
@@ -253,7 +253,7 @@ fn translate(
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or("?");
             push(
-                &path.key(name),
+                &path.key(name.to_string()),
                 at(&path),
                 format!("missing required field {name:?}"),
             );
@@ -460,14 +460,14 @@ fn salvage(instance: &mut Json, mut bad: Rejected) {
         let Some(obj) = parent
             .iter()
             .try_fold(&mut *instance, |v, seg| match seg {
-                Seg::Key(k) => v.get_mut(k.as_str()),
+                Seg::Key(k) => v.get_mut(k.as_ref()),
                 Seg::Index(i) => v.get_mut(*i),
             })
             .and_then(Json::as_object_mut)
         else {
             continue;
         };
-        let Some(value) = obj.remove(last.as_str()) else {
+        let Some(value) = obj.remove(last.as_ref()) else {
             continue;
         };
         match fix {
@@ -482,7 +482,7 @@ fn salvage(instance: &mut Json, mut bad: Rejected) {
                     Json::String(s) => s,
                     other => other.to_string(),
                 };
-                obj.insert(last.clone(), Json::String(text));
+                obj.insert(last.to_string(), Json::String(text));
             }
         }
     }

@@ -3,6 +3,7 @@
 //! Every node keeps the line and column it was written at, and every mapping key its own, so
 //! that any check — structural or semantic — can point at the exact place in the file.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
@@ -60,7 +61,9 @@ pub struct Entry {
 /// One segment of a field path: `spec`, `members`, `[1]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Seg {
-    Key(String),
+    /// Nearly every key is one of the schema's own names: borrowed, not allocated, since a
+    /// path is made for every field of every member of a large fleet.
+    Key(Cow<'static, str>),
     Index(usize),
 }
 
@@ -72,7 +75,7 @@ impl Path {
     pub fn root() -> Self {
         Path(Vec::new())
     }
-    pub fn key(&self, k: impl Into<String>) -> Self {
+    pub fn key(&self, k: impl Into<Cow<'static, str>>) -> Self {
         let mut p = self.clone();
         p.0.push(Seg::Key(k.into()));
         p
@@ -89,7 +92,7 @@ impl Path {
             let seg = raw.replace("~1", "/").replace("~0", "~");
             match seg.parse::<usize>() {
                 Ok(i) => p.0.push(Seg::Index(i)),
-                Err(_) => p.0.push(Seg::Key(seg)),
+                Err(_) => p.0.push(Seg::Key(Cow::Owned(seg))),
             }
         }
         p
