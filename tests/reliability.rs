@@ -218,7 +218,9 @@ fn apply_command(server: &Server, manifests: &str) -> Command {
 
 #[test]
 fn apply_killed_at_many_points_converges_without_a_duplicate_invitation() {
-    let server = Server::start();
+    // Every answer waits 10 ms, so the fleet takes longer to apply than all the runs below are
+    // given: each is killed part of the way, however fast the machine and the portal are.
+    let server = Server::start_with(&["--latency", "10"]);
     let dir = tempfile::tempdir().unwrap();
     let fleet = dir.path().join("fleet");
     let accounts = write_fleet(&fleet, 200, 5);

@@ -68,3 +68,27 @@ pub(super) fn comparisons_in<R>(f: impl FnOnce() -> R) -> (R, u64) {
     let after = COMPARISONS.with(std::cell::Cell::get);
     (result, after - before)
 }
+
+/// The comparisons a worker thread made, to be added to the count of the thread that waits for
+/// it, so that planning spread over threads counts exactly as planning on one. Empty outside
+/// tests.
+pub(super) struct Carried(#[cfg(test)] u64);
+
+/// Runs `f` on a worker thread, keeping its comparisons to be [`Carried::land`]ed.
+pub(super) fn carried<R>(f: impl FnOnce() -> R) -> (R, Carried) {
+    #[cfg(test)]
+    {
+        let (result, n) = comparisons_in(f);
+        (result, Carried(n))
+    }
+    #[cfg(not(test))]
+    (f(), Carried())
+}
+
+impl Carried {
+    /// Adds the worker's comparisons to this thread's count.
+    pub(super) fn land(self) {
+        #[cfg(test)]
+        COMPARISONS.with(|c| c.set(c.get() + self.0));
+    }
+}

@@ -171,6 +171,13 @@ struct Call<'a> {
     idempotency_key: Option<&'a str>,
 }
 
+/// Only the cursor of a page, read ahead of its items to ask for the next page sooner.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageCursor {
+    next_cursor: Option<String>,
+}
+
 /// A final answer: the status and the whole body.
 pub(super) struct Answer {
     pub status: StatusCode,
@@ -295,15 +302,18 @@ impl HttpPortal {
         if !answer.status.is_success() {
             return Err(self.refusal(call, &answer));
         }
-        serde_json::from_slice(&answer.body).map_err(|e| {
-            PortalError::Protocol(format!(
-                "{} {} on {} answered {} with a body that does not match the API: {e}",
-                call.method,
-                call.url.path(),
-                self.origin,
-                answer.status.as_u16()
-            ))
-        })
+        serde_json::from_slice(&answer.body).map_err(|e| self.mismatch(call, answer.status, &e))
+    }
+
+    /// An answer whose body does not match the API.
+    fn mismatch(&self, call: &Call<'_>, status: StatusCode, e: &serde_json::Error) -> PortalError {
+        PortalError::Protocol(format!(
+            "{} {} on {} answered {} with a body that does not match the API: {e}",
+            call.method,
+            call.url.path(),
+            self.origin,
+            status.as_u16()
+        ))
     }
 
     /// A non-2xx answer as a [`PortalError::Problem`].
@@ -345,15 +355,15 @@ impl HttpPortal {
         self.exchange(Method::GET, url, None, None, None).await
     }
 
-    /// Every item of a list endpoint: follows `nextCursor` to the last page.
-    async fn get_all<T: DeserializeOwned>(
+    /// Every item of a list endpoint: follows `nextCursor` to the last page. The next page is
+    /// asked for as soon as its cursor is known, and this one is decoded on a blocking thread
+    /// meanwhile, so that the portal and rolecall work side by side instead of taking turns.
+    async fn get_all<T: DeserializeOwned + Send + 'static>(
         &self,
         segments: &[&str],
         accounts: &[String],
     ) -> PortalResult<Vec<T>> {
-        let mut items = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
+        let page_call = |cursor: Option<&str>| {
             let mut url = self.url(segments);
             {
                 let mut query = url.query_pairs_mut();
@@ -362,32 +372,82 @@ impl HttpPortal {
                 for account in accounts {
                     query.append_pair("account", account);
                 }
-                if let Some(cursor) = &cursor {
+                if let Some(cursor) = cursor {
                     query.append_pair("cursor", cursor);
                 }
             }
-            let path = url.path().to_owned();
-            let page: Page<T> = self.get(url).await?;
+            Call {
+                method: Method::GET,
+                url,
+                body: None,
+                if_match: None,
+                idempotency_key: None,
+            }
+        };
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut call = page_call(None);
+        let mut answer = self.send(&call).await?;
+        loop {
+            if !answer.status.is_success() {
+                return Err(self.refusal(&call, &answer));
+            }
+            // A body that does not parse has no cursor here; decoding it reports why.
+            let next = serde_json::from_slice::<PageCursor>(&answer.body)
+                .ok()
+                .and_then(|p| p.next_cursor)
+                .filter(|c| !c.is_empty());
+            if let (Some(next), Some(current)) = (&next, &cursor)
+                && next == current
+            {
+                return Err(PortalError::Protocol(format!(
+                    "GET {} on {} answered the same page cursor twice",
+                    call.url.path(),
+                    self.origin
+                )));
+            }
+            let status = answer.status;
+            let body = answer.body;
+            let decoding =
+                tokio::task::spawn_blocking(move || serde_json::from_slice::<Page<T>>(&body));
+            let (page, following) = match &next {
+                Some(next) => {
+                    let next_call = page_call(Some(next));
+                    let (page, following) = tokio::join!(decoding, self.send(&next_call));
+                    (page, Some((next_call, following)))
+                }
+                None => (decoding.await, None),
+            };
+            let page = match page {
+                Ok(Ok(page)) => page,
+                Ok(Err(e)) => return Err(self.mismatch(&call, status, &e)),
+                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                Err(_) => {
+                    return Err(PortalError::Protocol(format!(
+                        "GET {} on {}: decoding the answer was cancelled",
+                        call.url.path(),
+                        self.origin
+                    )));
+                }
+            };
             if items.is_empty() {
                 items = page.items;
             } else {
                 items.extend(page.items);
             }
-            match page.next_cursor.filter(|c| !c.is_empty()) {
-                Some(next) if cursor.as_ref() == Some(&next) => {
-                    return Err(PortalError::Protocol(format!(
-                        "GET {path} on {} answered the same page cursor twice",
-                        self.origin
-                    )));
+            match following {
+                Some((next_call, next_answer)) => {
+                    answer = next_answer?;
+                    call = next_call;
+                    cursor = next;
                 }
-                Some(next) => cursor = Some(next),
                 None => return Ok(items),
             }
         }
     }
 
     /// A bulk read (`/v1/members`, `/v1/contacts`), chunked by account.
-    async fn get_bulk<T: DeserializeOwned>(
+    async fn get_bulk<T: DeserializeOwned + Send + 'static>(
         &self,
         collection: &str,
         filter: &AccountFilter,
