@@ -346,4 +346,8 @@ fn main() {
     row("seed apply (sandbox:)", &seed, "");
     let plan = run(&sandbox, &["plan", "-f", f]);
     row("zero-drift plan (sandbox:)", &plan, "");
+    let drift_plan = run(&sandbox, &["plan", "-f", d]);
+    row("1% drift plan (sandbox:)", &drift_plan, "");
+    let drift_apply = run(&sandbox, &["apply", "-f", d, "--auto-approve"]);
+    row("1% drift apply (sandbox:)", &drift_apply, "");
 }

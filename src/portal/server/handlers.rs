@@ -273,7 +273,7 @@ pub async fn list_accounts(
     let p = app.principal(&headers).await?;
     let (cursor, limit) = Query::parse(q).paging()?;
     let page = app
-        .run(move |s, now| s.list_accounts(&p, now, cursor.as_deref(), limit))
+        .read(move |s, now| s.list_accounts(&p, now, cursor.as_deref(), limit))
         .await?;
     Ok(json(StatusCode::OK, &page))
 }
@@ -301,7 +301,7 @@ pub async fn get_account(
     PathParams(cn): PathParams<String>,
 ) -> Answer {
     let p = app.principal(&headers).await?;
-    let account = app.run(move |s, now| s.get_account(&p, now, &cn)).await?;
+    let account = app.read(move |s, now| s.get_account(&p, now, &cn)).await?;
     Ok(json(StatusCode::OK, &account))
 }
 
@@ -329,7 +329,7 @@ pub async fn list_account_members(
     let p = app.principal(&headers).await?;
     let (cursor, limit) = Query::parse(q).paging()?;
     let page = app
-        .run(move |s, now| s.list_account_members(&p, now, &cn, cursor.as_deref(), limit))
+        .read(move |s, now| s.list_account_members(&p, now, &cn, cursor.as_deref(), limit))
         .await?;
     Ok(json(StatusCode::OK, &page))
 }
@@ -344,7 +344,7 @@ pub async fn list_members(
     let (cursor, limit) = q.paging()?;
     let filter = q.accounts();
     let page = app
-        .run(move |s, now| s.list_members(&p, now, &filter, cursor.as_deref(), limit))
+        .read(move |s, now| s.list_members(&p, now, &filter, cursor.as_deref(), limit))
         .await?;
     Ok(json(StatusCode::OK, &page))
 }
@@ -356,7 +356,7 @@ pub async fn get_member(
 ) -> Answer {
     let p = app.principal(&headers).await?;
     let member = app
-        .run(move |s, now| s.get_member(&p, now, &cn, &email))
+        .read(move |s, now| s.get_member(&p, now, &cn, &email))
         .await?;
     Ok(json(StatusCode::OK, &member))
 }
@@ -438,7 +438,7 @@ pub async fn list_account_contacts(
     let p = app.principal(&headers).await?;
     let (cursor, limit) = Query::parse(q).paging()?;
     let page = app
-        .run(move |s, now| s.list_account_contacts(&p, now, &cn, cursor.as_deref(), limit))
+        .read(move |s, now| s.list_account_contacts(&p, now, &cn, cursor.as_deref(), limit))
         .await?;
     Ok(json(StatusCode::OK, &page))
 }
@@ -453,7 +453,7 @@ pub async fn list_contacts(
     let (cursor, limit) = q.paging()?;
     let filter = q.accounts();
     let page = app
-        .run(move |s, now| s.list_contacts(&p, now, &filter, cursor.as_deref(), limit))
+        .read(move |s, now| s.list_contacts(&p, now, &filter, cursor.as_deref(), limit))
         .await?;
     Ok(json(StatusCode::OK, &page))
 }
@@ -499,7 +499,7 @@ pub async fn audit(
     let p = app.principal(&headers).await?;
     let (cursor, limit) = Query::parse(q).paging()?;
     let page = app
-        .run(move |s, now| s.audit_log(&p, now, &cn, cursor.as_deref(), limit))
+        .read(move |s, now| s.audit_log(&p, now, &cn, cursor.as_deref(), limit))
         .await?;
     Ok(json(StatusCode::OK, &page))
 }

@@ -42,6 +42,10 @@ struct Inner {
     /// The store's own thread takes jobs from here, one after another: SQLite calls block, and
     /// one thread that owns the store serializes the writes without a contended lock.
     jobs: std::sync::mpsc::Sender<Job>,
+    /// Reads (lists and gets) go to a second thread with a read-only connection of its own, so
+    /// that a bulk read does not wait behind writes or other reads; `None` for a store in
+    /// memory, whose reads go to the store's thread.
+    reads: Option<std::sync::mpsc::Sender<ReadJob>>,
     config: Config,
     buckets: Mutex<ops::Buckets>,
     /// Principals of the tokens already found in the store, by the SHA-256 of the token (never
@@ -53,12 +57,33 @@ struct Inner {
 /// Work for the store's thread.
 type Job = Box<dyn FnOnce(&mut Store) + Send>;
 
+/// Work for the reading thread.
+type ReadJob = Box<dyn FnOnce(&Store) + Send>;
+
 /// At most this many verified tokens are remembered; past it the memory starts again.
 const VERIFIED_TOKENS: usize = 10_000;
 
 impl App {
-    /// Starts the store's thread; it ends when the last clone of the `App` is dropped.
+    /// Starts the store's thread and, for a store on disk, the reading thread; they end when
+    /// the last clone of the `App` is dropped.
     pub fn new(store: Store, config: Config) -> std::io::Result<App> {
+        let reads = match store.reader().map_err(std::io::Error::other)? {
+            Some(reader) => {
+                let (reads, queue) = std::sync::mpsc::channel::<ReadJob>();
+                std::thread::Builder::new()
+                    .name("portal-reader".into())
+                    .spawn(move || {
+                        for job in queue {
+                            // As on the store's thread: the request answers 500, the rest go on.
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                reader.read(|store| job(store))
+                            }));
+                        }
+                    })?;
+                Some(reads)
+            }
+            None => None,
+        };
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("portal-store".into())
@@ -75,6 +100,7 @@ impl App {
         Ok(App {
             inner: Arc::new(Inner {
                 jobs,
+                reads,
                 config,
                 buckets: Mutex::new(ops::Buckets::default()),
                 verified: RwLock::new(HashMap::new()),
@@ -88,20 +114,32 @@ impl App {
         T: Send + 'static,
         F: FnOnce(&mut Store, Timestamp) -> Result<T, Refusal> + Send + 'static,
     {
-        let failed = || {
-            Refusal::new(
-                500,
-                crate::portal::ErrorCode::Unavailable,
-                "the portal failed while handling the request",
-            )
-        };
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |store| {
             let now = store.now();
             let _ = answer.send(f(store, now));
         });
-        self.inner.jobs.send(job).map_err(|_| failed())?;
-        answered.await.map_err(|_| failed())?
+        self.inner.jobs.send(job).map_err(|_| store_failed())?;
+        answered.await.map_err(|_| store_failed())?
+    }
+
+    /// Runs the read `f` on the reading thread (the store's thread for a store in memory) and
+    /// waits for its answer.
+    async fn read<T, F>(&self, f: F) -> Result<T, Refusal>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store, Timestamp) -> Result<T, Refusal> + Send + 'static,
+    {
+        let Some(reads) = &self.inner.reads else {
+            return self.run(move |store, now| f(store, now)).await;
+        };
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: ReadJob = Box::new(move |store| {
+            let now = store.now();
+            let _ = answer.send(f(store, now));
+        });
+        reads.send(job).map_err(|_| store_failed())?;
+        answered.await.map_err(|_| store_failed())?
     }
 
     /// The principal of the request's bearer token; 401 without a valid one.
@@ -136,6 +174,15 @@ impl App {
         let (stored, p) = verified.get_key_value(hash)?;
         constant_time_eq(stored, hash).then(|| p.clone())
     }
+}
+
+/// The answer when the store's thread dropped a request (it panicked).
+fn store_failed() -> Refusal {
+    Refusal::new(
+        500,
+        crate::portal::ErrorCode::Unavailable,
+        "the portal failed while handling the request",
+    )
 }
 
 /// The bearer token of a request, if it has one.

@@ -15,6 +15,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -259,7 +260,8 @@ pub enum Clock {
 /// runtime's worker threads.
 pub struct Store {
     conn: Connection,
-    clock: Clock,
+    /// Shared with the store's [`Store::reader`], so that both tell the same time.
+    clock: Arc<Mutex<Clock>>,
 }
 
 /// Schema migrations; `PRAGMA user_version` counts how many have run.
@@ -421,15 +423,50 @@ impl Store {
             (None, Some(t)) => Clock::Fixed(t),
             (None, None) => Clock::Real,
         };
-        Ok(Store { conn, clock })
+        Ok(Store {
+            conn,
+            clock: Arc::new(Mutex::new(clock)),
+        })
+    }
+
+    /// A second connection to the same database, for reads only, telling the same time: lists
+    /// and gets run on it beside the writes (WAL lets one writer and readers work at once).
+    /// `None` for a store in memory, which no second connection can see.
+    pub fn reader(&self) -> std::result::Result<Option<Store>, String> {
+        let Some(path) = self.conn.path().filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        let fail = |e: rusqlite::Error| format!("cannot open the portal store {path} to read: {e}");
+        let conn = Connection::open(path).map_err(fail)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(fail)?;
+        conn.set_prepared_statement_cache_capacity(128);
+        // A write through this connection would be a bug: SQLite refuses it.
+        conn.pragma_update(None, "query_only", "ON").map_err(fail)?;
+        Ok(Some(Store {
+            conn,
+            clock: Arc::clone(&self.clock),
+        }))
+    }
+
+    /// Runs `f` in one read transaction, so that a read of several statements (a page and the
+    /// time zones of its accounts) sees one state of the store, whatever is written meanwhile.
+    pub fn read<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        // Dropped at the end, also on a panic: rolled back, which for a read only ends it.
+        let _snapshot = self.conn.unchecked_transaction();
+        f(self)
     }
 
     /// The portal's current instant.
     pub fn now(&self) -> Timestamp {
-        match self.clock {
+        match *self.clock.lock().unwrap_or_else(PoisonError::into_inner) {
             Clock::Real => Timestamp::now(),
             Clock::Fixed(t) => t,
         }
+    }
+
+    fn set_clock_to(&self, clock: Clock) {
+        *self.clock.lock().unwrap_or_else(PoisonError::into_inner) = clock;
     }
 
     /// Moves the clock to `now` and keeps it there, across restarts too.
@@ -439,7 +476,7 @@ impl Store {
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             params![now.to_string()],
         )?;
-        self.clock = Clock::Fixed(now);
+        self.set_clock_to(Clock::Fixed(now));
         Ok(())
     }
 
@@ -447,10 +484,10 @@ impl Store {
     /// again, or stands at `start` when given.
     pub fn reset_clock(&mut self, start: Option<Timestamp>) -> Result<()> {
         self.conn.exec("DELETE FROM meta WHERE key = 'clock'", [])?;
-        self.clock = match start {
+        self.set_clock_to(match start {
             Some(t) => Clock::Fixed(t),
             None => Clock::Real,
-        };
+        });
         Ok(())
     }
 
