@@ -67,6 +67,7 @@ pub mod controller;
 pub mod domain;
 pub mod manifest;
 pub mod model;
+mod parallel;
 pub mod plan;
 pub mod portal;
 pub mod render;

@@ -181,7 +181,7 @@ pub(super) fn check_documents(
     // outcome is the same as one by one.
     let now = c.now;
     let portals = &state.portals;
-    let checked = super::on_every_core(accounts.len(), PARALLEL_FROM, |i| {
+    let checked = crate::parallel::on_every_core(accounts.len(), PARALLEL_FROM, |i| {
         let mut diags = Vec::new();
         let Body::Account(a) = &accounts[i].body else {
             return (None, diags);

@@ -240,11 +240,7 @@ impl<'a> Reader<'a> {
             let item_at = line.item_offset();
             let item = &line.text[item_at..];
             let i = items.len();
-            let child = if at == At::Members {
-                At::Member(i)
-            } else {
-                At::Other
-            };
+            let child = at.item(i);
             if item.is_empty() || item.starts_with('#') || item == "-" || item.starts_with("- ") {
                 return None;
             }
@@ -329,30 +325,14 @@ impl<'a> Reader<'a> {
         let text = line.text;
         *p += 1;
         let mut items = Vec::new();
-        loop {
-            skip_spaces(text, p);
-            if *text.as_bytes().get(*p)? == b']' {
-                *p += 1;
-                break;
-            }
+        while !closes(text, p, b']')? {
             let i = items.len();
-            let child = if at == At::Members {
-                At::Member(i)
-            } else {
-                At::Other
-            };
             let pos = line.pos(*p);
-            let value = self.flow(line, p, child)?;
+            let value = self.flow(line, p, at.item(i))?;
             self.marks.record_item(at, i, pos);
             items.push(value);
-            skip_spaces(text, p);
-            match *text.as_bytes().get(*p)? {
-                b',' => *p += 1,
-                b']' => {
-                    *p += 1;
-                    break;
-                }
-                _ => return None,
+            if !next_flow_item(text, p, b']')? {
+                break;
             }
         }
         self.leave();
@@ -364,12 +344,7 @@ impl<'a> Reader<'a> {
         let text = line.text;
         *p += 1;
         let mut map = Map::new();
-        loop {
-            skip_spaces(text, p);
-            if *text.as_bytes().get(*p)? == b'}' {
-                *p += 1;
-                break;
-            }
+        while !closes(text, p, b'}')? {
             let (key, after) = key(&text[*p..])?;
             if map.contains_key(key) {
                 return None;
@@ -383,19 +358,35 @@ impl<'a> Reader<'a> {
                 self.marks.record_spec(pos);
             }
             map.insert(key.to_owned(), value);
-            skip_spaces(text, p);
-            match *text.as_bytes().get(*p)? {
-                b',' => *p += 1,
-                b'}' => {
-                    *p += 1;
-                    break;
-                }
-                _ => return None,
+            if !next_flow_item(text, p, b'}')? {
+                break;
             }
         }
         self.leave();
         Some(Value::Object(map))
     }
+}
+
+/// Whether a flow collection ends here, with `close` after optional spaces (taken if so).
+fn closes(text: &str, p: &mut usize, close: u8) -> Option<bool> {
+    skip_spaces(text, p);
+    let closed = *text.as_bytes().get(*p)? == close;
+    if closed {
+        *p += 1;
+    }
+    Some(closed)
+}
+
+/// After an item of a flow collection: `,` (true, another item or the end may follow) or
+/// `close` (false, taken); anything else is outside the subset.
+fn next_flow_item(text: &str, p: &mut usize, close: u8) -> Option<bool> {
+    skip_spaces(text, p);
+    let c = *text.as_bytes().get(*p)?;
+    if c != b',' && c != close {
+        return None;
+    }
+    *p += 1;
+    Some(c == b',')
 }
 
 fn skip_spaces(text: &str, p: &mut usize) {

@@ -393,6 +393,14 @@ impl At {
             _ => At::Other,
         }
     }
+
+    /// Where item `i` of the list at `self` sits.
+    pub(super) fn item(self, i: usize) -> At {
+        match self {
+            At::Members => At::Member(i),
+            _ => At::Other,
+        }
+    }
 }
 
 /// The positions of a document that its declarations point at: the spec, each member and
@@ -562,17 +570,13 @@ impl<'de> Visitor<'de> for PlainVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::new();
         let list = self.at;
-        let item_at = |i: usize| match list {
-            At::Members => At::Member(i),
-            _ => At::Other,
-        };
         let marked = matches!(
             list,
             At::Members | At::Contacts | At::SpecRoles | At::MemberRoles(_)
         );
         loop {
             let i = items.len();
-            let before = set_reading_at(item_at(i));
+            let before = set_reading_at(list.item(i));
             let next = if marked {
                 seq.next_element::<Spanned<Plain>>().map(|o| {
                     o.map(|s| {

@@ -49,33 +49,24 @@ fn planning_an_account_of_many_contacts_compares_keys_no_more_than_n_log_n_times
 #[test]
 fn a_fleet_planned_on_several_threads_is_planned_as_one_account_after_another() {
     let (desired, observed) = fleet(4 * ACCOUNTS_PER_THREAD + 3, FEW, FEW);
-    let catalog = reference_catalog();
-    let principal = Whoami {
-        email: None,
-        kind: PrincipalKind::Operator,
-    };
-    let ctx = Context {
-        catalog: &catalog,
-        principal: &principal,
-        now: now(),
-        plan_id: "threads",
-    };
-    let (threaded, count) = comparisons_in(|| plan(&desired, &observed, &ctx));
-    let empty = ObservedAccount::default();
-    let mut in_order: Vec<&DesiredAccount> = desired.iter().collect();
-    in_order.sort_by(|a, b| a.customer_number.cmp(&b.customer_number));
-    let (one_by_one, count_one_by_one) = comparisons_in(|| {
-        in_order
-            .iter()
-            .map(|d| plan_account(d, observed.get(&d.customer_number).unwrap_or(&empty), &ctx))
-            .collect::<Vec<_>>()
+    with_context(|ctx| {
+        let (threaded, count) = comparisons_in(|| plan(&desired, &observed, ctx));
+        let empty = ObservedAccount::default();
+        let mut in_order: Vec<&DesiredAccount> = desired.iter().collect();
+        in_order.sort_by(|a, b| a.customer_number.cmp(&b.customer_number));
+        let (one_by_one, count_one_by_one) = comparisons_in(|| {
+            in_order
+                .iter()
+                .map(|d| plan_account(d, observed.get(&d.customer_number).unwrap_or(&empty), ctx))
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(threaded, one_by_one);
+        // The workers' comparisons reach the caller's count; the merge join adds its own.
+        assert!(
+            count > count_one_by_one,
+            "threads: {count}, one by one: {count_one_by_one}"
+        );
     });
-    assert_eq!(threaded, one_by_one);
-    // The workers' comparisons reach the caller's count; the merge join adds its own.
-    assert!(
-        count > count_one_by_one,
-        "threads: {count}, one by one: {count_one_by_one}"
-    );
 }
 
 /// Plans `count(n)` for every size and checks that the count grows no faster than n·log n,
@@ -112,18 +103,7 @@ fn assert_linearithmic(what: &str, each: &str, count: impl Fn(usize) -> u64) {
 /// `contacts` contacts, after checking that the plan really joins (nothing refused).
 fn comparisons(accounts: usize, members: usize, contacts: usize) -> u64 {
     let (desired, observed) = fleet(accounts, members, contacts);
-    let catalog = reference_catalog();
-    let principal = Whoami {
-        email: None,
-        kind: PrincipalKind::Operator,
-    };
-    let ctx = Context {
-        catalog: &catalog,
-        principal: &principal,
-        now: now(),
-        plan_id: "complexity",
-    };
-    let (plans, count) = comparisons_in(|| plan(&desired, &observed, &ctx));
+    let (plans, count) = with_context(|ctx| comparisons_in(|| plan(&desired, &observed, ctx)));
     assert_eq!(plans.len(), accounts);
     for p in &plans {
         assert!(
@@ -155,6 +135,21 @@ fn comparisons(accounts: usize, members: usize, contacts: usize) -> u64 {
         assert!(actions.contains(&action), "the fleet plans no {action}");
     }
     count
+}
+
+/// Runs `f` with the context of an operator planning against the reference catalog.
+fn with_context<R>(f: impl FnOnce(&Context) -> R) -> R {
+    let catalog = reference_catalog();
+    let principal = Whoami {
+        email: None,
+        kind: PrincipalKind::Operator,
+    };
+    f(&Context {
+        catalog: &catalog,
+        principal: &principal,
+        now: now(),
+        plan_id: "complexity",
+    })
 }
 
 fn now() -> Timestamp {

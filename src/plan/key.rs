@@ -69,16 +69,18 @@ pub(super) fn comparisons_in<R>(f: impl FnOnce() -> R) -> (R, u64) {
     (result, after - before)
 }
 
-/// The comparisons a worker thread made, to be added to the count of the thread that waits for
-/// it, so that planning spread over threads counts exactly as planning on one. Empty outside
-/// tests.
+/// The comparisons a piece of planning made, taken out of the count of the thread it ran on
+/// and added to the count of the thread that collects its result: planning spread over
+/// worker threads counts exactly as planning on one. Empty outside tests.
 pub(super) struct Carried(#[cfg(test)] u64);
 
-/// Runs `f` on a worker thread, keeping its comparisons to be [`Carried::land`]ed.
+/// Runs `f`, taking the comparisons it makes out of this thread's count to be
+/// [`Carried::land`]ed where its result is collected (on this thread or another).
 pub(super) fn carried<R>(f: impl FnOnce() -> R) -> (R, Carried) {
     #[cfg(test)]
     {
         let (result, n) = comparisons_in(f);
+        COMPARISONS.with(|c| c.set(c.get() - n));
         (result, Carried(n))
     }
     #[cfg(not(test))]
@@ -86,7 +88,7 @@ pub(super) fn carried<R>(f: impl FnOnce() -> R) -> (R, Carried) {
 }
 
 impl Carried {
-    /// Adds the worker's comparisons to this thread's count.
+    /// Adds the comparisons to this thread's count.
     pub(super) fn land(self) {
         #[cfg(test)]
         COMPARISONS.with(|c| c.set(c.get() + self.0));

@@ -339,35 +339,16 @@ const ACCOUNTS_PER_THREAD: usize = 256;
 /// plans in the order of `pairs` either way. Accounts are independent, so the result is the
 /// same as planning them one by one.
 fn plan_accounts(pairs: &[(&DesiredAccount, &ObservedAccount)], ctx: &Context) -> Vec<AccountPlan> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(pairs.len() / ACCOUNTS_PER_THREAD)
-        .max(1);
-    let plan_part = |part: &[(&DesiredAccount, &ObservedAccount)]| -> Vec<AccountPlan> {
-        part.iter().map(|(d, o)| plan_account(d, o, ctx)).collect()
-    };
-    if threads == 1 {
-        return plan_part(pairs);
-    }
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = pairs
-            .chunks(pairs.len().div_ceil(threads))
-            .map(|part| scope.spawn(move || key::carried(|| plan_part(part))))
-            .collect();
-        let mut plans = Vec::with_capacity(pairs.len());
-        for worker in workers {
-            match worker.join() {
-                Ok((part, carried)) => {
-                    carried.land();
-                    plans.extend(part);
-                }
-                // A panic in a worker is a bug; raise it here as it would have been raised
-                // without the threads.
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        plans
+    crate::parallel::on_every_core(pairs.len(), ACCOUNTS_PER_THREAD, |i| {
+        let (d, o) = pairs[i];
+        key::carried(|| plan_account(d, o, ctx))
     })
+    .into_iter()
+    .map(|(plan, carried)| {
+        carried.land();
+        plan
+    })
+    .collect()
 }
 
 /// Counts of changes by action, over accounts that will be applied or shown.

@@ -256,6 +256,14 @@ pub enum Clock {
     Fixed(Timestamp),
 }
 
+/// What every connection to the store needs: a wait for a lock instead of an error, and room
+/// for every statement of the store, the bulk reads' variants included.
+fn tune(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(())
+}
+
 /// The SQLite store. Not `Sync`: callers serialize access (a mutex) and run it off the async
 /// runtime's worker threads.
 pub struct Store {
@@ -380,9 +388,7 @@ impl Store {
         start: Option<Timestamp>,
         on_disk: bool,
     ) -> rusqlite::Result<Store> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // Room for every statement of the store, the bulk reads' variants included.
-        conn.set_prepared_statement_cache_capacity(128);
+        tune(&conn)?;
         if on_disk {
             // WAL with synchronous=NORMAL: a transaction is in the WAL file (written with
             // write(2)) before COMMIT returns, so killing the process (-9) loses nothing that
@@ -438,9 +444,7 @@ impl Store {
         };
         let fail = |e: rusqlite::Error| format!("cannot open the portal store {path} to read: {e}");
         let conn = Connection::open(path).map_err(fail)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(fail)?;
-        conn.set_prepared_statement_cache_capacity(128);
+        tune(&conn).map_err(fail)?;
         // A write through this connection would be a bug: SQLite refuses it.
         conn.pragma_update(None, "query_only", "ON").map_err(fail)?;
         Ok(Some(Store {
