@@ -70,4 +70,5 @@ pub mod model;
 mod parallel;
 pub mod plan;
 pub mod portal;
+pub mod reconcile;
 pub mod render;

@@ -468,15 +468,7 @@ fn block_on(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
 
 /// The current instant: `ROLECALL_NOW` (RFC 3339) when set, so expiry is testable, else the clock.
 pub fn clock_now() -> Result<jiff::Timestamp, String> {
-    match std::env::var("ROLECALL_NOW") {
-        Ok(text) if !text.trim().is_empty() => text.trim().parse().map_err(|_| {
-            format!(
-                "ROLECALL_NOW: {} is not an RFC 3339 instant (for example 2026-11-26T09:00:00Z)",
-                crate::manifest::quote_short(&text)
-            )
-        }),
-        _ => Ok(jiff::Timestamp::now()),
-    }
+    crate::reconcile::now().map_err(|e| e.to_string())
 }
 
 /// Writes diagnostics to standard error: one located sentence each, and on a terminal the

@@ -159,11 +159,7 @@ pub async fn plan_target<P: Portal>(
     Ok((plan::plan(&target.accounts, &observed, &ctx), observed))
 }
 
-/// A plan id: distinct per run, so idempotency keys never collide across plans.
-pub fn new_plan_id(now: Timestamp) -> String {
-    let nanos = Timestamp::now().as_nanosecond();
-    format!("{:x}-{:x}-{:x}", now.as_second(), nanos, std::process::id())
-}
+pub use crate::reconcile::new_plan_id;
 
 /// Connects to a target's portal with the TLS options of the command line.
 pub fn connect(

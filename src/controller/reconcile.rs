@@ -98,7 +98,8 @@ struct Report {
 type Reconciled = Result<(Requeue, Outcome), Error>;
 
 async fn reconcile_account(obj: &CustomerAccount, ctx: &Context) -> Reconciled {
-    let now = crate::cli::clock_now().map_err(|e| Error::reconcile("InvalidClock", e))?;
+    let now =
+        crate::reconcile::now().map_err(|e| Error::reconcile("InvalidClock", e.to_string()))?;
     let namespace = obj.namespace().unwrap_or_default();
     let members = members_of(ctx, obj);
     let contacts = contacts_of(ctx, obj);
@@ -527,7 +528,7 @@ async fn plan_and_apply(
     let observed = observe_account(&connected.portal, cn)
         .await
         .map_err(|e| portal_error(url, "reading the account", &e))?;
-    let plan_id = crate::cli::reconcile::new_plan_id(now);
+    let plan_id = crate::reconcile::new_plan_id(now);
     let plan_ctx = PlanContext {
         catalog: &connected.catalog,
         principal: &connected.principal,
@@ -905,7 +906,8 @@ async fn cleanup_account(obj: &CustomerAccount, ctx: &Context) -> Reconciled {
         Ledger::forget(ctx, obj);
         return Ok((Requeue::await_change(), Outcome::InSync));
     }
-    let now = crate::cli::clock_now().map_err(|e| Error::reconcile("InvalidClock", e))?;
+    let now =
+        crate::reconcile::now().map_err(|e| Error::reconcile("InvalidClock", e.to_string()))?;
     let namespace = obj.namespace().unwrap_or_default();
     let portals = portals_in(ctx, &namespace);
     // The record makes invitations still pending visible to the revocation (they end with
@@ -1000,7 +1002,7 @@ async fn revoke_declared(
             format!("cannot compute what to revoke: {}", checked.error_text()),
         ));
     };
-    let plan_id = crate::cli::reconcile::new_plan_id(now);
+    let plan_id = crate::reconcile::new_plan_id(now);
     let mut plan = plan_account(
         &desired,
         &observed,
@@ -1049,7 +1051,8 @@ pub async fn portal(obj: Arc<Portal>, ctx: Arc<Context>) -> Result<Requeue, Erro
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    let now = crate::cli::clock_now().map_err(|e| Error::reconcile("InvalidClock", e))?;
+    let now =
+        crate::reconcile::now().map_err(|e| Error::reconcile("InvalidClock", e.to_string()))?;
     // Checking the credentials sends no invitation: a record of its own, thrown away.
     let scratch: Arc<dyn InvitationStore> = Arc::new(MemoryInvitations::default());
     let (status, requeue) = match connect(&ctx, &obj, scratch, now).await {

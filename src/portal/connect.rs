@@ -110,7 +110,7 @@ pub fn connect_adapter(
         let options = WhmcsOptions {
             http: options,
             rate_limit: settings.rate_limit,
-            now: Some(crate::cli::clock_now()?),
+            now: Some(crate::reconcile::now().map_err(|e| e.to_string())?),
             ..WhmcsOptions::default()
         };
         return connect_whmcs(url, credentials, settings.whmcs_invitations, options);
@@ -119,7 +119,7 @@ pub fn connect_adapter(
         if file.is_empty() {
             return Err("sandbox: needs a file, for example sandbox:.rolecall/sandbox.db".into());
         }
-        let now = crate::cli::clock_now()?;
+        let now = crate::reconcile::now().map_err(|e| e.to_string())?;
         return SandboxPortal::open(&PathBuf::from(file), Some(now))
             .map(AnyPortal::Sandbox)
             .map_err(|e| format!("{url}: the embedded portal cannot be opened: {e}"));
