@@ -195,3 +195,42 @@ fn saved_plans_of_another_version_are_refused_in_a_sentence() {
     let err = PlanDocument::from_json("not json").unwrap_err();
     assert!(err.contains("not JSON"), "{err}");
 }
+
+#[test]
+fn control_characters_in_plan_strings_are_escaped_in_text() {
+    // What the portal or a manifest could hold: an escape that erases the line, and a line
+    // break that forges a change.
+    let forged = "x@acme.example\r\x1b[2K  - remove-member ceo@acme.example\n";
+    let mut change = plan::Change::new(plan::Action::UpdateMember);
+    change.email = Some(forged.into());
+    change.after = Some(serde_json::json!({"name": "Eve\u{202e}"}));
+    let p = plan::AccountPlan {
+        customer_number: "10042\x1b[1A".into(),
+        source: "acme.yaml:1".into(),
+        mode: rolecall::domain::Mode::Apply,
+        changes: vec![change],
+        operations: vec![],
+        refused: None,
+        errors: vec![],
+        notes: vec![format!("{forged}: note")],
+        next_transition: None,
+        safety: plan::SafetyPolicy {
+            max_removals: rolecall::domain::RemovalLimit::Default,
+            allow_self_revoke: false,
+        },
+    };
+    let mut refused = p.clone();
+    refused.refused = Some(format!(
+        "the plan would revoke customer-admin from {forged}"
+    ));
+    let text = render::text(&[p, refused], render::Style::Plain);
+    assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
+    assert!(!text.contains('\u{202e}'), "{text:?}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.trim_start().starts_with("- remove-member")),
+        "{text}"
+    );
+    assert!(text.contains("\\u{1b}[2K"), "{text}");
+}

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use super::plan::{all_plans, make_plans, print_plan_errors};
 use super::{FileArgs, PortalArgs};
 use crate::apply::{AccountOutcome, apply_all, check_preconditions, observe};
-use crate::plan::{ModeWord, Operation, PlanDocument};
+use crate::domain::text::printable;
+use crate::plan::{ModeWord, Operation, PlanDocument, check_saved_account};
 use crate::portal::connect::AnyPortal;
 use crate::render;
 
@@ -107,7 +108,12 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
 
 /// `apply PLANFILE`: exactly the saved plan; an account whose preconditions no longer hold is
 /// refused as stale.
-pub async fn run_saved(path: &Path, portal_args: &PortalArgs, concurrency: usize) -> ExitCode {
+pub async fn run_saved(
+    path: &Path,
+    files: &FileArgs,
+    portal_args: &PortalArgs,
+    concurrency: usize,
+) -> ExitCode {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -122,14 +128,53 @@ pub async fn run_saved(path: &Path, portal_args: &PortalArgs, concurrency: usize
             return ExitCode::from(1);
         }
     };
-    let token_env = super::reconcile::DEFAULT_TOKEN_ENV;
-    // The saved plan names its portal; `--ca-file` still says which CA to trust for it.
-    let portal = match super::reconcile::connect(&doc.portal, token_env, portal_args) {
+    // A plan file is data (from a pull request, say): it never chooses where the token goes.
+    // The portal comes from where `plan` takes it, and must be the one the plan was made for.
+    let chosen = match saved_plan_portal(&doc, files, portal_args) {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("{}: {msg}", path.display());
+            return ExitCode::from(1);
+        }
+    };
+    let shown = crate::domain::text::redact_url(&chosen.url).into_owned();
+    if shown != doc.portal {
+        eprintln!(
+            "{}: the plan was made for the portal {}, but this apply goes to {} ({}); nothing was applied: pass --portal (or set ROLECALL_PORTAL) to the plan's portal to apply it there",
+            path.display(),
+            crate::manifest::quote_short(&crate::domain::text::redact_url(&doc.portal)),
+            crate::manifest::quote_short(&shown),
+            chosen.origin,
+        );
+        return ExitCode::from(1);
+    }
+    let portal = match super::reconcile::connect(&chosen.url, &chosen.token_env, portal_args) {
         Ok(p) => Arc::new(p),
         Err(msg) => {
             eprintln!("{msg}");
             return ExitCode::from(1);
         }
+    };
+    // The principal that applies now, which may not be the one that planned.
+    let facts = match super::reconcile::facts(portal.as_ref(), &shown).await {
+        Ok(f) => f,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(1);
+        }
+    };
+    let now = match super::clock_now() {
+        Ok(n) => n,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(1);
+        }
+    };
+    let ctx = crate::plan::Context {
+        catalog: &facts.catalog,
+        principal: &facts.principal,
+        now,
+        plan_id: &doc.plan_id,
     };
     let accounts: Vec<_> = doc
         .accounts
@@ -140,17 +185,27 @@ pub async fn run_saved(path: &Path, portal_args: &PortalArgs, concurrency: usize
     let observed = match observe(portal.as_ref(), &cns).await {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("{}: cannot read the accounts: {e}", doc.portal);
+            eprintln!("{shown}: cannot read the accounts: {e}");
             return ExitCode::from(1);
         }
     };
     let mut stale = 0;
     let mut work = Vec::new();
+    let empty = crate::plan::ObservedAccount::default();
     for a in &accounts {
-        match check_preconditions(&a.operations, observed.get(&a.customer_number)) {
+        let o = observed.get(&a.customer_number);
+        // Every account is checked before anything is written: stale, edited, or against a
+        // safety rule for the principal that applies.
+        let checked = check_preconditions(&a.operations, o)
+            .and_then(|()| check_saved_account(a, o.unwrap_or(&empty), &ctx));
+        match checked {
             Ok(()) => work.push((a.customer_number.clone(), a.operations.clone())),
             Err(reason) => {
-                eprintln!("customer account {}: refused: {reason}", a.customer_number);
+                eprintln!(
+                    "customer account {}: refused: {}",
+                    printable(&a.customer_number),
+                    printable(&reason)
+                );
                 stale += 1;
             }
         }
@@ -158,7 +213,8 @@ pub async fn run_saved(path: &Path, portal_args: &PortalArgs, concurrency: usize
     for r in &doc.refused {
         eprintln!(
             "customer account {}: refused when planned: {}",
-            r.customer_number, r.reason
+            printable(&r.customer_number),
+            printable(&r.reason)
         );
     }
     let outcomes = run_work(portal, work, concurrency).await;
@@ -186,6 +242,91 @@ pub async fn run_saved(path: &Path, portal_args: &PortalArgs, concurrency: usize
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// The portal a saved plan is applied to, and where that choice came from.
+struct SavedPlanPortal {
+    url: String,
+    token_env: String,
+    origin: &'static str,
+}
+
+/// Chooses the portal as `plan` does: `--portal` (or `ROLECALL_PORTAL`), else the Portal the
+/// manifests of `-f` give the plan's accounts, else the embedded default.
+fn saved_plan_portal(
+    doc: &PlanDocument,
+    files: &FileArgs,
+    args: &PortalArgs,
+) -> Result<SavedPlanPortal, String> {
+    use super::reconcile::{DEFAULT_PORTAL, DEFAULT_TOKEN_ENV};
+    if let Some(url) = args.portal.as_deref().filter(|u| !u.is_empty()) {
+        return Ok(SavedPlanPortal {
+            url: url.to_string(),
+            token_env: DEFAULT_TOKEN_ENV.to_string(),
+            origin: "from --portal or ROLECALL_PORTAL",
+        });
+    }
+    let now = super::clock_now()?;
+    let checked = crate::manifest::load_and_check(&files.files, now);
+    if checked.documents == 0 {
+        return Ok(SavedPlanPortal {
+            url: DEFAULT_PORTAL.to_string(),
+            token_env: DEFAULT_TOKEN_ENV.to_string(),
+            origin: "the default, as no --portal, ROLECALL_PORTAL or manifests name one",
+        });
+    }
+    let errors = checked.errors().count();
+    if errors > 0 {
+        super::print_diagnostics(&checked.diagnostics);
+        return Err(format!(
+            "the manifests that choose the portal have {errors} {}; nothing was applied",
+            if errors == 1 { "error" } else { "errors" }
+        ));
+    }
+    let portals = checked.desired.portals.clone();
+    let targets = super::reconcile::targets(checked.desired, None, &[])?;
+    let planned: Vec<&str> = doc
+        .accounts
+        .iter()
+        .map(|a| a.customer_number.as_str())
+        .chain(doc.refused.iter().map(|r| r.customer_number.as_str()))
+        .collect();
+    let mut found: Vec<(&str, &str)> = targets
+        .iter()
+        .filter(|t| {
+            planned.is_empty()
+                || t.accounts
+                    .iter()
+                    .any(|a| planned.contains(&a.customer_number.as_str()))
+        })
+        .map(|t| (t.url.as_str(), t.token_env.as_str()))
+        .collect();
+    found.dedup();
+    match found.as_slice() {
+        [(url, env)] => Ok(SavedPlanPortal {
+            url: url.to_string(),
+            token_env: env.to_string(),
+            origin: "from the manifests of -f",
+        }),
+        [] if planned.is_empty() => {
+            let (url, env) = match portals.as_slice() {
+                [p] => (p.url.clone(), p.token_env.clone()),
+                _ => (DEFAULT_PORTAL.to_string(), None),
+            };
+            Ok(SavedPlanPortal {
+                url,
+                token_env: env.unwrap_or_else(|| DEFAULT_TOKEN_ENV.to_string()),
+                origin: "from the manifests of -f",
+            })
+        }
+        [] => Err(
+            "no CustomerAccount of the manifests of -f has a customer number of the plan, so they name no portal for it; pass --portal (or set ROLECALL_PORTAL), or -f with the manifests the plan was made from; nothing was applied".into(),
+        ),
+        many => Err(format!(
+            "the manifests of -f send the plan's accounts to {} portals, and a saved plan covers one; pass --portal (or set ROLECALL_PORTAL); nothing was applied",
+            many.len()
+        )),
     }
 }
 
@@ -225,8 +366,11 @@ fn report(outcomes: &[AccountOutcome]) -> bool {
         if let Some(e) = &o.error {
             failed = true;
             eprintln!(
-                "customer account {}: failed after {} of {} writes: {e}",
-                o.customer_number, o.applied, o.total
+                "customer account {}: failed after {} of {} writes: {}",
+                printable(&o.customer_number),
+                o.applied,
+                o.total,
+                printable(&e.to_string())
             );
         }
     }

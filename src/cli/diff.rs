@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use super::reconcile;
 use super::{FileArgs, PortalArgs};
+use crate::domain::text::printable;
 use crate::render::manifests::{account_yaml, desired_spec, object_name, observed_spec};
 
 pub async fn run(files: &FileArgs, portal: &PortalArgs) -> ExitCode {
@@ -33,7 +34,7 @@ async fn diff(files: &FileArgs, portal: &PortalArgs) -> Result<String, String> {
             .collect();
         let observed = crate::apply::observe(&portal, &cns)
             .await
-            .map_err(|e| format!("{}: cannot read the accounts: {e}", target.url))?;
+            .map_err(|e| format!("{}: cannot read the accounts: {e}", target.shown()))?;
         let caps = facts.catalog.capabilities;
         let mut accounts = target.accounts.clone();
         accounts.sort_by(|a, b| a.customer_number.cmp(&b.customer_number));
@@ -60,8 +61,8 @@ async fn diff(files: &FileArgs, portal: &PortalArgs) -> Result<String, String> {
                     .unified_diff()
                     .context_radius(3)
                     .header(
-                        &format!("observed/{}", d.customer_number),
-                        &format!("desired/{}", d.customer_number),
+                        &format!("observed/{}", printable(&d.customer_number)),
+                        &format!("desired/{}", printable(&d.customer_number)),
                     )
                     .to_string(),
             );

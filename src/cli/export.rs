@@ -26,11 +26,12 @@ async fn export(args: &PortalArgs, only: &[String], out_dir: Option<&Path>) -> R
         .clone()
         .unwrap_or_else(|| DEFAULT_PORTAL.to_string());
     let portal = reconcile::connect(&url, DEFAULT_TOKEN_ENV, args)?;
+    let shown = crate::domain::text::redact_url(&url).into_owned();
     let facts = reconcile::facts(&portal, &url).await?;
     let visible = portal
         .list_accounts()
         .await
-        .map_err(|e| format!("{url}: cannot list the accounts: {e}"))?;
+        .map_err(|e| format!("{shown}: cannot list the accounts: {e}"))?;
     for cn in only {
         if !visible.iter().any(|a| &a.customer_number == cn) {
             return Err(format!(
@@ -45,7 +46,7 @@ async fn export(args: &PortalArgs, only: &[String], out_dir: Option<&Path>) -> R
         .collect();
     let observed = crate::apply::observe(&portal, &cns)
         .await
-        .map_err(|e| format!("{url}: cannot read the accounts: {e}"))?;
+        .map_err(|e| format!("{shown}: cannot read the accounts: {e}"))?;
 
     let portal_doc = Doc {
         api_version: API_VERSION,
@@ -54,7 +55,7 @@ async fn export(args: &PortalArgs, only: &[String], out_dir: Option<&Path>) -> R
             name: "main".into(),
         },
         spec: PortalSpec {
-            url: url.clone(),
+            url: shown.clone(),
             token_secret_ref: None,
             token_env: None,
         },

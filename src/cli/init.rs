@@ -59,7 +59,7 @@ spec:
       notifications: [invoices, renewals]
   policy:
     prune: true          # remove what is not declared here; false = only ever add
-    maxRemovals: "25%"   # refuse a plan removing more than this (never fewer than 3)
+    maxRemovals: "25%"   # refuse a plan removing more than this (left out: 25%, never fewer than 3)
     ignore: []           # e-mail globs rolecall never touches, e.g. "*@provider.example"
     # allowedEmailDomains: [example.com]   # refuse people outside these domains
 "#;

@@ -176,8 +176,9 @@ pub enum Command {
     },
     /// Make the portal match the manifests, or apply a saved plan.
     Apply {
-        /// A plan saved by `plan --out`; applied exactly, refused if stale.
-        #[arg(value_name = "PLANFILE", conflicts_with = "files")]
+        /// A plan saved by `plan --out`; applied exactly, refused if stale. It goes to the portal
+        /// of `--portal`, `ROLECALL_PORTAL` or the manifests of `-f`, never to the one it names.
+        #[arg(value_name = "PLANFILE")]
         planfile: Option<PathBuf>,
         #[command(flatten)]
         files: FileArgs,
@@ -341,10 +342,16 @@ pub fn main() -> ExitCode {
         })),
         Command::Apply {
             planfile: Some(planfile),
+            files,
             portal,
             concurrency,
             ..
-        } => block_on(apply::run_saved(&planfile, &portal, concurrency)),
+        } => block_on(apply::run_saved(
+            &planfile,
+            &files,
+            &portal.beside(&files),
+            concurrency,
+        )),
         Command::Apply {
             planfile: None,
             files,

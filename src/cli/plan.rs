@@ -39,7 +39,7 @@ pub async fn make_plans(
         // A large fleet's observed state takes a tenth of a second to free: another core does
         // it while this one renders the plan.
         std::thread::spawn(move || drop(observed));
-        let document = PlanDocument::new(&target.url, now, &plan_id, &plans, Vec::new());
+        let document = PlanDocument::new(&target.shown(), now, &plan_id, &plans, Vec::new());
         out.push(Planned {
             target,
             plans,

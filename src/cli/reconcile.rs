@@ -25,6 +25,13 @@ pub struct Target {
     pub accounts: Vec<DesiredAccount>,
 }
 
+impl Target {
+    /// The portal URL as messages and plan documents show it: without credentials.
+    pub fn shown(&self) -> String {
+        crate::domain::text::redact_url(&self.url).into_owned()
+    }
+}
+
 /// Reads and checks the manifests; prints diagnostics. `None` when there are errors.
 pub fn load(files: &[PathBuf]) -> Result<(DesiredState, Timestamp), String> {
     let now = clock_now()?;
@@ -123,6 +130,7 @@ pub struct PortalFacts {
 }
 
 pub async fn facts<P: Portal>(portal: &P, url: &str) -> Result<PortalFacts, String> {
+    let url = crate::domain::text::redact_url(url);
     let principal = portal
         .whoami()
         .await
@@ -149,7 +157,7 @@ pub async fn plan_target<P: Portal>(
         .collect();
     let observed = crate::apply::observe(portal, &cns)
         .await
-        .map_err(|e| format!("{}: cannot read the accounts: {e}", target.url))?;
+        .map_err(|e| format!("{}: cannot read the accounts: {e}", target.shown()))?;
     let ctx = Context {
         catalog: &catalog,
         principal: &principal,

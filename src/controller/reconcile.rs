@@ -501,7 +501,7 @@ fn reason_of(cause: FailureCause) -> &'static str {
 fn portal_error(url: &str, what: &str, e: &crate::portal::PortalError) -> Error {
     Error::reconcile(
         reason_of(FailureCause::of(e)),
-        format!("{url}: {what}: {e}"),
+        format!("{}: {what}: {e}", crate::domain::text::redact_url(url)),
     )
 }
 

@@ -2,6 +2,7 @@
 //! values. Nothing here knows of YAML, HTTP or Kubernetes; the planner works on these types.
 
 mod email;
+pub mod text;
 mod window;
 
 pub use email::*;
@@ -102,28 +103,38 @@ pub struct DesiredContact {
 /// The most an account's plan may remove or revoke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RemovalLimit {
+    /// The default when `maxRemovals` is not declared: 25% of the current members and
+    /// contacts, but never less than 3, so that small accounts can still be tidied.
+    Default,
+    /// An explicit count: the limit, however small (`0` forbids every removal).
     Count(u64),
-    /// Percent of current members and contacts.
+    /// An explicit percent of current members and contacts, rounded down; no floor.
     Percent(u32),
 }
 
 impl RemovalLimit {
-    /// Never less than 3, so that small accounts can still be tidied.
+    /// The default never allows less than 3, so that small accounts can still be tidied.
     pub const FLOOR: u64 = 3;
+    /// The default percentage.
+    pub const DEFAULT_PERCENT: u32 = 25;
 
     /// The number of removals allowed for an account that has `current` members and contacts.
+    /// Only the default has a floor: a declared limit is the limit (SPEC §2).
     pub fn allowed(self, current: u64) -> u64 {
-        let n = match self {
+        match self {
+            RemovalLimit::Default => {
+                (current.saturating_mul(u64::from(Self::DEFAULT_PERCENT)) / 100).max(Self::FLOOR)
+            }
             RemovalLimit::Count(n) => n,
-            RemovalLimit::Percent(p) => current * u64::from(p) / 100,
-        };
-        n.max(Self::FLOOR)
+            RemovalLimit::Percent(p) => current.saturating_mul(u64::from(p)) / 100,
+        }
     }
 }
 
 impl std::fmt::Display for RemovalLimit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            RemovalLimit::Default => write!(f, "{}%", Self::DEFAULT_PERCENT),
             RemovalLimit::Count(n) => write!(f, "{n}"),
             RemovalLimit::Percent(p) => write!(f, "{p}%"),
         }
@@ -161,7 +172,7 @@ impl Default for AccountPolicy {
     fn default() -> Self {
         AccountPolicy {
             prune: true,
-            max_removals: RemovalLimit::Percent(25),
+            max_removals: RemovalLimit::Default,
             ignore: Vec::new(),
             allowed_email_domains: None,
             allow_self_revoke: false,

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use super::diagnostic::{Diagnostic, closest};
 use super::yaml::Path;
 use super::{Body, Document, quote_short};
+use crate::domain::text;
 use crate::domain::{
     self, AccountPolicy, DesiredAccount, DesiredContact, DesiredMember, DesiredPortal, DesiredRole,
     DesiredState, Email, EmailGlob, RemovalLimit, Services, SourceRef, Window,
@@ -252,6 +253,23 @@ fn check_names(c: &mut Checker, docs: &[Document]) {
     }
 }
 
+/// Identifiers and names are shown in plans and logs: a control character (an escape
+/// sequence, a carriage return, a line feed, a bidirectional override) could make them erase or
+/// forge what a reviewer reads.
+fn no_control(c: &mut Checker, doc: &Document, path: &Path, value: &str) {
+    if let Some(ch) = value.chars().find(|ch| text::is_control(*ch)) {
+        c.error(
+            doc,
+            path,
+            format!(
+                "{} holds the control character {}; write it without control characters",
+                quote_short(value),
+                ch.escape_unicode()
+            ),
+        );
+    }
+}
+
 fn is_dns_subdomain(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
@@ -279,7 +297,17 @@ fn check_portal(c: &mut Checker, doc: &Document, p: &model::PortalSpec) {
             &spec().key("url"),
             format!(
                 "{} is not a portal URL: use https://host/…, http://host/… or sandbox:FILE",
-                quote_short(&p.url)
+                quote_short(&text::redact_url(&p.url))
+            ),
+        );
+    }
+    if text::has_userinfo(url) {
+        c.error(
+            doc,
+            &spec().key("url"),
+            format!(
+                "{} carries credentials in the URL; remove them and give the token in the environment variable named by tokenEnv (default ROLECALL_TOKEN)",
+                quote_short(&text::redact_url(&p.url))
             ),
         );
     }
@@ -316,6 +344,10 @@ fn check_account(
             &spec().key("customerNumber"),
             "the customer number must not be empty",
         );
+    }
+    no_control(c, doc, &spec().key("customerNumber"), &a.customer_number);
+    if let Some(name) = &a.display_name {
+        no_control(c, doc, &spec().key("displayName"), name);
     }
     if let Some(ns) = a
         .portal_ref
@@ -411,6 +443,9 @@ fn check_account(
         ) else {
             continue;
         };
+        if let Some(name) = &contact.name {
+            no_control(c, at.doc, &at.path.key("name"), name);
+        }
         let mut seen_kinds = Vec::new();
         for (k, kind) in contact.notifications.iter().enumerate() {
             if seen_kinds.contains(&kind) {
@@ -602,6 +637,9 @@ fn check_member<'a>(
         first_seen,
         "member",
     );
+    if let Some(name) = &m.name {
+        no_control(c, at.doc, &at.path.key("name"), name);
+    }
     let roles_path = at.path.key("roles");
     if m.roles.is_empty() {
         c.error(

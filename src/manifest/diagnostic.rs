@@ -53,17 +53,18 @@ impl Diagnostic {
 impl fmt::Display for Diagnostic {
     /// `file:line:col: path: sentence` (warnings: `file:line:col: path: warning: sentence`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // File names, field paths and messages quote manifest text: control characters in it
+        // are escaped, so that a diagnostic stays one line and cannot drive the terminal.
+        use crate::domain::text::printable;
+        let place = self.place();
+        let (place, path, message) = (
+            printable(&place),
+            printable(&self.path),
+            printable(&self.message),
+        );
         match self.severity {
-            Severity::Error => write!(f, "{}: {}: {}", self.place(), self.path, self.message),
-            Severity::Warning => {
-                write!(
-                    f,
-                    "{}: {}: warning: {}",
-                    self.place(),
-                    self.path,
-                    self.message
-                )
-            }
+            Severity::Error => write!(f, "{place}: {path}: {message}"),
+            Severity::Warning => write!(f, "{place}: {path}: warning: {message}"),
         }
     }
 }

@@ -7,15 +7,15 @@ use serde_json::json;
 
 use super::key::Key;
 use super::{ABSENT, AccountPlan, Action, Change, Context, ObservedAccount, Operation, PlanError};
-use crate::domain::{DesiredAccount, DesiredContact, DesiredMember, Phase, Services};
+use crate::domain::{DesiredAccount, DesiredContact, DesiredMember, Phase, Services, Window};
 use crate::portal::{
     AccountPatch, ContactPut, Invitation, InvitationStatus, Member, MemberPut, NewAccount,
     PrincipalKind, RoleGrant,
 };
 
 /// The roles that make an effective admin (SPEC §1): both, on a `userLinked` member.
-const ADMIN_ROLE: &str = "customer-admin";
-const LOGIN_ROLE: &str = "cockpit-access";
+pub(super) const ADMIN_ROLE: &str = "customer-admin";
+pub(super) const LOGIN_ROLE: &str = "cockpit-access";
 
 /// A change under construction, with what the safety rules need to know of it.
 struct Planned {
@@ -36,6 +36,9 @@ struct After {
     key: Key<String>,
     user_linked: bool,
     roles: BTreeSet<String>,
+    /// Every role the declared state gives the member over time (including windows yet to
+    /// open), with its window: what the last-admin rule checks at each future `until`.
+    windows: BTreeMap<String, Window>,
 }
 
 pub fn plan_account(d: &DesiredAccount, o: &ObservedAccount, ctx: &Context) -> AccountPlan {
@@ -49,6 +52,10 @@ pub fn plan_account(d: &DesiredAccount, o: &ObservedAccount, ctx: &Context) -> A
         errors: check_catalog(d, ctx),
         notes: Vec::new(),
         next_transition: None,
+        safety: super::SafetyPolicy {
+            max_removals: d.policy.max_removals,
+            allow_self_revoke: d.policy.allow_self_revoke,
+        },
     };
     if !plan.errors.is_empty() {
         return plan;
@@ -209,14 +216,7 @@ impl AccountPlanner<'_> {
 
     /// A key for a POST that every retry of it shares, and no other plan does.
     fn idempotency_key(&self, action: Action, email: &str) -> String {
-        let text = format!(
-            "{}\u{0}{}\u{0}{}\u{0}{}",
-            self.ctx.plan_id,
-            self.d.customer_number,
-            email.to_lowercase(),
-            action.as_str()
-        );
-        format!("rc-{:032x}", fnv1a_128(text.as_bytes()))
+        idempotency_key(self.ctx.plan_id, &self.d.customer_number, action, email)
     }
 
     /// Creates or updates the account itself.
@@ -357,6 +357,11 @@ impl AccountPlanner<'_> {
             key: Key(m.email.to_lowercase()),
             user_linked: m.user_linked,
             roles: m.roles.iter().map(|r| r.name.clone()).collect(),
+            windows: m
+                .roles
+                .iter()
+                .map(|r| (r.name.clone(), observed_window(r.until.as_deref())))
+                .collect(),
         });
         if let Some(inv) = &m.invitation {
             self.transition(parse_instant(&inv.expires_at));
@@ -431,10 +436,19 @@ impl AccountPlanner<'_> {
             })
             .unwrap_or_default();
         let mut target = want.clone();
+        // The roles over time: declared windows that have not closed, and what prune keeps.
+        let mut windows: BTreeMap<String, Window> = dm
+            .roles
+            .iter()
+            .filter(|r| !self.read_only(&r.name))
+            .filter(|r| !matches!(r.window.phase(now, tz), Phase::Over { .. }))
+            .map(|r| (r.name.clone(), r.window))
+            .collect();
         if !self.d.policy.prune {
             for (name, until) in &observed {
                 if !declared.contains_key(name.as_str()) {
                     target.insert(name.clone(), until.clone());
+                    windows.insert(name.clone(), observed_window(until.as_deref()));
                 }
             }
         }
@@ -446,7 +460,16 @@ impl AccountPlanner<'_> {
             }
             let mut c = Change::new(Action::AddMember);
             c.email = Some(email.clone());
-            c.after = Some(json!({"name": dm.name, "roles": target.keys().collect::<Vec<_>>()}));
+            let mut after = json!({"name": dm.name, "roles": target.keys().collect::<Vec<_>>()});
+            // Everything the member is created with is in the change, so that a saved plan's
+            // operations can be checked against its changes.
+            if let Some(services) = &dm.services {
+                after["services"] = services_json(services);
+            }
+            if let Some(kinds) = &dm.notifications {
+                after["notifications"] = json!(sorted(kinds));
+            }
+            c.after = Some(after);
             c.precondition = Some(ABSENT.into());
             self.change(c, false);
             for name in target.keys() {
@@ -484,6 +507,7 @@ impl AccountPlanner<'_> {
                 key,
                 user_linked: false,
                 roles: target.keys().cloned().collect(),
+                windows,
             });
             return;
         };
@@ -563,6 +587,8 @@ impl AccountPlanner<'_> {
         // Name, services and notifications, where declared.
         let mut before = json!({});
         let mut after = json!({});
+        let mut services_change = None;
+        let mut notifications_change = None;
         if let Some(name) = &dm.name
             && Some(name) != m.name.as_ref()
         {
@@ -575,12 +601,14 @@ impl AccountPlanner<'_> {
         {
             before["services"] = services_json(&m.services);
             after["services"] = services_json(services);
+            services_change = Some(services.clone());
         }
         if let Some(kinds) = &dm.notifications
             && sorted(kinds) != sorted(&m.notifications)
         {
             before["notifications"] = json!(sorted(&m.notifications));
             after["notifications"] = json!(sorted(kinds));
+            notifications_change = Some(kinds.clone());
         }
         if after != json!({}) {
             let mut c = Change::new(Action::UpdateMember);
@@ -592,12 +620,18 @@ impl AccountPlanner<'_> {
             grew = true;
         }
 
+        // What the changes do not change is written as the portal has it, so that the body
+        // follows from the changes (a saved plan is checked for that).
         let body = |roles: &BTreeMap<String, Option<String>>| MemberPut {
             name: dm.name.clone().or_else(|| m.name.clone()),
             roles: grants(roles),
-            services: Some(dm.services.clone().unwrap_or_else(|| m.services.clone())),
+            services: Some(
+                services_change
+                    .clone()
+                    .unwrap_or_else(|| m.services.clone()),
+            ),
             notifications: Some(
-                dm.notifications
+                notifications_change
                     .clone()
                     .unwrap_or_else(|| m.notifications.clone()),
             ),
@@ -641,6 +675,7 @@ impl AccountPlanner<'_> {
             key,
             user_linked: m.user_linked,
             roles: target.keys().cloned().collect(),
+            windows,
         });
     }
 
@@ -824,6 +859,33 @@ impl AccountPlanner<'_> {
         }
     }
 
+    /// The first future instant at which a declared `until` leaves the account without an
+    /// effective admin, evaluated in the account's time zone at every scheduled `until`.
+    fn first_instant_without_admin(
+        &self,
+        is_admin: &dyn Fn(bool, &BTreeSet<String>) -> bool,
+    ) -> Option<Timestamp> {
+        let tz = &self.d.time_zone;
+        let now = self.now();
+        let ends: BTreeSet<Timestamp> = self
+            .after
+            .iter()
+            .flat_map(|a| a.windows.values().filter_map(|w| w.ends_at(tz)))
+            .filter(|t| *t > now)
+            .collect();
+        ends.into_iter().find(|t| {
+            !self.after.iter().any(|a| {
+                let roles: BTreeSet<String> = a
+                    .windows
+                    .iter()
+                    .filter(|(_, w)| w.is_active(*t, tz))
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                is_admin(a.user_linked, &roles)
+            })
+        })
+    }
+
     /// The rules that refuse a whole account: `maxRemovals`, last admin, self-lockout.
     fn safety(&self, o: &ObservedAccount) -> Option<String> {
         let removals = self
@@ -862,6 +924,25 @@ impl AccountPlanner<'_> {
             return Some(format!(
                 "the plan would leave customer account {} without an effective admin (a linked member holding both {ADMIN_ROLE} and {LOGIN_ROLE}); grant the role to a member who has accepted their invitation first",
                 self.d.customer_number
+            ));
+        }
+        if admins_before > 0
+            && let Some(at) = self.first_instant_without_admin(&is_admin)
+        {
+            return Some(format!(
+                "the declared roles would leave customer account {} without an effective admin (a linked member holding both {ADMIN_ROLE} and {LOGIN_ROLE}) from {} ({}), when the last admin's role ends by its until date; declare an admin who stays past that date, or extend the until",
+                self.d.customer_number,
+                {
+                    let local = self.d.time_zone.to_datetime(at);
+                    format!(
+                        "{} {:02}:{:02} {}",
+                        local.date(),
+                        local.hour(),
+                        local.minute(),
+                        self.d.time_zone_name
+                    )
+                },
+                at
             ));
         }
         let principal = self.ctx.principal;
@@ -919,8 +1000,26 @@ fn services_json(s: &Services) -> serde_json::Value {
     }
 }
 
+/// A role as the portal holds it: until its `until` date (in the account's time zone), if any.
+fn observed_window(until: Option<&str>) -> Window {
+    Window {
+        from: None,
+        until: until.and_then(|u| crate::domain::parse_date(u).ok()),
+    }
+}
+
 fn parse_instant(text: &str) -> Option<Timestamp> {
     text.parse().ok()
+}
+
+/// The idempotency key of a POST: every retry of it shares it, and no other plan has it.
+pub(super) fn idempotency_key(plan_id: &str, cn: &str, action: Action, email: &str) -> String {
+    let text = format!(
+        "{plan_id}\u{0}{cn}\u{0}{}\u{0}{}",
+        email.to_lowercase(),
+        action.as_str()
+    );
+    format!("rc-{:032x}", fnv1a_128(text.as_bytes()))
 }
 
 /// FNV-1a, 128 bits: stable across runs and platforms, enough to keep keys distinct.

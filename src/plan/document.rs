@@ -59,6 +59,17 @@ pub struct AccountDocument {
     pub notes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_transition: Option<String>,
+    /// The account's `maxRemovals` when it is declared (absent: the default, 25% but never
+    /// less than 3), checked again with the other safety rules when the plan is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_removals: Option<String>,
+    /// The account's `allowSelfRevoke`, when true.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_self_revoke: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -107,6 +118,11 @@ impl PlanDocument {
                 operations: p.operations.clone(),
                 notes: p.notes.clone(),
                 next_transition: p.next_transition.map(|t| t.to_string()),
+                max_removals: match p.safety.max_removals {
+                    crate::domain::RemovalLimit::Default => None,
+                    limit => Some(limit.to_string()),
+                },
+                allow_self_revoke: p.safety.allow_self_revoke,
             })
             .collect();
         let refused = plans

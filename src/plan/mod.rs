@@ -9,6 +9,7 @@ mod account;
 mod complexity_tests;
 mod document;
 mod key;
+mod saved;
 #[cfg(test)]
 mod tests;
 
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use account::plan_account;
 pub use document::*;
 use key::Key;
+pub use saved::check_saved_account;
 
 use crate::domain::{DesiredAccount, Mode, SourceRef};
 use crate::portal::{
@@ -246,10 +248,15 @@ pub struct PlanError {
 
 impl std::fmt::Display for PlanError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::domain::text::printable;
         write!(
             f,
             "{}:{}:{}: {}: {}",
-            self.source.file, self.source.line, self.source.column, self.field, self.message
+            printable(&self.source.file),
+            self.source.line,
+            self.source.column,
+            printable(&self.field),
+            printable(&self.message)
         )
     }
 }
@@ -271,6 +278,15 @@ pub struct AccountPlan {
     pub notes: Vec<String>,
     /// The next instant a role window opens or closes, or an invitation expires.
     pub next_transition: Option<Timestamp>,
+    /// The safety policy the plan was made under, checked again when a saved plan is applied.
+    pub safety: SafetyPolicy,
+}
+
+/// What of an account's policy `apply PLANFILE` needs to check the safety rules again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SafetyPolicy {
+    pub max_removals: crate::domain::RemovalLimit,
+    pub allow_self_revoke: bool,
 }
 
 impl AccountPlan {

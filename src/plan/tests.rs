@@ -493,7 +493,7 @@ fn max_removals_counts_prunes_but_not_declared_expiries() {
             ],
         )],
     );
-    d.policy.max_removals = RemovalLimit::Percent(25);
+    d.policy.max_removals = RemovalLimit::Default;
     let mut members = vec![observed_member(
         "keep@x.example",
         &["cockpit-access", "customer-admin"],
@@ -523,6 +523,84 @@ fn max_removals_counts_prunes_but_not_declared_expiries() {
             .refused
             .is_none()
     );
+}
+
+/// An account with one admin and `n` undeclared members that prune removes.
+fn with_undeclared(n: usize) -> (DesiredAccount, ObservedAccount) {
+    let d = account(
+        "UTC",
+        vec![member(
+            "keep@x.example",
+            vec![
+                role("cockpit-access", None, None),
+                role("customer-admin", None, None),
+            ],
+        )],
+    );
+    let mut members = vec![observed_member(
+        "keep@x.example",
+        &["cockpit-access", "customer-admin"],
+        true,
+    )];
+    for i in 0..n {
+        members.push(observed_member(
+            &format!("old{i}@x.example"),
+            &["technical-contact"],
+            false,
+        ));
+    }
+    let o = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        members,
+        ..Default::default()
+    };
+    (d, o)
+}
+
+#[test]
+fn an_explicit_max_removals_count_is_the_limit_even_below_three() {
+    let now = ts("2026-11-26T00:00:00Z");
+    for (limit, removals, refused) in [
+        (0, 1, true),
+        (0, 0, false),
+        (1, 2, true),
+        (1, 1, false),
+        (2, 3, true),
+        (2, 2, false),
+    ] {
+        let (mut d, o) = with_undeclared(removals);
+        d.policy.max_removals = RemovalLimit::Count(limit);
+        let p = run(&d, &o, &operator(), now);
+        assert_eq!(
+            p.refused.is_some(),
+            refused,
+            "maxRemovals {limit}, {removals} removals: {:?}",
+            p.refused
+        );
+        if refused {
+            assert!(p.operations.is_empty());
+            let reason = p.refused.unwrap_or_default();
+            assert!(
+                reason.contains(&format!("maxRemovals {limit} allows ({limit})")),
+                "{reason}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_explicit_percentage_has_no_floor_but_the_default_has() {
+    let now = ts("2026-11-26T00:00:00Z");
+    // 3 removals of 4 members: 10% of 4 is 0, so an explicit 10% refuses them all …
+    let (mut d, o) = with_undeclared(3);
+    d.policy.max_removals = RemovalLimit::Percent(10);
+    let reason = run(&d, &o, &operator(), now).refused.unwrap_or_default();
+    assert!(reason.contains("maxRemovals 10% allows (0)"), "{reason}");
+    // … while the default (25%, never less than 3) lets them through.
+    d.policy.max_removals = RemovalLimit::Default;
+    assert_eq!(run(&d, &o, &operator(), now).refused, None);
+    assert_eq!(RemovalLimit::Default.allowed(100), 25);
+    assert_eq!(RemovalLimit::Percent(100).allowed(7), 7);
 }
 
 #[test]
@@ -1070,4 +1148,259 @@ fn a_portal_without_a_time_zone_is_not_asked_to_change_it() {
     };
     let p = run_with(&account("Europe/Zurich", vec![]), &observed, &catalog());
     assert_eq!(actions(&p), ["update-account - -"]);
+}
+
+// --- The last-admin rule over time (issue 16 §4 item 4) -----------------------------------
+
+/// A linked admin of the portal whose declared `customer-admin` holds in `window`.
+fn admin_with(email: &str, from: Option<&str>, until: Option<&str>) -> (DesiredMember, Member) {
+    (
+        member(
+            email,
+            vec![
+                role("cockpit-access", None, None),
+                role("customer-admin", from, until),
+            ],
+        ),
+        observed_member(email, &["cockpit-access", "customer-admin"], true),
+    )
+}
+
+fn with_admins(tz: &str, list: Vec<(DesiredMember, Member)>) -> (DesiredAccount, ObservedAccount) {
+    let (desired, observed): (Vec<_>, Vec<_>) = list.into_iter().unzip();
+    let d = account(tz, desired);
+    let o = ObservedAccount {
+        account: Some(portal_account(tz)),
+        members: observed,
+        ..Default::default()
+    };
+    (d, o)
+}
+
+#[test]
+fn an_only_admin_with_an_until_is_refused_before_the_date() {
+    let now = ts("2026-11-26T09:00:00Z");
+    let (d, o) = with_admins(
+        "Europe/Zurich",
+        vec![admin_with("alice@x.example", None, Some("2026-11-30"))],
+    );
+    let p = run(&d, &o, &operator(), now);
+    let reason = p
+        .refused
+        .expect("the account would have no admin from 2026-12-01");
+    assert!(reason.contains("without an effective admin"), "{reason}");
+    // Evaluated in the account's time zone: the role ends at midnight in Zurich.
+    assert!(reason.contains("2026-12-01 00:00"), "{reason}");
+    assert!(reason.contains("2026-11-30T23:00:00Z"), "{reason}");
+    assert!(p.operations.is_empty());
+}
+
+#[test]
+fn a_handover_with_an_overlap_or_a_second_admin_is_allowed() {
+    let now = ts("2026-11-26T09:00:00Z");
+    // Bob takes over the instant Alice's role ends (in the same zone): no gap.
+    let (d, o) = with_admins(
+        "Europe/Zurich",
+        vec![
+            admin_with("alice@x.example", None, Some("2026-11-30")),
+            admin_with("bob@x.example", Some("2026-12-01"), None),
+        ],
+    );
+    let p = run(&d, &o, &operator(), now);
+    assert_eq!(p.refused, None);
+    // A day's gap between them is refused.
+    let (d, o) = with_admins(
+        "Europe/Zurich",
+        vec![
+            admin_with("alice@x.example", None, Some("2026-11-30")),
+            admin_with("bob@x.example", Some("2026-12-02"), None),
+        ],
+    );
+    let reason = run(&d, &o, &operator(), now).refused.unwrap_or_default();
+    assert!(reason.contains("2026-12-01 00:00"), "{reason}");
+    // Bob's window opens later but he is no admin of the portal yet (not linked): refused.
+    let (d, mut o) = with_admins(
+        "Europe/Zurich",
+        vec![
+            admin_with("alice@x.example", None, Some("2026-11-30")),
+            admin_with("bob@x.example", None, None),
+        ],
+    );
+    o.members[1].user_linked = false;
+    assert!(run(&d, &o, &operator(), now).refused.is_some());
+}
+
+#[test]
+fn an_account_without_an_admin_today_is_not_refused_for_its_future() {
+    // A new account: the first admin has not accepted yet, and their role has an end.
+    let now = ts("2026-11-26T09:00:00Z");
+    let d = account(
+        "UTC",
+        vec![member(
+            "alice@x.example",
+            vec![
+                role("cockpit-access", None, None),
+                role("customer-admin", None, Some("2026-11-30")),
+            ],
+        )],
+    );
+    let o = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        ..Default::default()
+    };
+    assert_eq!(run(&d, &o, &operator(), now).refused, None);
+}
+
+fn arb_admin_window() -> impl Strategy<Value = (Option<i64>, Option<i64>)> {
+    (prop::option::of(-3i64..10), prop::option::of(-3i64..10)).prop_filter(
+        "from after until",
+        |(f, u)| match (f, u) {
+            (Some(f), Some(u)) => f <= u,
+            _ => true,
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Refused exactly when some instant from now on (every day's start in the account's zone
+    /// covers every transition) finds no linked member holding both roles.
+    #[test]
+    fn the_last_admin_rule_sees_every_future_until(
+        windows in prop::collection::vec(arb_admin_window(), 1..4),
+        tz in prop_oneof![Just("Europe/Zurich"), Just("Pacific/Kiritimati"), Just("America/Los_Angeles")],
+        now in arb_now(),
+    ) {
+        let day = |offset: i64| {
+            let d = parse_date("2026-11-26").unwrap();
+            d.checked_add(jiff::Span::new().days(offset)).unwrap().to_string()
+        };
+        let list: Vec<(DesiredMember, Member)> = windows
+            .iter()
+            .enumerate()
+            .map(|(i, (f, u))| {
+                let from = f.map(day);
+                let until = u.map(day);
+                admin_with(&format!("a{i}@x.example"), from.as_deref(), until.as_deref())
+            })
+            .collect();
+        let (d, o) = with_admins(tz, list);
+        let p = run(&d, &o, &operator(), now);
+        let zone = &d.time_zone;
+        let active_at = |t: Timestamp| {
+            d.members.iter().any(|m| m.roles.iter().all(|r| r.window.is_active(t, zone)))
+        };
+        let mut gap = !active_at(now);
+        for offset in -4..14 {
+            let t = crate::domain::start_of_day(parse_date(&day(offset)).unwrap(), zone);
+            if t > now && !active_at(t) {
+                gap = true;
+            }
+        }
+        prop_assert_eq!(p.refused.is_some(), gap, "{:?}", p.refused);
+    }
+
+    /// A saved plan's operations are exactly what its changes derive to (issue 16 §4 item 6),
+    /// and an edit of them is caught.
+    #[test]
+    fn a_saved_plan_checks_out_against_its_changes(d in arb_desired(), o in arb_observed(), now in arb_now()) {
+        let p = run(&d, &o, &operator(), now);
+        prop_assume!(p.applicable() && p.has_changes());
+        let doc = PlanDocument::new("sandbox:x.db", now, "test", std::slice::from_ref(&p), vec![]);
+        let a = &doc.accounts[0];
+        let catalog = catalog();
+        let principal = operator();
+        let ctx = Context { catalog: &catalog, principal: &principal, now, plan_id: "test" };
+        prop_assert_eq!(check_saved_account(a, &o, &ctx), Ok(()));
+        // Dropping the changes, or the last operation, is caught.
+        let mut edited = a.clone();
+        edited.changes.clear();
+        prop_assert!(check_saved_account(&edited, &o, &ctx).is_err());
+        let mut edited = a.clone();
+        if edited.operations.pop().is_some() {
+            prop_assert!(check_saved_account(&edited, &o, &ctx).is_err());
+        }
+        // A member's role list rewritten to make them an admin is caught.
+        let mut edited = a.clone();
+        let mut rewrote = false;
+        for op in &mut edited.operations {
+            if let Operation::PutMember { member, .. } = op
+                && !member.roles.iter().any(|r| r.name == "customer-admin")
+            {
+                member.roles.push(RoleGrant { name: "customer-admin".into(), until: None });
+                rewrote = true;
+                break;
+            }
+        }
+        if rewrote {
+            prop_assert!(check_saved_account(&edited, &o, &ctx).is_err());
+        }
+    }
+}
+
+#[test]
+fn a_saved_plan_is_checked_against_the_principal_that_applies() {
+    let now = ts("2026-11-26T00:00:00Z");
+    let d = account(
+        "UTC",
+        vec![
+            member("me@x.example", vec![role("cockpit-access", None, None)]),
+            member(
+                "boss@x.example",
+                vec![
+                    role("cockpit-access", None, None),
+                    role("customer-admin", None, None),
+                ],
+            ),
+        ],
+    );
+    let o = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        members: vec![
+            observed_member("me@x.example", &["cockpit-access", "customer-admin"], true),
+            observed_member(
+                "boss@x.example",
+                &["cockpit-access", "customer-admin"],
+                true,
+            ),
+        ],
+        ..Default::default()
+    };
+    // Planned by the operator: nothing to refuse.
+    let p = run(&d, &o, &operator(), now);
+    assert_eq!(p.refused, None);
+    let doc = PlanDocument::new(
+        "sandbox:x.db",
+        now,
+        "test",
+        std::slice::from_ref(&p),
+        vec![],
+    );
+    let catalog = catalog();
+    let me = Whoami {
+        email: Some("me@x.example".into()),
+        kind: PrincipalKind::User,
+    };
+    let ctx = Context {
+        catalog: &catalog,
+        principal: &me,
+        now,
+        plan_id: "test",
+    };
+    let reason = check_saved_account(&doc.accounts[0], &o, &ctx).unwrap_err();
+    assert!(
+        reason.contains("revoke customer-admin from me@x.example"),
+        "{reason}"
+    );
+    // A saved plan that would leave no admin, or remove more than it may, is refused too.
+    let mut edited = doc.accounts[0].clone();
+    edited.max_removals = Some("0".into());
+    let boss = operator();
+    let ctx = Context {
+        principal: &boss,
+        ..ctx
+    };
+    let reason = check_saved_account(&edited, &o, &ctx).unwrap_err();
+    assert!(reason.contains("maxRemovals 0 allows (0)"), "{reason}");
 }

@@ -85,18 +85,20 @@ pub fn connect_whmcs(
     invitations: Arc<dyn InvitationStore>,
     options: WhmcsOptions,
 ) -> Result<AnyPortal, String> {
+    // Userinfo never reaches an error message.
+    let shown = crate::domain::text::redact_url(url);
     let base = url
         .strip_prefix("whmcs+")
         .filter(|b| b.starts_with("https://") || b.starts_with("http://"))
         .ok_or_else(|| {
             format!(
                 "{}: a WHMCS portal URL is whmcs+https://host/path/",
-                crate::manifest::quote_short(url)
+                crate::manifest::quote_short(&shown)
             )
         })?;
     WhmcsPortal::new(base, credentials, invitations, options)
         .map(|p| AnyPortal::Whmcs(Box::new(p)))
-        .map_err(|e| format!("{url}: {e}"))
+        .map_err(|e| format!("{shown}: {e}"))
 }
 
 pub fn connect_adapter(
@@ -105,8 +107,10 @@ pub fn connect_adapter(
     options: HttpOptions,
     settings: AdapterSettings,
 ) -> Result<AnyPortal, String> {
+    // Userinfo never reaches an error message.
+    let shown = crate::domain::text::redact_url(url);
     if url.starts_with("whmcs+") {
-        let credentials = whmcs_credentials_from_env().map_err(|e| format!("{url}: {e}"))?;
+        let credentials = whmcs_credentials_from_env().map_err(|e| format!("{shown}: {e}"))?;
         let options = WhmcsOptions {
             http: options,
             rate_limit: settings.rate_limit,
@@ -122,15 +126,15 @@ pub fn connect_adapter(
         let now = crate::reconcile::now().map_err(|e| e.to_string())?;
         return SandboxPortal::open(&PathBuf::from(file), Some(now))
             .map(AnyPortal::Sandbox)
-            .map_err(|e| format!("{url}: the embedded portal cannot be opened: {e}"));
+            .map_err(|e| format!("{shown}: the embedded portal cannot be opened: {e}"));
     }
     if is_http(url) {
         if std::env::var(token_env).map_or(true, |t| t.trim().is_empty()) {
             return Err(format!(
-                "{url}: no token: set the environment variable {token_env} to the portal's API token"
+                "{shown}: no token: set the environment variable {token_env} to the portal's API token"
             ));
         }
-        let token = Token::from_env(token_env).map_err(|e| format!("{url}: {e}"))?;
+        let token = Token::from_env(token_env).map_err(|e| format!("{shown}: {e}"))?;
         return connect_token(url, token, options);
     }
     Err(not_a_portal_url(url))
@@ -139,6 +143,8 @@ pub fn connect_adapter(
 /// Connects to the portal at `url` with a token already in hand (the controller reads it from
 /// a Secret). `sandbox:` URLs need no token.
 pub fn connect_token(url: &str, token: Token, options: HttpOptions) -> Result<AnyPortal, String> {
+    // Userinfo never reaches an error message.
+    let shown = crate::domain::text::redact_url(url);
     if url.starts_with("sandbox:") {
         return connect_with(url, "", options);
     }
@@ -147,7 +153,7 @@ pub fn connect_token(url: &str, token: Token, options: HttpOptions) -> Result<An
     }
     HttpPortal::new(url, token, options)
         .map(|p| AnyPortal::Http(Box::new(p)))
-        .map_err(|e| format!("{url}: {e}"))
+        .map_err(|e| format!("{shown}: {e}"))
 }
 
 fn is_http(url: &str) -> bool {
@@ -157,7 +163,7 @@ fn is_http(url: &str) -> bool {
 fn not_a_portal_url(url: &str) -> String {
     format!(
         "{} is not a portal URL: use https://host/…, http://host/…, sandbox:FILE or whmcs+https://host/…",
-        crate::manifest::quote_short(url)
+        crate::manifest::quote_short(&crate::domain::text::redact_url(url))
     )
 }
 

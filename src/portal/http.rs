@@ -510,7 +510,7 @@ pub(super) fn parse_base_url(
     credentials_hint: &str,
 ) -> Result<Url, HttpSetupError> {
     let url_error = |reason: &str| HttpSetupError::Url {
-        url: base_url.to_owned(),
+        url: crate::domain::text::redact_url(base_url).into_owned(),
         reason: reason.to_owned(),
     };
     let base = Url::parse(base_url).map_err(|e| url_error(&e.to_string()))?;

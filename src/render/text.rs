@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use super::{describe, summary_line};
 use crate::domain::Mode;
+use crate::domain::text::printable;
 use crate::plan::AccountPlan;
 
 /// Whether to colour the output (a terminal, and `NO_COLOR` unset).
@@ -56,25 +57,33 @@ pub fn text(plans: &[AccountPlan], style: Style) -> String {
         } else {
             ""
         };
+        // Strings from manifests and portals are escaped: a control character in them could
+        // otherwise erase lines or print a change that is not in the plan.
         let _ = writeln!(
             out,
             "  # customer account {} ({}){observe}",
-            p.customer_number, p.source
+            printable(&p.customer_number),
+            printable(&p.source)
         );
         if let Some(reason) = &p.refused {
-            let line = format!("  ! refused: {reason}");
+            let line = format!("  ! refused: {}", printable(reason));
             let _ = writeln!(out, "{}", style.paint('!', &line));
         }
         for e in &p.errors {
-            let _ = writeln!(out, "{}", style.paint('!', &format!("  ! {e}")));
+            let e = e.to_string();
+            let _ = writeln!(
+                out,
+                "{}",
+                style.paint('!', &format!("  ! {}", printable(&e)))
+            );
         }
         for c in &p.changes {
             let sign = c.action.sign();
-            let line = format!("  {sign} {}", describe(c));
+            let line = format!("  {sign} {}", printable(&describe(c)));
             let _ = writeln!(out, "{}", style.paint(sign, &line));
         }
         for n in &p.notes {
-            let _ = writeln!(out, "    note: {n}");
+            let _ = writeln!(out, "    note: {}", printable(n));
         }
     }
     if !changed.is_empty() {
