@@ -1,9 +1,11 @@
 //! The domain: customer accounts, members, roles with windows, contacts and policies, as plain
 //! values. Nothing here knows of YAML, HTTP or Kubernetes; the planner works on these types.
 
+mod customer_number;
 mod email;
 mod window;
 
+pub use customer_number::*;
 pub use email::*;
 pub use window::*;
 

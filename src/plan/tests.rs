@@ -1071,3 +1071,35 @@ fn a_portal_without_a_time_zone_is_not_asked_to_change_it() {
     let p = run_with(&account("Europe/Zurich", vec![]), &observed, &catalog());
     assert_eq!(actions(&p), ["update-account - -"]);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// `carriers` tells which write makes each change happen: after any prefix of the writes
+    /// (an apply stopped by a failure), a change whose write was made is no longer planned,
+    /// and a change whose write was not made still is.
+    #[test]
+    fn every_change_is_carried_by_the_write_that_makes_it_happen(d in arb_desired(), o in arb_observed(), now in arb_now()) {
+        let p = run(&d, &o, &operator(), now);
+        prop_assume!(p.refused.is_none());
+        let carried = carriers(&p.changes, &p.operations);
+        prop_assert_eq!(carried.len(), p.changes.len());
+        for (c, at) in p.changes.iter().zip(&carried) {
+            prop_assert!(at.is_some(), "no write carries {:?}", c);
+        }
+        let words = actions(&p);
+        for k in 0..=p.operations.len() {
+            let mid = simulate(&o, &p.operations[..k], &d, now);
+            let left = actions(&run(&d, &mid, &operator(), now));
+            for (word, at) in words.iter().zip(&carried) {
+                let done = at.is_some_and(|i| i < k);
+                prop_assert_eq!(
+                    !left.contains(word),
+                    done,
+                    "{} after {} of {} writes (carried by write {:?}); still planned: {:?}",
+                    word, k, p.operations.len(), at, left
+                );
+            }
+        }
+    }
+}
