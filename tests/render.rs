@@ -105,14 +105,42 @@ fn plans() -> Vec<plan::AccountPlan> {
     plan::plan(&checked.desired.accounts, &observed, &ctx)
 }
 
+/// The manifests' warnings as the plan outputs list them: located sentences.
+fn warnings() -> Vec<String> {
+    let text = "apiVersion: rolecall.dev/v1alpha1
+kind: CustomerAccount
+metadata: {name: warned}
+spec:
+  customerNumber: \"90009\"
+  members:
+    - email: ben@acme.example
+      roles:
+        - customer-admin
+        - {name: technical-contact, until: 2026-11-01}
+";
+    let file = manifest::SourceFile {
+        name: "warned.yaml".into(),
+        text: text.into(),
+    };
+    let checked = manifest::check_files(&[file], now());
+    assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+    let warnings: Vec<String> = checked.warnings().map(|d| d.located()).collect();
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    warnings
+}
+
 #[test]
 fn text_plan() {
-    insta::assert_snapshot!(render::text(&plans(), render::Style::Plain));
+    insta::assert_snapshot!(render::text_with_warnings(
+        &plans(),
+        &warnings(),
+        render::Style::Plain
+    ));
 }
 
 #[test]
 fn markdown_plan() {
-    let md = render::markdown(&plans());
+    let md = render::markdown_with_warnings(&plans(), &warnings());
     assert!(!md.contains('\x1b'), "no terminal colours in Markdown");
     insta::assert_snapshot!(md);
 }
@@ -124,7 +152,7 @@ fn json_plan_document() {
         now(),
         "snapshot",
         &plans(),
-        vec![],
+        warnings(),
     );
     let value = serde_json::to_value(&doc).unwrap();
     for key in [
@@ -139,6 +167,7 @@ fn json_plan_document() {
         assert!(value.get(key).is_some(), "{key}");
     }
     assert_eq!(value["refused"][0]["customerNumber"], "20077");
+    assert_eq!(value["warnings"], serde_json::json!(warnings()));
     let change = &value["accounts"][0]["changes"][0];
     assert!(change.get("action").is_some() && change.get("precondition").is_some());
     // The document reads back exactly.

@@ -1,12 +1,13 @@
 //! Observing the portal and carrying plans out: bulk reads, per-account writes in order with
 //! their preconditions, accounts concurrently, one account's failure never stopping another.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::plan::{ObservedAccount, Operation};
 use crate::portal::{
-    AccountFilter, ContactPut, ErrorCode, MemberPut, Portal, PortalError, RoleGrant,
+    AccountFilter, Contact, ContactPut, ErrorCode, Member, MemberPut, Portal, PortalError,
+    PrincipalKind, RoleGrant,
 };
 
 /// Reads what the portal holds for the given accounts, with the bulk endpoints: about one
@@ -15,6 +16,56 @@ pub async fn observe<P: Portal>(
     portal: &P,
     customer_numbers: &[String],
 ) -> Result<BTreeMap<String, ObservedAccount>, PortalError> {
+    observe_with(portal, customer_numbers, Reach::Everything)
+        .await
+        .map(|o| o.accounts)
+}
+
+/// What a plan is made from: the accounts read, and those the principal may see but not
+/// manage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observation {
+    pub accounts: BTreeMap<String, ObservedAccount>,
+    /// Accounts whose members and contacts the portal refused to show (403): the principal
+    /// may not manage them, and they are refused instead of planned.
+    pub forbidden: BTreeSet<String>,
+}
+
+/// Like [`observe`], for planning: an account whose members the portal refuses to show
+/// (a user principal that holds `cockpit-access` there but not `customer-admin`) is set aside
+/// under `forbidden` instead of failing every account's read (SPEC §3: a failure in one
+/// account never stops the others).
+pub async fn observe_for_plan<P: Portal>(
+    portal: &P,
+    customer_numbers: &[String],
+    principal: PrincipalKind,
+) -> Result<Observation, PortalError> {
+    let reach = match principal {
+        PrincipalKind::Operator => Reach::Everything,
+        PrincipalKind::User => Reach::SomeMayBeForbidden,
+    };
+    observe_with(portal, customer_numbers, reach).await
+}
+
+/// Whether every visible account may be read in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// An operator's token: a 403 is an error of the whole read.
+    Everything,
+    /// A user's token: the portal may refuse some of the accounts it lists, and its
+    /// unfiltered bulk read leaves them out silently, so accounts are always named and a 403
+    /// is narrowed down to the accounts it concerns.
+    SomeMayBeForbidden,
+}
+
+/// How many accounts are read at once when a bulk read is narrowed down account by account.
+const NARROWING_CONCURRENCY: usize = 8;
+
+async fn observe_with<P: Portal>(
+    portal: &P,
+    customer_numbers: &[String],
+    reach: Reach,
+) -> Result<Observation, PortalError> {
     let accounts = portal.list_accounts().await?;
     let visible = accounts.len();
     let wanted: std::collections::HashSet<&str> =
@@ -33,19 +84,35 @@ pub async fn observe<P: Portal>(
             );
         }
     }
+    let mut forbidden = BTreeSet::new();
     if present.is_empty() {
-        return Ok(observed);
+        return Ok(Observation {
+            accounts: observed,
+            forbidden,
+        });
     }
     // Reading everything is cheaper than naming most of the accounts one by one.
-    let filter = if present.len() > 200 && present.len() * 2 > visible {
+    let filter = if reach == Reach::Everything && present.len() > 200 && present.len() * 2 > visible
+    {
         AccountFilter::All
     } else {
-        AccountFilter::Only(present)
+        AccountFilter::Only(present.clone())
     };
     // Members and contacts are independent reads: the portal answers one while rolecall
     // decodes the other.
     let (members, contacts) =
-        tokio::try_join!(portal.list_members(&filter), portal.list_contacts(&filter))?;
+        match tokio::try_join!(portal.list_members(&filter), portal.list_contacts(&filter)) {
+            Ok(read) => read,
+            Err(e)
+                if reach == Reach::SomeMayBeForbidden && e.code() == Some(ErrorCode::Forbidden) =>
+            {
+                read_one_by_one(portal, &present, &mut forbidden).await?
+            }
+            Err(e) => return Err(e),
+        };
+    for cn in &forbidden {
+        observed.remove(cn);
+    }
     // Each account's lists are sized once: grown push by push, they would hold a third more
     // than they use across a large fleet.
     let mut sizes: std::collections::HashMap<&str, (usize, usize)> = Default::default();
@@ -79,7 +146,42 @@ pub async fn observe<P: Portal>(
             o.contacts.push(c);
         }
     }
-    Ok(observed)
+    Ok(Observation {
+        accounts: observed,
+        forbidden,
+    })
+}
+
+/// The bulk read of several accounts was refused: reads them one at a time, and sets aside
+/// each one the portal refuses (403). Any other failure is the whole read's.
+async fn read_one_by_one<P: Portal>(
+    portal: &P,
+    present: &[String],
+    forbidden: &mut BTreeSet<String>,
+) -> Result<(Vec<Member>, Vec<Contact>), PortalError> {
+    use futures::StreamExt;
+    let reads = futures::stream::iter(present.iter().map(|cn| async move {
+        let filter = AccountFilter::Only(vec![cn.clone()]);
+        let read = tokio::try_join!(portal.list_members(&filter), portal.list_contacts(&filter));
+        (cn, read)
+    }))
+    .buffer_unordered(NARROWING_CONCURRENCY)
+    .collect::<Vec<_>>()
+    .await;
+    let (mut members, mut contacts) = (Vec::new(), Vec::new());
+    for (cn, read) in reads {
+        match read {
+            Ok((m, c)) => {
+                members.extend(m);
+                contacts.extend(c);
+            }
+            Err(e) if e.code() == Some(ErrorCode::Forbidden) => {
+                forbidden.insert(cn.clone());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((members, contacts))
 }
 
 /// Reads one account, its members and its contacts: three requests, whatever the size of the
@@ -115,6 +217,30 @@ pub struct AccountOutcome {
     pub error: Option<String>,
     /// The kind of that failure, for conditions and metrics.
     pub cause: Option<FailureCause>,
+}
+
+/// What became of one planned change once its account's writes were done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    Applied,
+    /// The write that carries it failed; the sentence says why.
+    Failed(String),
+    /// An earlier write of the account failed, so its write was never sent.
+    NotAttempted,
+}
+
+/// The fate of each change of an account, from the write that carries it
+/// ([`crate::plan::carriers`]) and how far the account's writes got.
+pub fn fates(carriers: &[Option<usize>], outcome: &AccountOutcome) -> Vec<Fate> {
+    carriers
+        .iter()
+        .map(|carrier| match (&outcome.error, carrier) {
+            (None, _) => Fate::Applied,
+            (Some(_), Some(i)) if *i < outcome.applied => Fate::Applied,
+            (Some(e), Some(i)) if *i == outcome.applied => Fate::Failed(e.clone()),
+            (Some(_), _) => Fate::NotAttempted,
+        })
+        .collect()
 }
 
 /// What kind of failure stopped an account's writes: a fixed word, fit for a condition reason
@@ -221,10 +347,16 @@ pub async fn apply_account<P: Portal>(
                 email,
                 resend,
                 idempotency_key,
-            } => portal
+            } => match portal
                 .invite(customer_number, email, *resend, idempotency_key)
                 .await
-                .map(|_| ()),
+            {
+                Ok(_) => Ok(()),
+                // Linked is what an invitation is for: the person already had a user account
+                // with this e-mail, and the portal linked it when the member was written.
+                Err(e) if e.code() == Some(ErrorCode::AlreadyLinked) => Ok(()),
+                Err(e) => Err(e),
+            },
             Operation::CancelInvitation { email } => {
                 portal.cancel_invitation(customer_number, email).await
             }

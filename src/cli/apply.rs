@@ -1,15 +1,17 @@
 //! `rolecall apply`: show the plan, confirm, carry it out account by account, report.
 
+use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::plan::{all_plans, make_plans, print_plan_errors};
+use super::plan::{all_plans, make_plans, print_plan_errors, warnings};
+use super::tally::Tally;
 use super::{FileArgs, PortalArgs};
 use crate::apply::{AccountOutcome, apply_all, check_preconditions, observe};
 use crate::domain::text::printable;
-use crate::plan::{ModeWord, Operation, PlanDocument, check_saved_account};
+use crate::plan::{AccountPlan, Change, ModeWord, Operation, PlanDocument, check_saved_account};
 use crate::portal::connect::AnyPortal;
 use crate::render;
 
@@ -21,7 +23,9 @@ pub struct ApplyArgs<'a> {
 }
 
 pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
-    let planned = match make_plans(args.files, args.portal, &[]).await {
+    // The plan shown lists the warnings, unless nothing is shown.
+    let plan_shown = !super::quiet() || !args.auto_approve;
+    let planned = match make_plans(args.files, args.portal, &[], plan_shown).await {
         Ok(p) => p,
         Err(msg) => {
             eprintln!("{msg}");
@@ -34,8 +38,12 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
     }
     let all = all_plans(&planned);
     // Quiet still shows what a person is asked to approve.
-    if !super::quiet() || !args.auto_approve {
-        print!("{}", render::text(&all, render::Style::for_stdout()));
+    if plan_shown {
+        let style = render::Style::for_stdout();
+        print!(
+            "{}",
+            render::text_with_warnings(&all, warnings(&planned), style)
+        );
     }
     let refused = all.iter().filter(|p| p.refused.is_some()).count();
     let work_total: usize = all
@@ -55,55 +63,55 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
         eprintln!("Apply cancelled; nothing was changed.");
         return ExitCode::from(1);
     }
-    let mut failed = false;
-    let mut applied_changes = 0;
+    let mut tally = Tally::default();
     for mut p in planned {
         let portal =
             match super::reconcile::connect(&p.target.url, &p.target.token_env, args.portal) {
                 Ok(portal) => Arc::new(portal),
                 Err(msg) => {
                     eprintln!("{msg}");
-                    failed = true;
+                    let changes = p.plans.iter().filter(|a| attempted(a));
+                    tally.not_reached(changes.map(|a| a.changes.len()).sum());
                     continue;
                 }
             };
         // The operations move to the work (the plans keep their changes, for the count): a
-        // large fleet's operations are not held twice.
+        // large fleet's operations are not held twice. What each change's write is, is noted
+        // first, so that a failure can name the changes that happened and those that did not.
+        let mut carriers: HashMap<String, Vec<Option<usize>>> = HashMap::new();
         let work: Vec<(String, Vec<Operation>)> = p
             .plans
             .iter_mut()
-            .filter(|a| a.applicable() && !a.operations.is_empty())
-            .map(|a| (a.customer_number.clone(), std::mem::take(&mut a.operations)))
+            .filter(|a| attempted(a))
+            .map(|a| {
+                let carried = crate::plan::carriers(&a.changes, &a.operations);
+                carriers.insert(a.customer_number.clone(), carried);
+                (a.customer_number.clone(), std::mem::take(&mut a.operations))
+            })
             .collect();
-        let changes: std::collections::HashMap<&str, usize> = p
+        let changes: HashMap<&str, &[Change]> = p
             .plans
             .iter()
-            .map(|a| (a.customer_number.as_str(), a.changes.len()))
+            .map(|a| (a.customer_number.as_str(), a.changes.as_slice()))
             .collect();
         let outcomes = run_work(portal, work, args.concurrency).await;
         for o in &outcomes {
-            if o.error.is_none()
-                && let Some(n) = changes.get(o.customer_number.as_str())
-            {
-                applied_changes += n;
-            }
+            let cn = o.customer_number.as_str();
+            let carried = carriers.get(cn).map(Vec::as_slice).unwrap_or(&[]);
+            tally.settle(o, changes.get(cn).copied().unwrap_or(&[]), carried);
         }
-        failed |= report(&outcomes);
     }
-    super::unless_quiet(format_args!(
-        "Apply {}: {applied_changes} {} applied.",
-        if failed { "incomplete" } else { "complete" },
-        if applied_changes == 1 {
-            "change"
-        } else {
-            "changes"
-        }
-    ));
-    if failed || refused > 0 {
+    super::unless_quiet(format_args!("{}", tally.summary()));
+    if tally.failed || refused > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Whether `apply` sends this account's writes.
+fn attempted(a: &AccountPlan) -> bool {
+    a.applicable() && !a.operations.is_empty()
 }
 
 /// `apply PLANFILE`: exactly the saved plan; an account whose preconditions no longer hold is
@@ -190,6 +198,7 @@ pub async fn run_saved(
         }
     };
     let mut stale = 0;
+    let mut stale_changes = 0;
     let mut work = Vec::new();
     let empty = crate::plan::ObservedAccount::default();
     for a in &accounts {
@@ -207,6 +216,7 @@ pub async fn run_saved(
                     printable(&reason)
                 );
                 stale += 1;
+                stale_changes += a.changes.len();
             }
         }
     }
@@ -218,27 +228,22 @@ pub async fn run_saved(
         );
     }
     let outcomes = run_work(portal, work, concurrency).await;
-    let failed = report(&outcomes);
-    let applied: usize = outcomes
+    let mut tally = Tally::with_stale(stale_changes);
+    let planned: HashMap<&str, _> = accounts
         .iter()
-        .filter(|o| o.error.is_none())
-        .filter_map(|o| {
-            doc.accounts
-                .iter()
-                .find(|a| a.customer_number == o.customer_number)
-        })
-        .map(|a| a.changes.len())
-        .sum();
-    super::unless_quiet(format_args!(
-        "Apply {}: {applied} {} applied.",
-        if failed || stale > 0 {
-            "incomplete"
-        } else {
-            "complete"
-        },
-        if applied == 1 { "change" } else { "changes" }
-    ));
-    if failed || stale > 0 || !doc.refused.is_empty() {
+        .map(|a| (a.customer_number.as_str(), *a))
+        .collect();
+    for o in &outcomes {
+        match planned.get(o.customer_number.as_str()) {
+            Some(a) => {
+                let carried = crate::plan::carriers(&a.changes, &a.operations);
+                tally.settle(o, &a.changes, &carried);
+            }
+            None => tally.settle(o, &[], &[]),
+        }
+    }
+    super::unless_quiet(format_args!("{}", tally.summary()));
+    if tally.failed || stale > 0 || !doc.refused.is_empty() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -357,24 +362,6 @@ async fn run_work(
         b.finish_and_clear();
     }
     outcomes
-}
-
-/// Prints failures; true when any account failed.
-fn report(outcomes: &[AccountOutcome]) -> bool {
-    let mut failed = false;
-    for o in outcomes {
-        if let Some(e) = &o.error {
-            failed = true;
-            eprintln!(
-                "customer account {}: failed after {} of {} writes: {}",
-                printable(&o.customer_number),
-                o.applied,
-                o.total,
-                printable(&e.to_string())
-            );
-        }
-    }
-    failed
 }
 
 /// Asks on a terminal, as Terraform does; anything but "yes" cancels.

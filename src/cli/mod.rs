@@ -13,6 +13,7 @@ mod init;
 mod plan;
 mod portal;
 pub(crate) mod reconcile;
+mod tally;
 mod validate;
 
 #[derive(Debug, Parser)]

@@ -23,13 +23,16 @@ pub struct Planned {
     pub document: PlanDocument,
 }
 
-/// Loads, observes and plans every target. Errors are sentences for stderr.
+/// Loads, observes and plans every target. Errors are sentences for stderr; the manifests'
+/// warnings go into every plan document, and to stderr as well unless `warnings_shown` (the
+/// text plan on stdout lists them).
 pub async fn make_plans(
     files: &FileArgs,
     portal: &PortalArgs,
     accounts: &[String],
+    warnings_shown: bool,
 ) -> Result<Vec<Planned>, String> {
-    let (desired, now) = reconcile::load(&files.files)?;
+    let (desired, now, warnings) = reconcile::load_with_warnings(&files.files, !warnings_shown)?;
     let targets = reconcile::targets(desired, portal.portal.as_deref(), accounts)?;
     let plan_id = reconcile::new_plan_id(now);
     let mut out = Vec::new();
@@ -39,7 +42,7 @@ pub async fn make_plans(
         // A large fleet's observed state takes a tenth of a second to free: another core does
         // it while this one renders the plan.
         std::thread::spawn(move || drop(observed));
-        let document = PlanDocument::new(&target.shown(), now, &plan_id, &plans, Vec::new());
+        let document = PlanDocument::new(&target.shown(), now, &plan_id, &plans, warnings.clone());
         out.push(Planned {
             target,
             plans,
@@ -58,6 +61,14 @@ pub fn all_plans(planned: &[Planned]) -> std::borrow::Cow<'_, [AccountPlan]> {
     }
 }
 
+/// The manifests' warnings (every plan document carries the same ones).
+pub fn warnings(planned: &[Planned]) -> &[String] {
+    planned
+        .first()
+        .map(|p| p.document.warnings.as_slice())
+        .unwrap_or(&[])
+}
+
 /// Located errors of plans (unknown roles…), printed like validation errors.
 pub fn print_plan_errors(planned: &[Planned]) -> usize {
     let mut n = 0;
@@ -73,7 +84,8 @@ pub fn print_plan_errors(planned: &[Planned]) -> usize {
 }
 
 pub async fn run(args: PlanArgs<'_>) -> ExitCode {
-    let planned = match make_plans(args.files, args.portal, args.accounts).await {
+    let text_output = args.output == OutputFormat::Text;
+    let planned = match make_plans(args.files, args.portal, args.accounts, text_output).await {
         Ok(p) => p,
         Err(msg) => {
             eprintln!("{msg}");
@@ -90,8 +102,10 @@ pub async fn run(args: PlanArgs<'_>) -> ExitCode {
     }
     let all = all_plans(&planned);
     let stdout = match args.output {
-        OutputFormat::Text => render::text(&all, render::Style::for_stdout()),
-        OutputFormat::Markdown => render::markdown(&all),
+        OutputFormat::Text => {
+            render::text_with_warnings(&all, warnings(&planned), render::Style::for_stdout())
+        }
+        OutputFormat::Markdown => render::markdown_with_warnings(&all, warnings(&planned)),
         OutputFormat::Json => {
             let docs: Vec<&PlanDocument> = planned.iter().map(|p| &p.document).collect();
             let value = match docs.as_slice() {

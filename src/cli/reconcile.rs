@@ -34,10 +34,23 @@ impl Target {
 
 /// Reads and checks the manifests; prints diagnostics. `None` when there are errors.
 pub fn load(files: &[PathBuf]) -> Result<(DesiredState, Timestamp), String> {
+    load_with_warnings(files, true).map(|(desired, now, _)| (desired, now))
+}
+
+/// Reads and checks the manifests; prints the errors, and the warnings too when
+/// `warnings_on_stderr`. The warnings come back as located sentences, for the plan outputs.
+pub fn load_with_warnings(
+    files: &[PathBuf],
+    warnings_on_stderr: bool,
+) -> Result<(DesiredState, Timestamp, Vec<String>), String> {
     let now = clock_now()?;
     let checked = manifest::load_and_check(files, now);
-    print_diagnostics(&checked.diagnostics);
     let errors = checked.errors().count();
+    // With errors nothing is planned, so stderr is the only place the warnings can show.
+    if warnings_on_stderr || errors > 0 {
+        print_diagnostics(&checked.diagnostics);
+    }
+    let warnings: Vec<String> = checked.warnings().map(|d| d.located()).collect();
     if errors > 0 {
         return Err(format!(
             "the manifests have {errors} {}; nothing was planned",
@@ -48,7 +61,7 @@ pub fn load(files: &[PathBuf]) -> Result<(DesiredState, Timestamp), String> {
         let named: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
         return Err(format!("no manifests found in {}", named.join(", ")));
     }
-    Ok((checked.desired, now))
+    Ok((checked.desired, now, warnings))
 }
 
 /// Chooses each account's portal: `--portal` (or `ROLECALL_PORTAL`), else its `portalRef`,
@@ -155,7 +168,10 @@ pub async fn plan_target<P: Portal>(
         .iter()
         .map(|a| a.customer_number.clone())
         .collect();
-    let observed = crate::apply::observe(portal, &cns)
+    let crate::apply::Observation {
+        accounts: observed,
+        forbidden,
+    } = crate::apply::observe_for_plan(portal, &cns, principal.kind)
         .await
         .map_err(|e| format!("{}: cannot read the accounts: {e}", target.shown()))?;
     let ctx = Context {
@@ -164,7 +180,23 @@ pub async fn plan_target<P: Portal>(
         now,
         plan_id,
     };
-    Ok((plan::plan(&target.accounts, &observed, &ctx), observed))
+    let mut plans = plan::plan(&target.accounts, &observed, &ctx);
+    if !forbidden.is_empty() {
+        // The portal showed these accounts but refused their members: refused, like a safety
+        // rule, while every other account is planned.
+        let declared: std::collections::HashMap<&str, &DesiredAccount> = target
+            .accounts
+            .iter()
+            .filter(|d| forbidden.contains(&d.customer_number))
+            .map(|d| (d.customer_number.as_str(), d))
+            .collect();
+        for p in &mut plans {
+            if let Some(d) = declared.get(p.customer_number.as_str()) {
+                *p = AccountPlan::not_manageable(d, &principal);
+            }
+        }
+    }
+    Ok((plans, observed))
 }
 
 pub use crate::reconcile::new_plan_id;

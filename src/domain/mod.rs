@@ -1,10 +1,12 @@
 //! The domain: customer accounts, members, roles with windows, contacts and policies, as plain
 //! values. Nothing here knows of YAML, HTTP or Kubernetes; the planner works on these types.
 
+mod customer_number;
 mod email;
 pub mod text;
 mod window;
 
+pub use customer_number::*;
 pub use email::*;
 pub use window::*;
 

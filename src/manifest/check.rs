@@ -338,12 +338,9 @@ fn check_account(
     extra_contacts: &[(&Document, ContactSpec)],
 ) -> Option<DesiredAccount> {
     let before = c.diags.iter().filter(|d| d.is_error()).count();
-    if a.customer_number.trim().is_empty() {
-        c.error(
-            doc,
-            &spec().key("customerNumber"),
-            "the customer number must not be empty",
-        );
+    // The reference portal's own rule (SPEC §4 paths): what passes here, the portal takes.
+    if let Err(msg) = domain::check_customer_number(&a.customer_number) {
+        c.error(doc, &spec().key("customerNumber"), msg);
     }
     no_control(c, doc, &spec().key("customerNumber"), &a.customer_number);
     if let Some(name) = &a.display_name {

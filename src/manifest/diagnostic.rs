@@ -48,6 +48,12 @@ impl Diagnostic {
     pub fn place(&self) -> String {
         format!("{}:{}:{}", self.file, self.pos.line, self.pos.column)
     }
+
+    /// `file:line:column: path: sentence`, without the severity: a warning as the plan
+    /// document and the plan outputs list it.
+    pub fn located(&self) -> String {
+        format!("{}: {}: {}", self.place(), self.path, self.message)
+    }
 }
 
 impl fmt::Display for Diagnostic {

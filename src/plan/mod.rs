@@ -5,6 +5,7 @@
 //! planned against). Safety rules refuse an account's whole plan.
 
 mod account;
+mod carriers;
 #[cfg(test)]
 mod complexity_tests;
 mod document;
@@ -20,6 +21,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use account::plan_account;
+pub use carriers::carriers;
 pub use document::*;
 use key::Key;
 pub use saved::check_saved_account;
@@ -290,6 +292,29 @@ pub struct SafetyPolicy {
 }
 
 impl AccountPlan {
+    /// The plan of an account the principal can see but may not manage (the portal refused to
+    /// show its members): refused, with nothing planned, so that the other accounts go on.
+    pub fn not_manageable(d: &DesiredAccount, principal: &Whoami) -> AccountPlan {
+        let who = match &principal.email {
+            Some(email) => format!("the principal rolecall acts as ({email})"),
+            None => "the principal rolecall acts as".to_string(),
+        };
+        AccountPlan {
+            customer_number: d.customer_number.clone(),
+            source: d.source.to_string(),
+            mode: d.policy.mode,
+            changes: Vec::new(),
+            operations: Vec::new(),
+            refused: Some(format!(
+                "{who} may not manage customer account {}: the portal refuses to show its members and contacts (a user needs an effective customer-admin and cockpit-access there), so nothing of it was planned",
+                d.customer_number
+            )),
+            errors: Vec::new(),
+            notes: Vec::new(),
+            next_transition: None,
+        }
+    }
+
     pub fn has_changes(&self) -> bool {
         !self.changes.is_empty()
     }

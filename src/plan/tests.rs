@@ -1404,3 +1404,35 @@ fn a_saved_plan_is_checked_against_the_principal_that_applies() {
     let reason = check_saved_account(&edited, &o, &ctx).unwrap_err();
     assert!(reason.contains("maxRemovals 0 allows (0)"), "{reason}");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// `carriers` tells which write makes each change happen: after any prefix of the writes
+    /// (an apply stopped by a failure), a change whose write was made is no longer planned,
+    /// and a change whose write was not made still is.
+    #[test]
+    fn every_change_is_carried_by_the_write_that_makes_it_happen(d in arb_desired(), o in arb_observed(), now in arb_now()) {
+        let p = run(&d, &o, &operator(), now);
+        prop_assume!(p.refused.is_none());
+        let carried = carriers(&p.changes, &p.operations);
+        prop_assert_eq!(carried.len(), p.changes.len());
+        for (c, at) in p.changes.iter().zip(&carried) {
+            prop_assert!(at.is_some(), "no write carries {:?}", c);
+        }
+        let words = actions(&p);
+        for k in 0..=p.operations.len() {
+            let mid = simulate(&o, &p.operations[..k], &d, now);
+            let left = actions(&run(&d, &mid, &operator(), now));
+            for (word, at) in words.iter().zip(&carried) {
+                let done = at.is_some_and(|i| i < k);
+                prop_assert_eq!(
+                    !left.contains(word),
+                    done,
+                    "{} after {} of {} writes (carried by write {:?}); still planned: {:?}",
+                    word, k, p.operations.len(), at, left
+                );
+            }
+        }
+    }
+}

@@ -234,16 +234,30 @@ impl HttpPortal {
         self.base.as_str()
     }
 
-    /// `base` + `v1/` + the percent-encoded segments.
-    fn url(&self, segments: &[&str]) -> Url {
+    /// `base` + `v1/` + the percent-encoded segments. A segment that is `.` or `..` (even
+    /// percent-encoded, URLs treat it as a step: `/v1/accounts/../members` is `/v1/members`)
+    /// is refused before anything is sent, so that no name can change which resource a request
+    /// reaches.
+    fn url(&self, segments: &[&str]) -> PortalResult<Url> {
         let mut path = format!("{}v1", self.base.path());
         for segment in segments {
+            if matches!(*segment, "." | "..") {
+                return Err(PortalError::Unaddressable(format!(
+                    "{segment:?} cannot be sent as a part of a URL path: \".\" and \"..\" are steps in a path, not names, so no request was sent for it"
+                )));
+            }
             path.push('/');
             path.push_str(&encode_segment(segment));
         }
         let mut url = self.base.clone();
         url.set_path(&path);
-        url
+        if url.path() != path {
+            return Err(PortalError::Unaddressable(format!(
+                "the request path {path:?} would be sent as {:?}, so no request was sent",
+                url.path()
+            )));
+        }
+        Ok(url)
     }
 
     /// Sends `call`, retrying 429, 5xx and network failures, and returns the final answer.
@@ -363,8 +377,9 @@ impl HttpPortal {
         segments: &[&str],
         accounts: &[String],
     ) -> PortalResult<Vec<T>> {
+        let first_url = self.url(segments)?;
         let page_call = |cursor: Option<&str>| {
-            let mut url = self.url(segments);
+            let mut url = first_url.clone();
             {
                 let mut query = url.query_pairs_mut();
                 let limit = self.options.page_limit.clamp(1, MAX_PAGE_LIMIT);
@@ -763,11 +778,11 @@ fn json<T: serde::Serialize>(value: &T) -> PortalResult<Option<Vec<u8>>> {
 
 impl Portal for HttpPortal {
     async fn whoami(&self) -> PortalResult<Whoami> {
-        self.get(self.url(&["whoami"])).await
+        self.get(self.url(&["whoami"])?).await
     }
 
     async fn catalog(&self) -> PortalResult<Catalog> {
-        self.get(self.url(&["catalog"])).await
+        self.get(self.url(&["catalog"])?).await
     }
 
     async fn list_accounts(&self) -> PortalResult<Vec<Account>> {
@@ -775,7 +790,7 @@ impl Portal for HttpPortal {
     }
 
     async fn get_account(&self, customer_number: &str) -> PortalResult<Account> {
-        self.get(self.url(&["accounts", customer_number])).await
+        self.get(self.url(&["accounts", customer_number])?).await
     }
 
     async fn create_account(
@@ -783,7 +798,7 @@ impl Portal for HttpPortal {
         account: &NewAccount,
         idempotency_key: &str,
     ) -> PortalResult<Account> {
-        let url = self.url(&["accounts"]);
+        let url = self.url(&["accounts"])?;
         self.exchange(
             Method::POST,
             url,
@@ -800,7 +815,7 @@ impl Portal for HttpPortal {
         patch: &AccountPatch,
         if_match: Option<&str>,
     ) -> PortalResult<Account> {
-        let url = self.url(&["accounts", customer_number]);
+        let url = self.url(&["accounts", customer_number])?;
         self.exchange(Method::PATCH, url, json(patch)?, if_match, None)
             .await
     }
@@ -816,7 +831,7 @@ impl Portal for HttpPortal {
         member: &MemberPut,
         if_match: Option<&str>,
     ) -> PortalResult<Member> {
-        let url = self.url(&["accounts", customer_number, "members", email]);
+        let url = self.url(&["accounts", customer_number, "members", email])?;
         self.exchange(Method::PUT, url, json(member)?, if_match, None)
             .await
     }
@@ -827,7 +842,7 @@ impl Portal for HttpPortal {
         email: &str,
         if_match: Option<&str>,
     ) -> PortalResult<()> {
-        let url = self.url(&["accounts", customer_number, "members", email]);
+        let url = self.url(&["accounts", customer_number, "members", email])?;
         self.delete(url, if_match).await
     }
 
@@ -838,7 +853,7 @@ impl Portal for HttpPortal {
         resend: bool,
         idempotency_key: &str,
     ) -> PortalResult<Invitation> {
-        let mut url = self.url(&["accounts", customer_number, "members", email, "invitation"]);
+        let mut url = self.url(&["accounts", customer_number, "members", email, "invitation"])?;
         if resend {
             url.query_pairs_mut().append_pair("resend", "true");
         }
@@ -847,7 +862,7 @@ impl Portal for HttpPortal {
     }
 
     async fn cancel_invitation(&self, customer_number: &str, email: &str) -> PortalResult<()> {
-        let url = self.url(&["accounts", customer_number, "members", email, "invitation"]);
+        let url = self.url(&["accounts", customer_number, "members", email, "invitation"])?;
         self.delete(url, None).await
     }
 
@@ -862,7 +877,7 @@ impl Portal for HttpPortal {
         contact: &ContactPut,
         if_match: Option<&str>,
     ) -> PortalResult<Contact> {
-        let url = self.url(&["accounts", customer_number, "contacts", email]);
+        let url = self.url(&["accounts", customer_number, "contacts", email])?;
         self.exchange(Method::PUT, url, json(contact)?, if_match, None)
             .await
     }
@@ -873,7 +888,7 @@ impl Portal for HttpPortal {
         email: &str,
         if_match: Option<&str>,
     ) -> PortalResult<()> {
-        let url = self.url(&["accounts", customer_number, "contacts", email]);
+        let url = self.url(&["accounts", customer_number, "contacts", email])?;
         self.delete(url, if_match).await
     }
 
@@ -1060,14 +1075,49 @@ mod tests {
             let p = portal(base);
             assert_eq!(
                 p.url(&["accounts", "10 01", "members", "a+b@x.example"])
+                    .unwrap()
                     .as_str(),
                 "https://h.example/portal/v1/accounts/10%2001/members/a%2Bb%40x.example"
             );
         }
         assert_eq!(
-            portal("http://127.0.0.1:8080").url(&["whoami"]).as_str(),
+            portal("http://127.0.0.1:8080")
+                .url(&["whoami"])
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:8080/v1/whoami"
         );
+    }
+
+    #[test]
+    fn no_segment_changes_the_path() {
+        let p = portal("https://h.example/portal/");
+        for cn in [
+            ".", "..", "a/b", "a/../b", "?x", "#x", "%2e%2e", "a\\b", " ",
+        ] {
+            match p.url(&["accounts", cn, "members", "a@x.example"]) {
+                Ok(url) => {
+                    let segments: Vec<&str> = url.path_segments().unwrap().collect();
+                    assert_eq!(segments.len(), 6, "{cn:?} → {url}");
+                    assert_eq!(
+                        segments[..3],
+                        ["portal", "v1", "accounts"],
+                        "{cn:?} → {url}"
+                    );
+                    assert_eq!(
+                        segments[4..],
+                        ["members", "a%40x.example"],
+                        "{cn:?} → {url}"
+                    );
+                    assert!(url.query().is_none() && url.fragment().is_none(), "{url}");
+                }
+                Err(e) => {
+                    assert!(matches!(cn, "." | ".."), "{cn:?}: {e}");
+                    assert!(matches!(e, PortalError::Unaddressable(_)), "{e:?}");
+                    assert!(e.to_string().contains("no request was sent"), "{e}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub enum PortalError {
     /// The portal answered something this client cannot read.
     #[error("the portal sent an answer rolecall cannot read: {0}")]
     Protocol(String),
+    /// The request cannot be written without changing what it names (a `..` customer number
+    /// in a URL path); nothing was sent.
+    #[error("{0}")]
+    Unaddressable(String),
 }
 
 impl PortalError {

@@ -7,10 +7,24 @@ use super::{Counts, describe, summary_line};
 use crate::domain::Mode;
 use crate::plan::AccountPlan;
 
+/// A plan without warnings; see [`markdown_with_warnings`].
 pub fn markdown(plans: &[AccountPlan]) -> String {
+    markdown_with_warnings(plans, &[])
+}
+
+/// The comment: the summary line, the warnings of the manifests (a section, when there are
+/// any), the table and one collapsible section per changed account.
+pub fn markdown_with_warnings(plans: &[AccountPlan], warnings: &[String]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### rolecall plan\n");
     let _ = writeln!(out, "{}\n", summary_line(plans));
+    if !warnings.is_empty() {
+        let _ = writeln!(out, "#### Warnings\n");
+        for w in warnings {
+            let _ = writeln!(out, "- {}", inline(w));
+        }
+        let _ = writeln!(out);
+    }
     let changed: Vec<&AccountPlan> = plans
         .iter()
         .filter(|p| p.has_changes() || p.refused.is_some() || !p.errors.is_empty())
@@ -78,6 +92,25 @@ fn html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// Running text: nothing in it is read as markup, HTML or a line break.
+fn inline(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A line inside a fenced block must not close the fence.

@@ -5,8 +5,8 @@ pub mod manifests;
 mod markdown;
 mod text;
 
-pub use markdown::markdown;
-pub use text::{Style, text};
+pub use markdown::{markdown, markdown_with_warnings};
+pub use text::{Style, text, text_with_warnings};
 
 use crate::plan::{AccountPlan, Action, Change};
 

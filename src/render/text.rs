@@ -41,7 +41,14 @@ impl Style {
     }
 }
 
+/// A plan without warnings; see [`text_with_warnings`].
 pub fn text(plans: &[AccountPlan], style: Style) -> String {
+    text_with_warnings(plans, &[], style)
+}
+
+/// The plan, then the warnings of the manifests it was made from (one located sentence
+/// each), then the summary line.
+pub fn text_with_warnings(plans: &[AccountPlan], warnings: &[String], style: Style) -> String {
     let mut out = String::new();
     let changed: Vec<&AccountPlan> = plans
         .iter()
@@ -89,6 +96,26 @@ pub fn text(plans: &[AccountPlan], style: Style) -> String {
     if !changed.is_empty() {
         let _ = writeln!(out);
     }
+    for w in warnings {
+        let line = format!("warning: {}", one_line(w));
+        let _ = writeln!(out, "{}", style.paint('~', &line));
+    }
+    if !warnings.is_empty() {
+        let _ = writeln!(out);
+    }
     let _ = writeln!(out, "{}", summary_line(plans));
     out
+}
+
+/// A warning quotes what the manifests hold: no control character reaches the terminal.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

@@ -9,7 +9,7 @@ use super::{
     check_name, decode_cursor, encode_cursor, etag, load_account, may_manage, may_view,
     next_version, refuse_fields,
 };
-use crate::domain::parse_time_zone;
+use crate::domain::{check_customer_number, parse_time_zone};
 use crate::portal::api::{Account, AccountPatch, ErrorCode, FieldError, NewAccount, Page};
 
 fn to_account(row: &AccountRow) -> Account {
@@ -18,22 +18,6 @@ fn to_account(row: &AccountRow) -> Account {
         display_name: row.display_name.clone(),
         time_zone: row.time_zone.clone(),
         etag: etag(row.version),
-    }
-}
-
-/// Customer numbers are short words: letters, digits, `.`, `_`, `-`.
-fn check_customer_number(cn: &str) -> Option<String> {
-    if cn.is_empty() || cn.len() > 64 {
-        Some("must be 1 to 64 characters long".into())
-    } else if !cn
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        Some(format!(
-            "{cn:?} may only hold letters, digits, \".\", \"_\" and \"-\""
-        ))
-    } else {
-        None
     }
 }
 
@@ -99,7 +83,7 @@ impl Store {
             ));
         }
         let mut errors = Vec::new();
-        if let Some(m) = check_customer_number(&new.customer_number) {
+        if let Err(m) = check_customer_number(&new.customer_number) {
             errors.push((
                 ErrorCode::Invalid,
                 FieldError {
