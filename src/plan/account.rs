@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::key::Key;
 use super::{ABSENT, AccountPlan, Action, Change, Context, ObservedAccount, Operation, PlanError};
-use crate::domain::{DesiredAccount, DesiredContact, DesiredMember, Phase, Services};
+use crate::domain::{DesiredAccount, DesiredContact, DesiredMember, Phase, Services, email_key};
 use crate::portal::{
     AccountPatch, ContactPut, Invitation, InvitationStatus, Member, MemberPut, NewAccount,
     PrincipalKind, RoleGrant,
@@ -85,13 +85,13 @@ pub fn plan_account(d: &DesiredAccount, o: &ObservedAccount, ctx: &Context) -> A
     changes.sort_by(|a, b| {
         let ka = (
             a.change.action.phase(),
-            Key(email_key(&a.change)),
+            Key(change_email_key(&a.change)),
             a.change.action,
             &a.change.role,
         );
         let kb = (
             b.change.action.phase(),
-            Key(email_key(&b.change)),
+            Key(change_email_key(&b.change)),
             b.change.action,
             &b.change.role,
         );
@@ -108,8 +108,8 @@ pub fn plan_account(d: &DesiredAccount, o: &ObservedAccount, ctx: &Context) -> A
     plan
 }
 
-fn email_key(c: &Change) -> String {
-    c.email.as_deref().unwrap_or("").to_lowercase()
+fn change_email_key(c: &Change) -> String {
+    email_key(c.email.as_deref().unwrap_or(""))
 }
 
 /// Roles and notification kinds must be in the portal's catalog.
@@ -213,7 +213,7 @@ impl AccountPlanner<'_> {
             "{}\u{0}{}\u{0}{}\u{0}{}",
             self.ctx.plan_id,
             self.d.customer_number,
-            email.to_lowercase(),
+            email_key(email),
             action.as_str()
         );
         format!("rc-{:032x}", fnv1a_128(text.as_bytes()))
@@ -298,7 +298,7 @@ impl AccountPlanner<'_> {
         let observed: BTreeMap<Key<String>, &Member> = o
             .members
             .iter()
-            .map(|m| (Key(m.email.to_lowercase()), m))
+            .map(|m| (Key(email_key(&m.email)), m))
             .collect();
         let desired: BTreeMap<Key<String>, &DesiredMember> = self
             .d
@@ -354,7 +354,7 @@ impl AccountPlanner<'_> {
     /// A member left as the portal has it.
     fn keep(&mut self, m: &Member) {
         self.after.push(After {
-            key: Key(m.email.to_lowercase()),
+            key: Key(email_key(&m.email)),
             user_linked: m.user_linked,
             roles: m.roles.iter().map(|r| r.name.clone()).collect(),
         });
@@ -373,7 +373,7 @@ impl AccountPlanner<'_> {
         self.change(c, counted);
         self.step(
             4,
-            &Key(m.email.to_lowercase()),
+            &Key(email_key(&m.email)),
             Operation::DeleteMember {
                 email: m.email.clone(),
                 if_match: Some(m.etag.clone()),
@@ -592,15 +592,14 @@ impl AccountPlanner<'_> {
             grew = true;
         }
 
+        // Only what the manifests declare: a field they leave out is left out of the write,
+        // and the portal keeps its value (SPEC §4 PUT). The name, above all, may be the
+        // person's own (a WHMCS user is theirs) and is never written back as read.
         let body = |roles: &BTreeMap<String, Option<String>>| MemberPut {
-            name: dm.name.clone().or_else(|| m.name.clone()),
+            name: dm.name.clone(),
             roles: grants(roles),
-            services: Some(dm.services.clone().unwrap_or_else(|| m.services.clone())),
-            notifications: Some(
-                dm.notifications
-                    .clone()
-                    .unwrap_or_else(|| m.notifications.clone()),
-            ),
+            services: dm.services.clone(),
+            notifications: dm.notifications.clone(),
         };
         if grew && shrank {
             // Grants first, revocations last (SPEC §3): two writes, so that an admin handover
@@ -732,7 +731,7 @@ impl AccountPlanner<'_> {
         let observed: BTreeMap<Key<String>, &crate::portal::Contact> = o
             .contacts
             .iter()
-            .map(|c| (Key(c.email.to_lowercase()), c))
+            .map(|c| (Key(email_key(&c.email)), c))
             .collect();
         let desired: BTreeMap<Key<String>, &DesiredContact> = self
             .d
@@ -867,8 +866,8 @@ impl AccountPlanner<'_> {
         let principal = self.ctx.principal;
         if principal.kind == PrincipalKind::User
             && !self.d.policy.allow_self_revoke
-            && let Some(me) = principal.email.as_deref().map(str::to_lowercase)
-            && let Some(m) = o.members.iter().find(|m| m.email.to_lowercase() == me)
+            && let Some(me) = principal.email.as_deref().map(email_key)
+            && let Some(m) = o.members.iter().find(|m| email_key(&m.email) == me)
         {
             let me = Key(me);
             let after = self.after.iter().find(|a| a.key == me);
