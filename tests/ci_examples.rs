@@ -1,4 +1,4 @@
-//! The CI examples under `examples/ci/` cannot rot: both files are parsed, their structure is
+//! The CI examples under `docs/ci/` cannot rot: both files are parsed, their structure is
 //! checked (sticky comment, saved-plan artifact, apply on the main branch), and the shell steps
 //! that call rolecall run as the forge would run them — with `bash -eo pipefail`, the built
 //! binary on PATH and the reference portal behind ROLECALL_PORTAL.
@@ -21,11 +21,11 @@ fn load(path: &str) -> Value {
 }
 
 fn github() -> Value {
-    load("examples/ci/.github/workflows/rolecall.yml")
+    load("docs/ci/.github/workflows/rolecall.yml")
 }
 
 fn gitlab() -> Value {
-    load("examples/ci/.gitlab-ci.yml")
+    load("docs/ci/.gitlab-ci.yml")
 }
 
 /// A repository as the examples expect it: the shipped manifests under `access/`.

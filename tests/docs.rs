@@ -63,12 +63,22 @@ fn blocks(file: &str) -> Vec<Block> {
     out
 }
 
+/// Every page under `docs/` (`ci/README.md` included), as a path relative to `docs/`.
 fn doc_files() -> Vec<String> {
-    let mut files: Vec<String> = std::fs::read_dir(root().join("docs"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".md"))
-        .collect();
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path, &format!("{prefix}{name}/"), out);
+            } else if name.ends_with(".md") {
+                out.push(format!("{prefix}{name}"));
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&root().join("docs"), "", &mut files);
     files.sort();
     files
 }
@@ -190,7 +200,8 @@ fn local_links_in_the_docs_resolve() {
             if target.is_empty() || target.contains("://") {
                 continue;
             }
-            let path = root().join("docs").join(target);
+            let page = root().join("docs").join(&file);
+            let path = page.parent().unwrap_or(&page).join(target);
             assert!(
                 path.exists(),
                 "docs/{file}: the link {target} leads nowhere"

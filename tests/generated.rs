@@ -153,17 +153,50 @@ fn the_editor_schema_accepts_every_example_and_rejects_a_typo() {
     assert!(!validator.is_valid(&typo));
 }
 
+/// Every file `kubectl apply -R -f DIR` reads: `*.json`, `*.yaml` and `*.yml`, hidden
+/// directories included (kubectl, unlike rolecall, does not skip them).
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         if p.is_dir() {
             out.extend(walk(&p));
-        } else if p.extension().is_some_and(|x| x == "yaml") {
+        } else if p
+            .extension()
+            .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+        {
             out.push(p);
         }
     }
+    out.sort();
     out
+}
+
+/// SPEC §2: the same files work with `kubectl apply -f`. `kubectl apply -R -f examples/`
+/// applies every file it finds there, so each document of each one is a rolecall object.
+#[test]
+fn every_file_kubectl_reads_under_examples_is_a_rolecall_manifest() {
+    let files = walk(&root().join("examples"));
+    assert!(files.len() >= 4, "{files:?}");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let docs = serde_saphyr::from_multiple::<serde_json::Value>(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert!(!docs.is_empty(), "{}: no document", file.display());
+        for doc in docs {
+            assert_eq!(
+                doc["apiVersion"],
+                "rolecall.dev/v1alpha1",
+                "{}: not a rolecall manifest, so `kubectl apply -R -f examples/` fails on it",
+                file.display()
+            );
+            assert!(
+                doc["kind"].is_string() && doc["metadata"]["name"].is_string(),
+                "{}: a document without kind or metadata.name",
+                file.display()
+            );
+        }
+    }
 }
 
 #[test]

@@ -651,3 +651,131 @@ fn a_person_who_joins_between_plan_and_apply_is_not_invited() {
     assert!(no_changes(&ok(run.plan())));
     assert_eq!(whmcs.invitations_to("quick@acme.example"), 0);
 }
+
+/// Names and form fields of every request with one of these actions.
+fn sent(whmcs: &Whmcs, actions: &[&str]) -> Vec<(String, Vec<String>)> {
+    whmcs
+        .lock()
+        .requests
+        .iter()
+        .filter(|(a, _)| actions.contains(&a.as_str()))
+        .map(|(a, form)| {
+            let mut keys: Vec<String> = form.keys().cloned().collect();
+            keys.sort();
+            (a.clone(), keys)
+        })
+        .collect()
+}
+
+/// A person's WHMCS user is their own (seed 000): a grant sets permissions and nothing else.
+/// The saved plan is applied after Dana renamed herself, as people do; no manifest declares
+/// her name, so nothing the plan read of it may be written back.
+#[test]
+fn a_grant_never_writes_a_name_the_manifests_do_not_declare() {
+    let (whmcs, client, dir) = acme();
+    whmcs.add_user(client, "dana@acme.example", &["tickets"]);
+    let run = Run::at(&whmcs, dir.path());
+    run.declare(
+        client,
+        "  members:\n    - email: dana@acme.example\n      roles: [tickets, invoices]\n",
+    );
+    let plan = ok(run.save_plan());
+    assert!(plan.contains("invoices"), "{plan}");
+    {
+        let mut d = whmcs.lock();
+        let u = d
+            .users
+            .iter_mut()
+            .find(|u| u.email == "dana@acme.example")
+            .unwrap();
+        u.firstname = "Dana Maria".into();
+        u.lastname = "Scully".into();
+    }
+    whmcs.lock().requests.clear();
+    ok(run.apply_saved());
+    assert_eq!(
+        whmcs.permissions(client, "dana@acme.example"),
+        Some(vec!["invoices".to_string(), "tickets".to_string()])
+    );
+    let (first, last) = {
+        let d = whmcs.lock();
+        let u = d
+            .users
+            .iter()
+            .find(|u| u.email == "dana@acme.example")
+            .unwrap();
+        (u.firstname.clone(), u.lastname.clone())
+    };
+    assert_eq!((first.as_str(), last.as_str()), ("Dana Maria", "Scully"));
+    let writes = sent(&whmcs, &["UpdateUser", "UpdateUserPermissions"]);
+    assert_eq!(writes.len(), 1, "one write, of the permissions: {writes:?}");
+    assert_eq!(writes[0].0, "UpdateUserPermissions");
+    assert!(
+        !writes[0]
+            .1
+            .iter()
+            .any(|k| k == "firstname" || k == "lastname"),
+        "{writes:?}"
+    );
+    // And with plan and apply in one run, a further grant leaves the name alone too.
+    run.declare(
+        client,
+        "  members:\n    - email: dana@acme.example\n      roles: [tickets, invoices, domains]\n",
+    );
+    ok(run.apply());
+    let d = whmcs.lock();
+    let u = d
+        .users
+        .iter()
+        .find(|u| u.email == "dana@acme.example")
+        .unwrap();
+    assert_eq!(
+        (u.firstname.as_str(), u.lastname.as_str()),
+        ("Dana Maria", "Scully")
+    );
+    assert!(!d.requests.iter().any(|(a, _)| a == "UpdateUser"));
+}
+
+/// The same for a contact: changing its preferences leaves a name the manifests do not
+/// declare as WHMCS has it — "Mary Ann" stays the first name.
+#[test]
+fn a_contact_update_never_rewrites_an_undeclared_name() {
+    let (whmcs, client, dir) = acme();
+    whmcs.add_contact(
+        client,
+        "mary@acme.example",
+        [true, false, false, false, false, false],
+    );
+    {
+        let mut d = whmcs.lock();
+        let c = d
+            .contacts
+            .iter_mut()
+            .find(|c| c.email == "mary@acme.example")
+            .unwrap();
+        c.firstname = "Mary Ann".into();
+        c.lastname = "Smith".into();
+    }
+    let run = Run::at(&whmcs, dir.path());
+    run.declare(
+        client,
+        "  contacts:\n    - email: mary@acme.example\n      notifications: [general, invoices]\n",
+    );
+    ok(run.apply());
+    let c = whmcs.contact(client, "mary@acme.example").unwrap();
+    assert_eq!(c.prefs, [true, false, false, true, false, false]);
+    assert_eq!(
+        (c.firstname.as_str(), c.lastname.as_str()),
+        ("Mary Ann", "Smith")
+    );
+    let updates = sent(&whmcs, &["UpdateContact"]);
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert!(
+        !updates[0]
+            .1
+            .iter()
+            .any(|k| k == "firstname" || k == "lastname"),
+        "{updates:?}"
+    );
+    assert!(no_changes(&ok(run.plan())));
+}

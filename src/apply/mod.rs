@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::domain::{email_key, same_email};
 use crate::plan::{ObservedAccount, Operation};
 use crate::portal::{
     AccountFilter, Contact, ContactPut, ErrorCode, Member, MemberPut, Portal, PortalError,
@@ -292,7 +293,7 @@ pub async fn apply_account<P: Portal>(
     for op in operations {
         let fresh = |email: &str, planned: &Option<String>| -> Option<String> {
             etags
-                .get(&email.to_lowercase())
+                .get(&email_key(email))
                 .cloned()
                 .or_else(|| planned.clone())
         };
@@ -319,7 +320,7 @@ pub async fn apply_account<P: Portal>(
                     .await
                 {
                     Ok(m) => {
-                        etags.insert(email.to_lowercase(), m.etag);
+                        etags.insert(email_key(email), m.etag);
                         Ok(())
                     }
                     // When the answer to this very write was lost (a 503 after the commit),
@@ -328,7 +329,7 @@ pub async fn apply_account<P: Portal>(
                     Err(e) if e.code() == Some(ErrorCode::VersionConflict) => {
                         match member_as_written(portal, customer_number, email, member).await {
                             Some(etag) => {
-                                etags.insert(email.to_lowercase(), etag);
+                                etags.insert(email_key(email), etag);
                                 Ok(())
                             }
                             None => Err(e),
@@ -408,9 +409,7 @@ async fn member_as_written<P: Portal>(
         .list_members(&AccountFilter::Only(vec![customer_number.to_string()]))
         .await
         .ok()?;
-    let m = members
-        .into_iter()
-        .find(|m| m.email.eq_ignore_ascii_case(email))?;
+    let m = members.into_iter().find(|m| same_email(&m.email, email))?;
     let roles = |r: &[RoleGrant]| {
         let mut r = r.to_vec();
         r.sort_by(|a, b| a.name.cmp(&b.name));
@@ -440,7 +439,7 @@ async fn contact_as_written<P: Portal>(
         return false;
     };
     contacts.iter().any(|c| {
-        c.email.eq_ignore_ascii_case(email)
+        same_email(&c.email, email)
             && c.name == put.name
             && same_set(&c.notifications, &put.notifications)
     })
@@ -536,13 +535,13 @@ pub fn check_preconditions(
     let member = |email: &str| {
         o.members
             .iter()
-            .find(|m| m.email.eq_ignore_ascii_case(email))
+            .find(|m| same_email(&m.email, email))
             .map(|m| m.etag.clone())
     };
     let contact = |email: &str| {
         o.contacts
             .iter()
-            .find(|c| c.email.eq_ignore_ascii_case(email))
+            .find(|c| same_email(&c.email, email))
             .map(|c| c.etag.clone())
     };
     let mut checked_members: std::collections::HashSet<String> = Default::default();
@@ -563,7 +562,7 @@ pub fn check_preconditions(
             }
             | Operation::DeleteMember { email, if_match } => {
                 // Only the first write of a member was planned against the observation.
-                if !checked_members.insert(email.to_lowercase()) {
+                if !checked_members.insert(email_key(email)) {
                     continue;
                 }
                 (format!("member {email}"), if_match.clone(), member(email))

@@ -1,14 +1,17 @@
 //! `rolecall export`: the portal's state as manifests, one file per account; fed back to
 //! `plan`, they yield "No changes".
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
 use super::PortalArgs;
 use super::reconcile::{self, DEFAULT_PORTAL, DEFAULT_TOKEN_ENV};
-use crate::model::{API_VERSION, PortalSpec};
+use crate::model::{API_VERSION, Policy, PortalSpec};
 use crate::portal::Portal;
-use crate::render::manifests::{Doc, Meta, account_yaml, object_name, observed_spec};
+use crate::render::manifests::{
+    Doc, Meta, account_yaml, members_without_roles, object_name, observed_spec,
+};
 
 pub async fn run(portal: &PortalArgs, accounts: &[String], out_dir: Option<&Path>) -> ExitCode {
     match export(portal, accounts, out_dir).await {
@@ -62,13 +65,32 @@ async fn export(args: &PortalArgs, only: &[String], out_dir: Option<&Path>) -> R
     };
     let portal_yaml = serde_saphyr::to_string(&portal_doc).unwrap_or_default();
     let mut files: Vec<(String, String)> = vec![("portal.yaml".into(), portal_yaml)];
+    let mut names: BTreeMap<String, &str> = BTreeMap::new();
     for (cn, o) in &observed {
         let Some(account) = &o.account else { continue };
         let name = object_name(cn);
-        let yaml = account_yaml(
-            &name,
-            &observed_spec(account, o, facts.catalog.capabilities.service_scopes),
-        );
+        // Names depend on the customer number alone and carry a hash wherever making one
+        // lost a difference; should two still meet, nothing is written rather than one lost.
+        if let Some(other) = names.insert(name.clone(), cn) {
+            return Err(format!(
+                "customer accounts {other:?} and {cn:?} would both be exported as {name}; export them one at a time with --account"
+            ));
+        }
+        let mut spec = observed_spec(account, o, facts.catalog.capabilities.service_scopes);
+        let roleless = members_without_roles(o);
+        let mut yaml = String::new();
+        if !roleless.is_empty() {
+            yaml.push_str(
+                "# policy.ignore lists the members the portal shows with no role in effect (a role's\n\
+                 # until has passed): no manifest can declare a member without a role, so rolecall\n\
+                 # leaves them as the portal holds them.\n",
+            );
+            spec.policy = Some(Policy {
+                ignore: roleless,
+                ..Policy::default()
+            });
+        }
+        yaml.push_str(&account_yaml(&name, &spec));
         files.push((format!("{name}.yaml"), yaml));
     }
     match out_dir {

@@ -19,7 +19,7 @@ use super::status::{apply_status, condition, object_ready};
 use super::whmcs;
 use super::{Context, Error, FINALIZER, key_of};
 use crate::apply::{FailureCause, apply_account, observe_account};
-use crate::domain::{DesiredAccount, Mode};
+use crate::domain::{DesiredAccount, Mode, email_key};
 use crate::model::{
     AccountMember, CustomerAccount, CustomerAccountStatus, NotificationContact, PlanSummary,
     Portal, PortalStatus, SecretKeyRef, WhmcsInvitation,
@@ -964,17 +964,17 @@ async fn revoke_declared(
         return Ok((Requeue::await_change(), Outcome::InSync));
     };
     let mut declared: HashSet<String> = HashSet::new();
-    declared.extend(obj.spec.members.iter().map(|m| m.email.to_lowercase()));
-    declared.extend(obj.spec.contacts.iter().map(|c| c.email.to_lowercase()));
+    declared.extend(obj.spec.members.iter().map(|m| email_key(&m.email)));
+    declared.extend(obj.spec.contacts.iter().map(|c| email_key(&c.email)));
     declared.extend(
         members_of(ctx, obj)
             .iter()
-            .map(|m| m.spec.email.to_lowercase()),
+            .map(|m| email_key(&m.spec.email)),
     );
     declared.extend(
         contacts_of(ctx, obj)
             .iter()
-            .map(|c| c.spec.email.to_lowercase()),
+            .map(|c| email_key(&c.spec.email)),
     );
 
     // What stays: the portal's state without what this object declared.
@@ -984,9 +984,9 @@ async fn revoke_declared(
         connected.catalog.capabilities.service_scopes,
     );
     spec.members
-        .retain(|m| !declared.contains(&m.email.to_lowercase()));
+        .retain(|m| !declared.contains(&email_key(&m.email)));
     spec.contacts
-        .retain(|c| !declared.contains(&c.email.to_lowercase()));
+        .retain(|c| !declared.contains(&email_key(&c.email)));
     let mut policy = obj.spec.policy.clone().unwrap_or_default();
     policy.prune = Some(true);
     policy.mode = None;

@@ -1,9 +1,23 @@
-//! E-mail addresses: checked for syntax, compared case-insensitively, sent as declared.
+//! E-mail addresses: checked for syntax, compared by identity, sent as declared.
+//!
+//! Identity (SPEC §2 "compared case-insensitively", made precise): two spellings are one
+//! address when they agree after Unicode NFC, lower-casing, and with the domain in its IDNA
+//! ASCII form — `Müller@Bücher.example` (composed or decomposed) and
+//! `müller@xn--bcher-kva.example` are one person. [`email_key`] computes that comparison key;
+//! every comparison of e-mails in rolecall (the planner's matching, duplicate detection,
+//! `policy.ignore`, `allowedEmailDomains`, the reference portal's identities) goes through it.
+//! Invisible characters (zero-width, soft hyphen, …) and bidirectional controls are refused,
+//! so that no two addresses look alike and differ.
 
+use std::borrow::Cow;
 use std::fmt;
 
-/// An e-mail address as declared. Equality and ordering ignore case; `as_str` gives the text
-/// as written, which is what the portal receives.
+use icu_normalizer::ComposingNormalizerBorrowed;
+use icu_properties::CodePointSetData;
+use icu_properties::props::{BidiControl, DefaultIgnorableCodePoint};
+
+/// An e-mail address as declared. Equality and ordering use [`email_key`]; `as_str` gives the
+/// text as written, which is what the portal receives.
 #[derive(Debug, Clone)]
 pub struct Email {
     text: String,
@@ -16,7 +30,7 @@ impl Email {
         check_email(text)?;
         Ok(Email {
             text: text.to_string(),
-            key: text.to_lowercase(),
+            key: email_key(text),
         })
     }
 
@@ -24,15 +38,72 @@ impl Email {
         &self.text
     }
 
-    /// The case-folded form used for comparisons.
+    /// The comparison key ([`email_key`]).
     pub fn key(&self) -> &str {
         &self.key
     }
 
-    /// The domain part, lower-cased.
+    /// The domain part as compared: lower-cased, in its IDNA ASCII form.
     pub fn domain(&self) -> &str {
         self.key.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
     }
+}
+
+/// The comparison key of an e-mail address: Unicode NFC and lower case, with the domain in
+/// its IDNA ASCII form (`bücher.example` → `xn--bcher-kva.example`). Defined for any text, so
+/// that what a portal answers can be compared even when it is not a valid address.
+pub fn email_key(text: &str) -> String {
+    if text.is_ascii() {
+        // The common case, and the same answer the full path gives for ASCII.
+        return text.to_ascii_lowercase();
+    }
+    match text.rsplit_once('@') {
+        Some((local, domain)) => format!("{}@{}", text_key(local), domain_key(domain)),
+        None => text_key(text),
+    }
+}
+
+/// Whether two texts are one e-mail address ([`email_key`]).
+pub fn same_email(a: &str, b: &str) -> bool {
+    a == b || email_key(a) == email_key(b)
+}
+
+/// A domain as compared: its IDNA ASCII form (UTS #46, which also lower-cases and normalises);
+/// the NFC lower-cased text when it has none.
+pub fn domain_key(domain: &str) -> String {
+    if domain.is_ascii() {
+        return domain.to_ascii_lowercase();
+    }
+    idna::domain_to_ascii(domain).unwrap_or_else(|_| text_key(domain))
+}
+
+/// NFC, lower-cased, NFC again (lower-casing can undo a composition).
+fn text_key(text: &str) -> String {
+    let nfc = ComposingNormalizerBorrowed::new_nfc();
+    let lower = nfc.normalize(text).to_lowercase();
+    match nfc.normalize(&lower) {
+        Cow::Borrowed(_) => lower,
+        Cow::Owned(again) => again,
+    }
+}
+
+/// The first character that does not show, or that reorders what is shown: Unicode's
+/// default-ignorable code points (zero-width space and joiners, soft hyphen, word joiner,
+/// variation selectors, …) and the bidirectional controls.
+fn hidden_character(text: &str) -> Option<(char, &'static str)> {
+    let ignorable = CodePointSetData::new::<DefaultIgnorableCodePoint>();
+    let bidi = CodePointSetData::new::<BidiControl>();
+    text.chars().find_map(|c| {
+        if c.is_ascii() {
+            None
+        } else if bidi.contains(c) {
+            Some((c, "a bidirectional control character"))
+        } else if ignorable.contains(c) {
+            Some((c, "an invisible character"))
+        } else {
+            None
+        }
+    })
 }
 
 impl PartialEq for Email {
@@ -71,6 +142,12 @@ fn check_email(text: &str) -> Result<(), String> {
             "{shown} is not an e-mail address: it is longer than 254 characters"
         ));
     }
+    if let Some((c, what)) = hidden_character(text) {
+        return Err(format!(
+            "{shown} is not an e-mail address: it contains U+{:04X}, {what}, so it could look like another address",
+            u32::from(c)
+        ));
+    }
     let Some((local, domain)) = text.rsplit_once('@') else {
         return Err(format!("{shown} is not an e-mail address: it has no \"@\""));
     };
@@ -101,7 +178,9 @@ fn check_email(text: &str) -> Result<(), String> {
             "{shown} is not an e-mail address: the part before \"@\" has a character or dot e-mail does not allow"
         ));
     }
-    let labels: Vec<&str> = domain.split('.').collect();
+    // Labels are checked composed: a decomposed `bu\u{308}cher` is the host name `bücher`.
+    let composed = ComposingNormalizerBorrowed::new_nfc().normalize(domain);
+    let labels: Vec<&str> = composed.split('.').collect();
     if labels.len() < 2 {
         return Err(format!(
             "{shown} is not an e-mail address: the domain {domain:?} has no dot"
@@ -119,33 +198,79 @@ fn check_email(text: &str) -> Result<(), String> {
             ));
         }
     }
+    if !domain.is_ascii() && idna::domain_to_ascii(domain).is_err() {
+        return Err(format!(
+            "{shown} is not an e-mail address: the domain {domain:?} is not a valid internationalised host name"
+        ));
+    }
     Ok(())
 }
 
-/// An e-mail glob of `policy.ignore`: `*` matches any run of characters, `?` one; case-insensitive.
+/// An e-mail glob of `policy.ignore`: `*` matches any run of characters, `?` one, and `\`
+/// takes the next character as it is (`\*` matches a `*`). It matches an address's
+/// [`email_key`]: case, Unicode normal form and the IDNA spelling of the domain do not matter.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EmailGlob(String);
+pub struct EmailGlob {
+    /// The pattern as normalised: NFC, lower case, literal domain labels in IDNA ASCII.
+    text: String,
+    tokens: Vec<GlobToken>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GlobToken {
+    Any,
+    One,
+    Char(char),
+}
 
 impl EmailGlob {
     pub fn new(pattern: &str) -> EmailGlob {
-        EmailGlob(pattern.to_lowercase())
+        let text = glob_key(pattern);
+        let mut tokens = Vec::new();
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            tokens.push(match c {
+                '*' => GlobToken::Any,
+                '?' => GlobToken::One,
+                '\\' => GlobToken::Char(chars.next().unwrap_or('\\')),
+                c => GlobToken::Char(c),
+            });
+        }
+        EmailGlob { text, tokens }
+    }
+
+    /// The pattern that matches exactly this address and no other.
+    pub fn exact(email: &str) -> String {
+        let mut out = String::with_capacity(email.len());
+        for c in email.chars() {
+            if matches!(c, '*' | '?' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     pub fn matches(&self, email: &str) -> bool {
-        let text: Vec<char> = email.to_lowercase().chars().collect();
-        let pattern: Vec<char> = self.0.chars().collect();
+        let text: Vec<char> = email_key(email).chars().collect();
+        let pattern = &self.tokens;
         // Iterative wildcard matching with one backtrack point: linear in practice.
         let (mut t, mut p) = (0usize, 0usize);
         let (mut star, mut mark) = (None::<usize>, 0usize);
         while t < text.len() {
-            if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
+            let step = match pattern.get(p) {
+                Some(GlobToken::One) => true,
+                Some(GlobToken::Char(c)) => *c == text[t],
+                _ => false,
+            };
+            if step {
                 t += 1;
                 p += 1;
-            } else if p < pattern.len() && pattern[p] == '*' {
+            } else if pattern.get(p) == Some(&GlobToken::Any) {
                 star = Some(p);
                 mark = t;
                 p += 1;
@@ -157,11 +282,46 @@ impl EmailGlob {
                 return false;
             }
         }
-        while p < pattern.len() && pattern[p] == '*' {
+        while pattern.get(p) == Some(&GlobToken::Any) {
             p += 1;
         }
         p == pattern.len()
     }
+}
+
+/// A pattern in the form of [`email_key`]: the labels of its domain that hold no wildcard or
+/// escape take their IDNA ASCII form, so `*@bücher.example` matches `u@xn--bcher-kva.example`.
+fn glob_key(pattern: &str) -> String {
+    if pattern.is_ascii() {
+        return pattern.to_ascii_lowercase();
+    }
+    let special = |s: &str| s.contains(['*', '?', '\\']);
+    // The last `@` that is not escaped separates the domain.
+    let mut at = None;
+    let mut escaped = false;
+    for (i, c) in pattern.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '@' => at = Some(i),
+            _ => {}
+        }
+    }
+    let Some(at) = at else {
+        return text_key(pattern);
+    };
+    let (local, domain) = (&pattern[..at], &pattern[at + 1..]);
+    let labels: Vec<String> = domain
+        .split('.')
+        .map(|label| {
+            if special(label) {
+                text_key(label)
+            } else {
+                domain_key(label)
+            }
+        })
+        .collect();
+    format!("{}@{}", text_key(local), labels.join("."))
 }
 
 #[cfg(test)]
@@ -201,5 +361,72 @@ mod tests {
         assert!(!g.matches("ops@provider.example.org"));
         assert!(EmailGlob::new("a?c@*").matches("abc@x.y"));
         assert!(!EmailGlob::new("a?c@*").matches("ac@x.y"));
+    }
+
+    #[test]
+    fn one_address_in_composed_decomposed_unicode_and_ascii_domain_spellings_is_one_person() {
+        let forms = [
+            "u@bücher.example",
+            "u@xn--bcher-kva.example",
+            "U@BÜCHER.example",
+            "u@bu\u{308}cher.example",
+        ];
+        let keys: Vec<Email> = forms.iter().map(|f| Email::parse(f).unwrap()).collect();
+        for (f, k) in forms.iter().zip(&keys) {
+            assert_eq!(k, &keys[0], "{f}");
+            assert_eq!(k.domain(), "xn--bcher-kva.example", "{f}");
+            assert_eq!(k.as_str(), *f, "sent to the portal as declared");
+        }
+        let nfc = Email::parse("m\u{fc}ller@acme.example").unwrap();
+        let nfd = Email::parse("mu\u{308}ller@acme.example").unwrap();
+        assert_eq!(nfc, nfd);
+        assert_eq!(nfd.key(), "m\u{fc}ller@acme.example");
+        assert_eq!(email_key("MU\u{308}LLER@Acme.example"), nfc.key());
+        assert_ne!(email_key("muller@acme.example"), nfc.key());
+        assert_eq!(email_key("no at sign"), "no at sign");
+    }
+
+    #[test]
+    fn invisible_and_bidirectional_characters_are_refused_with_their_code_point() {
+        for (text, code, what) in [
+            ("u\u{200b}@acme.example", "U+200B", "invisible"),
+            ("u\u{ad}x@acme.example", "U+00AD", "invisible"),
+            ("\u{feff}u@acme.example", "U+FEFF", "invisible"),
+            ("u\u{2060}@acme.example", "U+2060", "invisible"),
+            ("u\u{200d}@acme.example", "U+200D", "invisible"),
+            ("u\u{202e}moc.evil@acme.example", "U+202E", "bidirectional"),
+            ("u\u{2066}@acme.example", "U+2066", "bidirectional"),
+            ("u@acme\u{200e}.example", "U+200E", "bidirectional"),
+        ] {
+            let err = Email::parse(text).unwrap_err();
+            assert!(err.contains(code) && err.contains(what), "{text:?}: {err}");
+            assert!(
+                !err.chars()
+                    .any(|c| hidden_character(&c.to_string()).is_some()),
+                "the message shows the character escaped: {err}"
+            );
+        }
+        assert!(Email::parse("j\u{f6}rg@b\u{fc}cher.example").is_ok());
+        let err = Email::parse("u@xn--zz\u{fc}.example").unwrap_err();
+        assert!(err.contains("host name"), "{err}");
+    }
+
+    #[test]
+    fn globs_compare_like_addresses_and_escape_their_wildcards() {
+        let idn = EmailGlob::new("*@B\u{dc}cher.example");
+        assert!(idn.matches("u@xn--bcher-kva.example"));
+        assert!(idn.matches("u@bu\u{308}cher.example"));
+        assert!(EmailGlob::new("*@xn--bcher-kva.example").matches("u@b\u{fc}cher.example"));
+        assert!(EmailGlob::new("mu\u{308}ller@*").matches("M\u{dc}LLER@x.example"));
+        let exact = EmailGlob::exact("a*b?c@x.example");
+        assert_eq!(exact, "a\\*b\\?c@x.example");
+        let g = EmailGlob::new(&exact);
+        assert!(g.matches("A*B?C@x.example"));
+        assert!(!g.matches("aXXbYc@x.example"));
+        assert!(!g.matches("a*bYc@x.example"));
+        assert!(
+            EmailGlob::new(&EmailGlob::exact("j\u{f6}rg@b\u{fc}cher.example"))
+                .matches("jo\u{308}rg@xn--bcher-kva.example")
+        );
     }
 }

@@ -190,4 +190,12 @@ impl AccountPolicy {
     pub fn ignores(&self, email: &str) -> bool {
         self.ignore.iter().any(|g| g.matches(email))
     }
+
+    /// Whether `allowedEmailDomains` (if set) lets this address in; domains compare in their
+    /// IDNA ASCII form, so `bücher.example` and `xn--bcher-kva.example` are one domain.
+    pub fn allows(&self, email: &Email) -> bool {
+        self.allowed_email_domains
+            .as_ref()
+            .is_none_or(|domains| domains.iter().any(|d| domain_key(d) == email.domain()))
+    }
 }

@@ -595,7 +595,7 @@ fn check_email<'a>(
         );
     }
     if let Some(domains) = &policy.allowed_email_domains
-        && !domains.iter().any(|d| d == email.domain())
+        && !policy.allows(&email)
     {
         c.error(
             at.doc,

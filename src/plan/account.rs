@@ -7,7 +7,9 @@ use serde_json::json;
 
 use super::key::Key;
 use super::{ABSENT, AccountPlan, Action, Change, Context, ObservedAccount, Operation, PlanError};
-use crate::domain::{DesiredAccount, DesiredContact, DesiredMember, Phase, Services, Window};
+use crate::domain::{
+    DesiredAccount, DesiredContact, DesiredMember, Phase, Services, Window, email_key,
+};
 use crate::portal::{
     AccountPatch, ContactPut, Invitation, InvitationStatus, Member, MemberPut, NewAccount,
     PrincipalKind, RoleGrant,
@@ -92,13 +94,13 @@ pub fn plan_account(d: &DesiredAccount, o: &ObservedAccount, ctx: &Context) -> A
     changes.sort_by(|a, b| {
         let ka = (
             a.change.action.phase(),
-            Key(email_key(&a.change)),
+            Key(change_email_key(&a.change)),
             a.change.action,
             &a.change.role,
         );
         let kb = (
             b.change.action.phase(),
-            Key(email_key(&b.change)),
+            Key(change_email_key(&b.change)),
             b.change.action,
             &b.change.role,
         );
@@ -115,8 +117,8 @@ pub fn plan_account(d: &DesiredAccount, o: &ObservedAccount, ctx: &Context) -> A
     plan
 }
 
-fn email_key(c: &Change) -> String {
-    c.email.as_deref().unwrap_or("").to_lowercase()
+fn change_email_key(c: &Change) -> String {
+    email_key(c.email.as_deref().unwrap_or(""))
 }
 
 /// Roles and notification kinds must be in the portal's catalog.
@@ -298,7 +300,7 @@ impl AccountPlanner<'_> {
         let observed: BTreeMap<Key<String>, &Member> = o
             .members
             .iter()
-            .map(|m| (Key(m.email.to_lowercase()), m))
+            .map(|m| (Key(email_key(&m.email)), m))
             .collect();
         let desired: BTreeMap<Key<String>, &DesiredMember> = self
             .d
@@ -354,7 +356,7 @@ impl AccountPlanner<'_> {
     /// A member left as the portal has it.
     fn keep(&mut self, m: &Member) {
         self.after.push(After {
-            key: Key(m.email.to_lowercase()),
+            key: Key(email_key(&m.email)),
             user_linked: m.user_linked,
             roles: m.roles.iter().map(|r| r.name.clone()).collect(),
             windows: m
@@ -378,7 +380,7 @@ impl AccountPlanner<'_> {
         self.change(c, counted);
         self.step(
             4,
-            &Key(m.email.to_lowercase()),
+            &Key(email_key(&m.email)),
             Operation::DeleteMember {
                 email: m.email.clone(),
                 if_match: Some(m.etag.clone()),
@@ -587,6 +589,7 @@ impl AccountPlanner<'_> {
         // Name, services and notifications, where declared.
         let mut before = json!({});
         let mut after = json!({});
+        let mut name_change = None;
         let mut services_change = None;
         let mut notifications_change = None;
         if let Some(name) = &dm.name
@@ -594,6 +597,7 @@ impl AccountPlanner<'_> {
         {
             before["name"] = json!(m.name);
             after["name"] = json!(name);
+            name_change = Some(name.clone());
         }
         if let Some(services) = &dm.services
             && self.ctx.catalog.capabilities.service_scopes
@@ -620,21 +624,15 @@ impl AccountPlanner<'_> {
             grew = true;
         }
 
-        // What the changes do not change is written as the portal has it, so that the body
-        // follows from the changes (a saved plan is checked for that).
+        // Only what the changes change, and so only what the manifests declare: a field left
+        // out of the write keeps its value on the portal (SPEC §4 PUT). The name, above all, may
+        // be the person's own (a WHMCS user is theirs) and is never written back as read; and
+        // the body follows from the changes, which a saved plan is checked for.
         let body = |roles: &BTreeMap<String, Option<String>>| MemberPut {
-            name: dm.name.clone().or_else(|| m.name.clone()),
+            name: name_change.clone(),
             roles: grants(roles),
-            services: Some(
-                services_change
-                    .clone()
-                    .unwrap_or_else(|| m.services.clone()),
-            ),
-            notifications: Some(
-                notifications_change
-                    .clone()
-                    .unwrap_or_else(|| m.notifications.clone()),
-            ),
+            services: services_change.clone(),
+            notifications: notifications_change.clone(),
         };
         if grew && shrank {
             // Grants first, revocations last (SPEC §3): two writes, so that an admin handover
@@ -767,7 +765,7 @@ impl AccountPlanner<'_> {
         let observed: BTreeMap<Key<String>, &crate::portal::Contact> = o
             .contacts
             .iter()
-            .map(|c| (Key(c.email.to_lowercase()), c))
+            .map(|c| (Key(email_key(&c.email)), c))
             .collect();
         let desired: BTreeMap<Key<String>, &DesiredContact> = self
             .d
@@ -948,8 +946,8 @@ impl AccountPlanner<'_> {
         let principal = self.ctx.principal;
         if principal.kind == PrincipalKind::User
             && !self.d.policy.allow_self_revoke
-            && let Some(me) = principal.email.as_deref().map(str::to_lowercase)
-            && let Some(m) = o.members.iter().find(|m| m.email.to_lowercase() == me)
+            && let Some(me) = principal.email.as_deref().map(email_key)
+            && let Some(m) = o.members.iter().find(|m| email_key(&m.email) == me)
         {
             let me = Key(me);
             let after = self.after.iter().find(|a| a.key == me);
@@ -1016,7 +1014,7 @@ fn parse_instant(text: &str) -> Option<Timestamp> {
 pub(super) fn idempotency_key(plan_id: &str, cn: &str, action: Action, email: &str) -> String {
     let text = format!(
         "{plan_id}\u{0}{cn}\u{0}{}\u{0}{}",
-        email.to_lowercase(),
+        email_key(email),
         action.as_str()
     );
     format!("rc-{:032x}", fnv1a_128(text.as_bytes()))

@@ -39,7 +39,7 @@ pub fn carriers(changes: &[Change], operations: &[Operation]) -> Vec<Option<usiz
     // (kind, e-mail) → (first, last) index.
     let mut index: HashMap<(Write, String), (usize, usize)> = HashMap::new();
     for (i, op) in operations.iter().enumerate() {
-        let email = op.email().unwrap_or("").to_lowercase();
+        let email = crate::domain::email_key(op.email().unwrap_or(""));
         index
             .entry((write_of(op), email))
             .and_modify(|(_, last)| *last = i)
@@ -61,7 +61,7 @@ pub fn carriers(changes: &[Change], operations: &[Operation]) -> Vec<Option<usiz
                 Action::AddContact | Action::UpdateContact => (Write::PutContact, false),
                 Action::RemoveContact => (Write::DeleteContact, false),
             };
-            let email = c.email.as_deref().unwrap_or("").to_lowercase();
+            let email = crate::domain::email_key(c.email.as_deref().unwrap_or(""));
             index
                 .get(&(write, email))
                 .map(|&(first, end)| if last { end } else { first })

@@ -188,19 +188,28 @@ fn derive(
                     .email
                     .as_deref()
                     .ok_or_else(|| unfit(c, "names no e-mail"))?;
-                contacts.entry(email.to_lowercase()).or_default().push(c);
+                contacts
+                    .entry(crate::domain::email_key(email))
+                    .or_default()
+                    .push(c);
             }
             _ => {
                 let email = c
                     .email
                     .as_deref()
                     .ok_or_else(|| unfit(c, "names no e-mail"))?;
-                members.entry(email.to_lowercase()).or_default().push(c);
+                members
+                    .entry(crate::domain::email_key(email))
+                    .or_default()
+                    .push(c);
             }
         }
     }
     for (lower, cs) in &contacts {
-        let oc = o.contacts.iter().find(|c| c.email.to_lowercase() == *lower);
+        let oc = o
+            .contacts
+            .iter()
+            .find(|c| crate::domain::email_key(&c.email) == *lower);
         for c in cs {
             let email = c.email.clone().unwrap_or_default();
             let after = c.after.as_ref();
@@ -236,7 +245,10 @@ fn derive(
         }
     }
     for (lower, cs) in &members {
-        let m = o.members.iter().find(|m| m.email.to_lowercase() == *lower);
+        let m = o
+            .members
+            .iter()
+            .find(|m| crate::domain::email_key(&m.email) == *lower);
         derive_member(cs, m, scheduled, &key, &unfit, &mut ops)?;
     }
     Ok(ops.into_iter().map(|(p, op)| (p, normalise(&op))).collect())
@@ -317,9 +329,11 @@ fn derive_member(
             .collect();
         let mut target = observed.clone();
         let (mut grew, mut shrank) = (false, false);
-        let mut name = m.name.clone();
-        let mut scope = m.services.clone();
-        let mut kinds = m.notifications.clone();
+        // Only what the changes change is written (the planner's rule): the rest keeps its
+        // value on the portal.
+        let mut name = None;
+        let mut scope = None;
+        let mut kinds = None;
         for c in cs {
             let role = || c.role.clone().ok_or_else(|| unfit(c, "names no role"));
             match c.action {
@@ -349,10 +363,10 @@ fn derive_member(
                     if let Some(s) =
                         services(after.and_then(|v| v.get("services"))).map_err(|e| unfit(c, &e))?
                     {
-                        scope = s;
+                        scope = Some(s);
                     }
                     if let Some(k) = strings(after.and_then(|v| v.get("notifications"))) {
-                        kinds = k;
+                        kinds = Some(k);
                     }
                     grew = true;
                 }
@@ -363,8 +377,8 @@ fn derive_member(
         let body = |roles: &BTreeMap<String, Option<String>>| MemberPut {
             name: name.clone(),
             roles: grants(roles),
-            services: Some(scope.clone()),
-            notifications: Some(kinds.clone()),
+            services: scope.clone(),
+            notifications: kinds.clone(),
         };
         let put = |roles: &BTreeMap<String, Option<String>>| Operation::PutMember {
             email: email.clone(),
@@ -465,7 +479,7 @@ fn safety(a: &AccountDocument, o: &ObservedAccount, ctx: &Context) -> Result<(),
         .iter()
         .map(|m| {
             (
-                m.email.to_lowercase(),
+                crate::domain::email_key(&m.email),
                 (
                     m.user_linked,
                     m.roles.iter().map(|r| r.name.clone()).collect(),
@@ -477,12 +491,12 @@ fn safety(a: &AccountDocument, o: &ObservedAccount, ctx: &Context) -> Result<(),
         match op {
             Operation::PutMember { email, member, .. } => {
                 let entry = after
-                    .entry(email.to_lowercase())
+                    .entry(crate::domain::email_key(email))
                     .or_insert((false, BTreeSet::new()));
                 entry.1 = member.roles.iter().map(|r| r.name.clone()).collect();
             }
             Operation::DeleteMember { email, .. } => {
-                after.remove(&email.to_lowercase());
+                after.remove(&crate::domain::email_key(email));
             }
             _ => {}
         }
@@ -511,8 +525,11 @@ fn safety(a: &AccountDocument, o: &ObservedAccount, ctx: &Context) -> Result<(),
     let principal = ctx.principal;
     if principal.kind == PrincipalKind::User
         && !a.allow_self_revoke
-        && let Some(me) = principal.email.as_deref().map(str::to_lowercase)
-        && let Some(m) = o.members.iter().find(|m| m.email.to_lowercase() == me)
+        && let Some(me) = principal.email.as_deref().map(crate::domain::email_key)
+        && let Some(m) = o
+            .members
+            .iter()
+            .find(|m| crate::domain::email_key(&m.email) == me)
     {
         let keeps = after.get(&me).map(|(_, r)| r);
         for role in [ADMIN_ROLE, LOGIN_ROLE] {

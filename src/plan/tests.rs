@@ -173,7 +173,7 @@ fn simulate(
                 let pos = o
                     .members
                     .iter()
-                    .position(|m| m.email.eq_ignore_ascii_case(email));
+                    .position(|m| crate::domain::same_email(&m.email, email));
                 let m = match pos {
                     Some(i) => &mut o.members[i],
                     None => {
@@ -182,7 +182,10 @@ fn simulate(
                     }
                 };
                 m.roles = member.roles.clone();
-                m.name = member.name.clone();
+                // As the reference portal: a field the write leaves out keeps its value.
+                if let Some(n) = &member.name {
+                    m.name = Some(n.clone());
+                }
                 if let Some(s) = &member.services {
                     m.services = s.clone();
                 }
@@ -191,14 +194,14 @@ fn simulate(
                 }
                 m.etag = e;
             }
-            Operation::DeleteMember { email, .. } => {
-                o.members.retain(|m| !m.email.eq_ignore_ascii_case(email))
-            }
+            Operation::DeleteMember { email, .. } => o
+                .members
+                .retain(|m| !crate::domain::same_email(&m.email, email)),
             Operation::Invite { email, .. } => {
                 let m = o
                     .members
                     .iter_mut()
-                    .find(|m| m.email.eq_ignore_ascii_case(email))
+                    .find(|m| crate::domain::same_email(&m.email, email))
                     .unwrap();
                 assert!(!m.user_linked, "invited a linked member");
                 m.invitation = Some(Invitation {
@@ -212,14 +215,15 @@ fn simulate(
                 if let Some(m) = o
                     .members
                     .iter_mut()
-                    .find(|m| m.email.eq_ignore_ascii_case(email))
+                    .find(|m| crate::domain::same_email(&m.email, email))
                 {
                     m.invitation = None;
                 }
             }
             Operation::PutContact { email, contact, .. } => {
                 let e = etag(email);
-                o.contacts.retain(|c| !c.email.eq_ignore_ascii_case(email));
+                o.contacts
+                    .retain(|c| !crate::domain::same_email(&c.email, email));
                 o.contacts.push(Contact {
                     customer_number: Some("10042".into()),
                     email: email.clone(),
@@ -228,9 +232,9 @@ fn simulate(
                     etag: e,
                 });
             }
-            Operation::DeleteContact { email, .. } => {
-                o.contacts.retain(|c| !c.email.eq_ignore_ascii_case(email))
-            }
+            Operation::DeleteContact { email, .. } => o
+                .contacts
+                .retain(|c| !crate::domain::same_email(&c.email, email)),
         }
     }
     // The portal lists no role whose `until` has passed.
@@ -1435,4 +1439,94 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn an_address_in_another_unicode_or_idna_spelling_is_the_same_member() {
+    let d = account(
+        "UTC",
+        vec![
+            member(
+                "u@b\u{fc}cher.example",
+                vec![role("cockpit-access", None, None)],
+            ),
+            member(
+                "mu\u{308}ller@acme.example",
+                vec![role("technical-contact", None, None)],
+            ),
+        ],
+    );
+    let o = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        members: vec![
+            observed_member("U@xn--bcher-kva.example", &["cockpit-access"], true),
+            observed_member("m\u{fc}ller@ACME.example", &["technical-contact"], true),
+        ],
+        contacts: vec![],
+    };
+    let p = run(&d, &o, &operator(), ts("2026-11-26T09:00:00Z"));
+    assert_eq!(actions(&p), Vec::<String>::new());
+    assert!(p.operations.is_empty());
+}
+
+#[test]
+fn ignore_patterns_and_allowed_domains_compare_domains_in_their_idna_form() {
+    let mut d = account(
+        "UTC",
+        vec![member(
+            "a@acme.example",
+            vec![role("technical-contact", None, None)],
+        )],
+    );
+    d.policy.ignore = vec![crate::domain::EmailGlob::new("*@B\u{dc}CHER.example")];
+    let o = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        members: vec![
+            observed_member("a@acme.example", &["technical-contact"], true),
+            observed_member("staff@xn--bcher-kva.example", &["cockpit-access"], true),
+        ],
+        contacts: vec![],
+    };
+    let p = run(&d, &o, &operator(), ts("2026-11-26T09:00:00Z"));
+    assert_eq!(actions(&p), Vec::<String>::new());
+    d.policy.allowed_email_domains = Some(vec!["b\u{fc}cher.example".into()]);
+    assert!(
+        d.policy
+            .allows(&Email::parse("u@xn--bcher-kva.example").unwrap())
+    );
+    assert!(!d.policy.allows(&Email::parse("u@bucher.example").unwrap()));
+}
+
+/// A grant to an existing member writes its roles and nothing the manifests leave out: the
+/// name (a WHMCS user's is the person's own), services and notifications stay the portal's.
+#[test]
+fn a_write_carries_only_the_fields_the_manifests_declare() {
+    let d = account(
+        "UTC",
+        vec![member(
+            "dana@acme.example",
+            vec![
+                role("cockpit-access", None, None),
+                role("technical-contact", None, None),
+            ],
+        )],
+    );
+    let mut dana = observed_member("dana@acme.example", &["cockpit-access"], true);
+    dana.name = Some("Dana's Own Name".into());
+    dana.services = Services::Only(vec!["srv-1".into()]);
+    dana.notifications = vec!["support".into()];
+    let o = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        members: vec![dana],
+        contacts: vec![],
+    };
+    let p = run(&d, &o, &operator(), ts("2026-11-26T09:00:00Z"));
+    assert_eq!(actions(&p), ["grant dana@acme.example technical-contact"]);
+    let [Operation::PutMember { member, .. }] = p.operations.as_slice() else {
+        panic!("{:?}", p.operations);
+    };
+    assert_eq!(member.name, None);
+    assert_eq!(member.services, None);
+    assert_eq!(member.notifications, None);
+    assert_eq!(member.roles.len(), 2);
 }

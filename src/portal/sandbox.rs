@@ -233,7 +233,7 @@ impl Portal for SandboxPortal {
         idempotency_key: &str,
     ) -> PortalResult<Invitation> {
         let (cn, email) = (customer_number.to_string(), email.to_string());
-        let request = format!("invite {cn} {} {resend}", email.to_lowercase());
+        let request = format!("invite {cn} {} {resend}", crate::domain::email_key(&email));
         self.idempotent(idempotency_key, request, move |s, p, now| {
             s.invite(p, now, &cn, &email, resend).map(|(i, _)| i)
         })

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::domain::{DesiredAccount, Services};
+use crate::domain::{DesiredAccount, Services, email_key, same_email};
 use crate::model::{
     API_VERSION, ContactSpec, CustomerAccountSpec, MemberSpec, RoleEntry, RoleWindow, ServiceScope,
 };
@@ -24,18 +24,64 @@ pub struct Meta {
     pub name: String,
 }
 
-/// An object name from a customer number: `account-10042`.
+/// The object name (and, with `.yaml`, the file name) of an exported account: `account-` and
+/// the customer number, when it is already a valid lower-case name (`account-10042`).
+/// Otherwise the customer number is made one — lower case, anything but letters and digits
+/// turned into `-` — and, because that loses what told two numbers apart (`K-100`, `K_100`,
+/// `k-100`; `AB`, `ab`), a short hash of the exact customer number is added:
+/// `account-k-100-1a2b3c4d`. The name depends on the customer number alone, so it is the same
+/// on every run and whatever other accounts the portal holds, and it differs even on a file
+/// system that ignores case.
 pub fn object_name(customer_number: &str) -> String {
-    let mut name: String = customer_number
-        .to_lowercase()
+    const MAX: usize = 200;
+    let sanitised: String = customer_number
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
-    name = name.trim_matches('-').to_string();
-    if name.is_empty() {
-        name = "unnamed".into();
+    let mut name = sanitised.trim_matches('-').to_string();
+    name.truncate(MAX);
+    let name = name.trim_end_matches('-');
+    if name == customer_number {
+        format!("account-{name}")
+    } else {
+        let name = if name.is_empty() { "unnamed" } else { name };
+        format!("account-{name}-{:08x}", stable_hash(customer_number) as u32)
     }
-    format!("account-{name}")
+}
+
+/// FNV-1a, 64 bits: the same on every run and platform.
+fn stable_hash(text: &str) -> u64 {
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for b in text.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    hash
+}
+
+/// The members the portal lists with no role in effect (their last role's `until` has passed,
+/// or they were written with none). No manifest can declare such a member — a member has at
+/// least one role — and declaring one with its old role would have the plan remove it, so an
+/// export lists them under `policy.ignore` (as exact patterns): rolecall leaves them as the
+/// portal holds them, and the export plans "No changes".
+pub fn members_without_roles(o: &ObservedAccount) -> Vec<String> {
+    let mut emails: Vec<&str> = o
+        .members
+        .iter()
+        .filter(|m| m.roles.is_empty())
+        .map(|m| m.email.as_str())
+        .collect();
+    emails.sort_by_key(|e| email_key(e));
+    emails
+        .into_iter()
+        .map(crate::domain::EmailGlob::exact)
+        .collect()
 }
 
 fn services(s: &Services) -> ServiceScope {
@@ -91,7 +137,7 @@ pub fn observed_spec(
         .filter(|m| !m.roles.is_empty())
         .map(|m| member_spec(m, service_scopes))
         .collect();
-    members.sort_by_key(|m| m.email.to_lowercase());
+    members.sort_by_key(|m| email_key(&m.email));
     let mut contacts: Vec<ContactSpec> = o
         .contacts
         .iter()
@@ -101,7 +147,7 @@ pub fn observed_spec(
             notifications: sorted(&c.notifications),
         })
         .collect();
-    contacts.sort_by_key(|c| c.email.to_lowercase());
+    contacts.sort_by_key(|c| email_key(&c.email));
     CustomerAccountSpec {
         portal_ref: None,
         customer_number: account.customer_number.clone(),
@@ -124,11 +170,7 @@ pub fn desired_spec(
     scheduled_revocation: bool,
     service_scopes: bool,
 ) -> CustomerAccountSpec {
-    let observed_member = |email: &str| {
-        o.members
-            .iter()
-            .find(|m| m.email.eq_ignore_ascii_case(email))
-    };
+    let observed_member = |email: &str| o.members.iter().find(|m| same_email(&m.email, email));
     let mut members: Vec<MemberSpec> = d
         .members
         .iter()
@@ -170,7 +212,7 @@ pub fn desired_spec(
             })
         })
         .collect();
-    members.sort_by_key(|m| m.email.to_lowercase());
+    members.sort_by_key(|m| email_key(&m.email));
     let mut contacts: Vec<ContactSpec> = d
         .contacts
         .iter()
@@ -178,7 +220,7 @@ pub fn desired_spec(
             let obs = o
                 .contacts
                 .iter()
-                .find(|oc| oc.email.eq_ignore_ascii_case(c.email.as_str()));
+                .find(|oc| same_email(&oc.email, c.email.as_str()));
             ContactSpec {
                 email: c.email.as_str().to_string(),
                 name: c
@@ -190,7 +232,7 @@ pub fn desired_spec(
             }
         })
         .collect();
-    contacts.sort_by_key(|c| c.email.to_lowercase());
+    contacts.sort_by_key(|c| email_key(&c.email));
     CustomerAccountSpec {
         portal_ref: None,
         customer_number: d.customer_number.clone(),

@@ -223,7 +223,7 @@ impl Principal {
         Principal {
             kind: PrincipalKind::User,
             email: Some(email.to_string()),
-            email_key: Some(email.to_lowercase()),
+            email_key: Some(crate::domain::email_key(email)),
             token_id: token_id.into(),
         }
     }

@@ -31,7 +31,7 @@ pub struct InvitationRecord {
 
 impl InvitationRecord {
     pub fn is_for(&self, client_id: &str, email: &str) -> bool {
-        self.client_id == client_id && self.email.eq_ignore_ascii_case(email)
+        self.client_id == client_id && crate::domain::same_email(&self.email, email)
     }
 
     pub fn expired(&self, now: Timestamp) -> bool {
@@ -66,7 +66,8 @@ fn upsert(records: &mut Vec<InvitationRecord>, record: InvitationRecord) {
     records.retain(|r| !r.is_for(&record.client_id, &record.email));
     records.push(record);
     records.sort_by(|a, b| {
-        (&a.client_id, a.email.to_lowercase()).cmp(&(&b.client_id, b.email.to_lowercase()))
+        (&a.client_id, crate::domain::email_key(&a.email))
+            .cmp(&(&b.client_id, crate::domain::email_key(&b.email)))
     });
 }
 

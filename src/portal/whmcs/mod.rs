@@ -43,6 +43,7 @@ use super::{
     ContactPut, ErrorCode, Invitation, InvitationStatus, Member, MemberPut, NewAccount, Portal,
     PortalError, PortalResult, PrincipalKind, RoleGrant, Services, Whoami,
 };
+use crate::domain::{email_key, same_email};
 
 /// The read-only role of a client's owner user.
 pub const OWNER_ROLE: &str = "owner";
@@ -463,7 +464,7 @@ impl WhmcsPortal {
             .await?;
         let Some(user) = users
             .iter()
-            .find(|u| wire::text(u, "email").eq_ignore_ascii_case(email))
+            .find(|u| same_email(wire::text(u, "email"), email))
         else {
             return Ok(None);
         };
@@ -567,9 +568,7 @@ impl WhmcsPortal {
             .list(client_id)
             .map_err(Self::store_error)?;
         for record in records {
-            let joined = members
-                .iter()
-                .any(|m| m.email.eq_ignore_ascii_case(&record.email));
+            let joined = members.iter().any(|m| same_email(&m.email, &record.email));
             if joined {
                 self.invitations
                     .remove(client_id, &record.email)
@@ -591,7 +590,7 @@ impl WhmcsPortal {
     }
 
     fn planned_key(client_id: &str, email: &str) -> (String, String) {
-        (client_id.to_owned(), email.to_lowercase())
+        (client_id.to_owned(), email_key(email))
     }
 
     /// Checks that every role is a WHMCS permission rolecall may set.
@@ -644,7 +643,7 @@ impl WhmcsPortal {
             .await?;
         Ok(contacts
             .into_iter()
-            .find(|c| wire::text(c, "email").eq_ignore_ascii_case(email)))
+            .find(|c| same_email(wire::text(c, "email"), email)))
     }
 }
 
@@ -1141,10 +1140,12 @@ impl Portal for WhmcsPortal {
         contact: &ContactPut,
         _: Option<&str>,
     ) -> PortalResult<Contact> {
-        let prefs = preferences(&contact.notifications)?;
-        let (first, last) = wire::split_name(&contact.name);
-        let mut params: Vec<(&str, String)> = vec![("firstname", first), ("lastname", last)];
-        params.extend(prefs);
+        let mut params: Vec<(&str, String)> = preferences(&contact.notifications)?;
+        let name = |params: &mut Vec<(&str, String)>| {
+            let (first, last) = wire::split_name(&contact.name);
+            params.push(("firstname", first));
+            params.push(("lastname", last));
+        };
         match self.find_contact(customer_number, email).await? {
             Some(existing) => {
                 let id = wire::id(existing.get("id")).ok_or_else(|| {
@@ -1152,12 +1153,18 @@ impl Portal for WhmcsPortal {
                         "WHMCS GetContacts answered a contact without an id for {email}"
                     ))
                 })?;
+                // The name is written only when it changes: splitting it again at the first
+                // space would move a two-word first name ("Mary Ann") into the last name.
+                if contact.name.trim() != wire::person_name(&existing) {
+                    name(&mut params);
+                }
                 params.push(("contactid", id));
                 self.call("UpdateContact", &params)
                     .await
                     .map_err(|e| domain_rule(customer_number, e))?;
             }
             None => {
+                name(&mut params);
                 params.push(("clientid", customer_number.to_owned()));
                 params.push(("email", email.to_owned()));
                 self.call_once("AddContact", &params)
