@@ -312,6 +312,10 @@ impl AccountPlan {
             errors: Vec::new(),
             notes: Vec::new(),
             next_transition: None,
+            safety: SafetyPolicy {
+                max_removals: d.policy.max_removals,
+                allow_self_revoke: d.policy.allow_self_revoke,
+            },
         }
     }
 
