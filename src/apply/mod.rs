@@ -452,3 +452,6 @@ pub fn check_preconditions(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
