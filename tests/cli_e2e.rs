@@ -242,6 +242,8 @@ fn plan_and_diff_only_read() {
     let server = Server::start();
     let out = server.rolecall(&["apply", "-f", "examples/", "--auto-approve"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // The apply's writes are all in the log before counting starts.
+    server.sync_log();
     let before = server.log_lines().len();
     let (_dir, examples) = examples_copy();
     let globex = examples.join("accounts/globex.yaml");
@@ -260,7 +262,7 @@ fn plan_and_diff_only_read() {
         d.contains("-    name: Operations") && d.contains("+    name: Ops team"),
         "{d}"
     );
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    server.sync_log();
     let requests: Vec<String> = server.log_lines()[before..].to_vec();
     assert!(!requests.is_empty());
     for line in &requests {

@@ -135,8 +135,9 @@ spec:
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Kubernetes API server: tests/k8s/testenv.sh up"]
 async fn an_account_converges_follows_edits_and_takes_separate_members() {
-    let Some(k) = cluster().await else { return };
+    let k = cluster().await;
     let ns = namespace(&k.client, "converge").await;
     let server = Server::start();
     portal(&k.client, &ns, "main", &server.url).await;
@@ -329,8 +330,9 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Kubernetes API server: tests/k8s/testenv.sh up"]
 async fn a_passing_until_revokes_once_both_clocks_move() {
-    let Some(k) = cluster().await else { return };
+    let k = cluster().await;
     let ns = namespace(&k.client, "until").await;
     let server = Server::start();
     portal(&k.client, &ns, "main", &server.url).await;
@@ -382,8 +384,9 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Kubernetes API server: tests/k8s/testenv.sh up"]
 async fn observe_mode_reports_the_plan_and_changes_nothing() {
-    let Some(k) = cluster().await else { return };
+    let k = cluster().await;
     let ns = namespace(&k.client, "observe").await;
     let server = Server::start();
     portal(&k.client, &ns, "main", &server.url).await;
@@ -413,8 +416,9 @@ async fn observe_mode_reports_the_plan_and_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Kubernetes API server: tests/k8s/testenv.sh up"]
 async fn an_invalid_spec_and_a_refused_plan_show_conditions_and_events() {
-    let Some(k) = cluster().await else { return };
+    let k = cluster().await;
     let ns = namespace(&k.client, "refuse").await;
     let server = Server::start();
     let url = &server.url;
@@ -504,8 +508,9 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Kubernetes API server: tests/k8s/testenv.sh up"]
 async fn deletion_orphans_or_revokes_as_the_policy_says() {
-    let Some(k) = cluster().await else { return };
+    let k = cluster().await;
     let ns = namespace(&k.client, "delete").await;
     let server = Server::start();
     let url = &server.url;
@@ -580,8 +585,9 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Kubernetes API server: tests/k8s/testenv.sh up"]
 async fn a_revoke_that_would_remove_the_last_admin_keeps_the_object() {
-    let Some(k) = cluster().await else { return };
+    let k = cluster().await;
     let ns = namespace(&k.client, "lastadmin").await;
     let server = Server::start();
     let url = &server.url;
@@ -636,8 +642,9 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Kubernetes API server: tests/k8s/testenv.sh up"]
 async fn namespaces_cannot_reach_each_other_and_a_claimed_number_is_a_conflict() {
-    let Some(k) = cluster().await else { return };
+    let k = cluster().await;
     let ns = namespace(&k.client, "bounds").await;
     let server = Server::start();
     let url = &server.url;
@@ -724,8 +731,9 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Kubernetes API server: tests/k8s/testenv.sh up"]
 async fn only_the_leader_acts_and_a_killed_leader_hands_over() {
-    let Some(k) = cluster().await else { return };
+    let k = cluster().await;
     let ns = namespace(&k.client, "leader").await;
     let server = Server::start();
     let url = &server.url;
@@ -778,8 +786,9 @@ async fn only_the_leader_acts_and_a_killed_leader_hands_over() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Kubernetes API server: tests/k8s/testenv.sh up"]
 async fn sigterm_stops_the_controller_cleanly_and_releases_the_lease() {
-    let Some(k) = cluster().await else { return };
+    let k = cluster().await;
     let ns = namespace(&k.client, "sigterm").await;
     let mut ctl = Controller::start(&k.kubeconfig, &ns, &["--identity", "solo"], NOW);
     let leases: Api<Lease> = Api::namespaced(k.client.clone(), &ns);
@@ -800,16 +809,13 @@ async fn sigterm_stops_the_controller_cleanly_and_releases_the_lease() {
 
 /// The chart's RBAC, bound to a user that has nothing else, is all the controller needs.
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Kubernetes API server and helm: tests/k8s/testenv.sh up && tests/k8s/testenv.sh tools"]
 async fn the_charts_rbac_is_enough() {
-    let Some(k) = cluster().await else { return };
+    let k = cluster().await;
     let Some(helm) = std::env::var_os("ROLECALL_TEST_HELM") else {
-        if std::env::var("ROLECALL_REQUIRE_K8S").is_ok_and(|v| v == "1") {
-            panic!(
-                "ROLECALL_REQUIRE_K8S=1 but ROLECALL_TEST_HELM is not set: run tests/k8s/testenv.sh tools"
-            );
-        }
-        eprintln!("skipped: no helm (tests/k8s/testenv.sh tools)");
-        return;
+        panic!(
+            "this test needs helm and ROLECALL_TEST_HELM is not set: run tests/k8s/testenv.sh tools, then eval \"$(tests/k8s/testenv.sh env)\""
+        );
     };
     let ns = namespace(&k.client, "rbac").await;
     let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/rolecall");
@@ -909,8 +915,9 @@ spec:
 /// `--selector` shards the fleet: a controller reconciles only the CustomerAccounts whose
 /// labels match, and leaves the others (status and portal) alone for the shard that owns them.
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Kubernetes API server: tests/k8s/testenv.sh up"]
 async fn a_selector_shards_the_accounts() {
-    let Some(k) = cluster().await else { return };
+    let k = cluster().await;
     let ns = namespace(&k.client, "shard").await;
     let server = Server::start();
     let url = &server.url;
@@ -926,10 +933,22 @@ async fn a_selector_shards_the_accounts() {
     wait_ready(&k.client, &ns, "east", "True", "Applied").await;
     assert!(members(url, "20001").await.is_some());
 
-    // The other shard's account is untouched: no status, nothing in the portal. (Given the
-    // first account is done, a few resync-free seconds are enough for a wrong reconcile to
-    // have shown.)
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The other shard's account is untouched: no status, nothing in the portal. Shard a's
+    // cache, filled before its first reconcile, holds its own account only, and only what is
+    // in the cache is ever reconciled; so once east is done, nothing can reach west.
+    let log = &shard_a;
+    let filled = eventually("shard a's caches filled", 30, || async move {
+        log.log_text()
+            .lines()
+            .find(|l| l.contains("caches filled"))
+            .map(str::to_owned)
+    })
+    .await;
+    // The controller logs JSON off a terminal (`"accounts":1`), text on one (`accounts=1`).
+    assert!(
+        filled.contains("\"accounts\":1,") || filled.contains("accounts=1 "),
+        "shard a's cache holds another shard's account: {filled}"
+    );
     let accounts: Api<CustomerAccount> = Api::namespaced(k.client.clone(), &ns);
     let west = accounts.get("west").await.unwrap();
     assert!(
@@ -949,8 +968,9 @@ async fn a_selector_shards_the_accounts() {
 /// A controller that may not read the rolecall resources stops at once with a sentence that
 /// says what is missing, instead of retrying in silence.
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Kubernetes API server: tests/k8s/testenv.sh up"]
 async fn without_permission_the_controller_stops_with_a_clear_error() {
-    let Some(k) = cluster().await else { return };
+    let k = cluster().await;
     let ns = namespace(&k.client, "noperm").await;
     // The token-file user `rolecall-controller` holds no binding in this namespace.
     let mut ctl = Controller::start(&k.controller_kubeconfig, &ns, &[], NOW);
@@ -966,9 +986,8 @@ async fn without_permission_the_controller_stops_with_a_clear_error() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(!status.success());
-    // Let the log reader catch up with the last lines.
-    std::thread::sleep(Duration::from_millis(200));
-    let log = ctl.log_text();
+    // Every line the controller wrote: its log, read to the end.
+    let log = ctl.log_to_end();
     assert!(
         log.contains("may not list customeraccounts.rolecall.dev"),
         "{log}"

@@ -14,18 +14,22 @@ use common::*;
 /// How many `apply` rounds a faulty portal may need before the plan is empty.
 const MAX_ROUNDS: usize = 10;
 
-/// A GET that waits out the portal's rate limit (the tests share the operator's token).
+/// A GET that waits out the portal's rate limit (the tests share the operator's token):
+/// asked again until it is answered, within a generous deadline.
 fn get(server: &Server, path: &str) -> serde_json::Value {
-    for _ in 0..20 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
         let (status, body) = server.client().call("GET", path, None);
-        if status == 429 {
-            std::thread::sleep(Duration::from_millis(500));
-            continue;
+        if status != 429 {
+            assert!(status < 300, "GET {path}: {status} {body}");
+            return body;
         }
-        assert!(status < 300, "GET {path}: {status} {body}");
-        return body;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "GET {path}: still rate limited after 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("GET {path}: rate limited 20 times");
 }
 
 /// Every invitation e-mail the portal sent, lower-cased recipients, oldest first.
@@ -216,35 +220,94 @@ fn apply_command(server: &Server, manifests: &str) -> Command {
     command
 }
 
+/// A point in a run, counted in requests the portal has answered since the run began (its
+/// request log has one line per answer): the same point on any machine, however fast.
+#[derive(Debug, Clone, Copy)]
+enum KillPoint {
+    /// After this many reads: `apply` is still observing and planning.
+    Reads(usize),
+    /// After this many writes: `apply` is carrying the plan out.
+    Writes(usize),
+}
+
+/// Reads and writes in the portal's request log from line `from` on.
+fn answered_since(server: &Server, from: usize) -> (usize, usize) {
+    let log = server.log.lock().unwrap_or_else(|e| e.into_inner());
+    let mut reads = 0;
+    let mut writes = 0;
+    for line in log.iter().skip(from) {
+        match line.split_whitespace().next() {
+            Some("GET") => reads += 1,
+            Some("POST" | "PUT" | "PATCH" | "DELETE") => writes += 1,
+            _ => {}
+        }
+    }
+    (reads, writes)
+}
+
+/// Waits until the portal has answered up to `point` since log line `from`; `false` when
+/// `gone` says the other side ended first. Panics after a generous deadline.
+fn wait_for(
+    server: &Server,
+    from: usize,
+    point: KillPoint,
+    mut gone: impl FnMut() -> bool,
+) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (reads, writes) = answered_since(server, from);
+        let reached = match point {
+            KillPoint::Reads(n) => reads >= n,
+            KillPoint::Writes(n) => writes >= n,
+        };
+        if reached {
+            return true;
+        }
+        if gone() {
+            return false;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{point:?} not reached in 120 s ({reads} reads, {writes} writes)"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn apply_killed_at_many_points_converges_without_a_duplicate_invitation() {
-    // Every answer waits 10 ms, so the fleet takes longer to apply than all the runs below are
-    // given: each is killed part of the way, however fast the machine and the portal are.
+    // 200 accounts need about 2,200 writes; the kill points below add up to a third of that,
+    // so every run still has work left when its point comes.
     let server = Server::start_with(&["--latency", "10"]);
     let dir = tempfile::tempdir().unwrap();
     let fleet = dir.path().join("fleet");
     let accounts = write_fleet(&fleet, 200, 5);
     let manifests = fleet.to_str().unwrap();
 
-    // Kill points spread over the first seconds of each run: during planning, the first
-    // writes and deep into the apply. Each run resumes from what the previous one left.
-    let mut kills = 0;
-    let mut finished = 0;
-    for point in 0..24u64 {
-        let mut child = apply_command(&server, manifests).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(40 + (point * 37) % 400));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-            kills += 1;
+    // Kill points from planning (a few reads in) to deep into the writes; each run resumes
+    // from what the previous one left. SIGKILL: no chance to finish a write or log a word.
+    let mut points = Vec::new();
+    for point in 0..24usize {
+        points.push(if point % 4 == 0 {
+            KillPoint::Reads(1 + point / 4 % 3)
         } else {
-            finished += 1;
-        }
-        let _ = child.wait();
+            KillPoint::Writes(1 + (point * 37) % 60)
+        });
     }
-    assert!(
-        kills >= 20,
-        "only {kills} runs were killed ({finished} finished first)"
-    );
+    let mut finished = Vec::new();
+    for (run, point) in points.iter().enumerate() {
+        let from = server.log_lines().len();
+        let mut child = apply_command(&server, manifests).spawn().unwrap();
+        let reached = wait_for(&server, from, *point, || {
+            child.try_wait().ok().flatten().is_some()
+        });
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if !reached || status.code().is_some() {
+            finished.push(format!("run {run} ({point:?}) ended first: {status:?}"));
+        }
+    }
+    assert!(finished.is_empty(), "runs not killed: {finished:#?}");
     // The work was spread over the killed runs: something was written before the end.
     let written = get(&server, "/v1/accounts?limit=1000");
     assert!(!written["items"].as_array().unwrap().is_empty());
@@ -472,10 +535,15 @@ fn portal_killed_mid_load_loses_no_acknowledged_write() {
     // Kill points from early in the load to deep into it; each round restarts the portal on
     // the database the previous SIGKILL left behind.
     let mut acked: Vec<Acked> = Vec::new();
-    for (round, after_ms) in [60u64, 150, 300, 500, 800].into_iter().enumerate() {
+    // Each of the 8 workers has one write in flight at most, so after N answered writes at
+    // least N - 8 answers have reached the load: every round has acknowledged writes to check.
+    for (round, writes) in [20usize, 100, 250, 500, 900].into_iter().enumerate() {
         let url = server.url.clone();
         let load = std::thread::spawn(move || write_until_gone(&url, round, 8));
-        std::thread::sleep(Duration::from_millis(after_ms));
+        assert!(
+            wait_for(&server, 0, KillPoint::Writes(writes), || load.is_finished()),
+            "round {round}: the load ended before {writes} writes"
+        );
         // `Child::kill` is SIGKILL: no shutdown, no flush, no chance to finish a transaction.
         server.child.kill().unwrap();
         server.child.wait().unwrap();
@@ -533,9 +601,17 @@ fn apply_converges_after_the_portal_is_killed_mid_apply() {
 
     // The portal dies under a running apply at several points; apply gives up on what it can
     // no longer reach, and the next run against the restarted portal carries on from there.
-    for after_ms in [100u64, 300, 600] {
+    // 60 accounts need about 660 writes: each point leaves work for the next run.
+    for point in [
+        KillPoint::Reads(2),
+        KillPoint::Writes(30),
+        KillPoint::Writes(150),
+    ] {
         let mut apply = apply_command(&server, manifests).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(after_ms));
+        let reached = wait_for(&server, 0, point, || {
+            apply.try_wait().ok().flatten().is_some()
+        });
+        assert!(reached, "apply ended before {point:?}");
         server.child.kill().unwrap();
         server.child.wait().unwrap();
         // Without a portal the client's retries end; never wait on them forever.

@@ -583,3 +583,6 @@ pub fn check_preconditions(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -92,6 +92,32 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits until the request log holds the line of every request answered so far. The
+    /// portal writes a request's line before it sends the answer, and in order; so once the
+    /// line of a request of our own is in, the lines of all answered before it are too.
+    pub fn sync_log(&self) {
+        static MARKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MARKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mark = format!("/log-sync-mark/{n}");
+        // Whatever the answer (404, or 429 under a rate limit), the portal logs it.
+        let _ = self.client().call("GET", &mark, None);
+        let needle = format!("GET {mark} ");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !self
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with(&needle))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the portal's log has no line for GET {mark} after 60 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     /// Runs `rolecall` against this portal with the operator token.
     pub fn rolecall(&self, args: &[&str]) -> Output {
         self.rolecall_in(&std::env::current_dir().unwrap(), args)

@@ -1,6 +1,7 @@
 //! The controller's end-to-end tests run against a real kube-apiserver started by
 //! `tests/k8s/testenv.sh up` (see `.ci/run`), which exports `ROLECALL_TEST_KUBECONFIG`.
-//! Without it the tests skip with a message, unless `ROLECALL_REQUIRE_K8S=1` makes them fail.
+//! The tests are `#[ignore]`d (`cargo test -- --include-ignored` runs them); run without it,
+//! they fail with a message instead of passing.
 //! Each test works in a namespace of its own, with its own reference portal and controller.
 #![allow(dead_code)]
 
@@ -26,18 +27,14 @@ pub struct Cluster {
     pub controller_kubeconfig: PathBuf,
 }
 
-/// The test API server, or `None` (test skipped) when none is configured.
-pub async fn cluster() -> Option<Cluster> {
+/// The test API server. The tests that need it are `#[ignore]`d, so they run only when asked
+/// for (`--include-ignored`, as `.ci/run` does); asked for without a server, they fail loudly
+/// rather than pass without having run.
+pub async fn cluster() -> Cluster {
     let Some(path) = std::env::var_os("ROLECALL_TEST_KUBECONFIG") else {
-        if std::env::var("ROLECALL_REQUIRE_K8S").is_ok_and(|v| v == "1") {
-            panic!(
-                "ROLECALL_REQUIRE_K8S=1 but ROLECALL_TEST_KUBECONFIG is not set: run tests/k8s/testenv.sh up"
-            );
-        }
-        eprintln!(
-            "skipped: no Kubernetes API server (run tests/k8s/testenv.sh up and export ROLECALL_TEST_KUBECONFIG)"
+        panic!(
+            "this test needs a Kubernetes API server and ROLECALL_TEST_KUBECONFIG is not set: run tests/k8s/testenv.sh up and eval \"$(tests/k8s/testenv.sh env)\""
         );
-        return None;
     };
     let kubeconfig = PathBuf::from(path);
     let controller_kubeconfig = std::env::var_os("ROLECALL_TEST_KUBECONFIG_CONTROLLER")
@@ -45,11 +42,11 @@ pub async fn cluster() -> Option<Cluster> {
         .unwrap_or_else(|| kubeconfig.with_file_name("kubeconfig-controller"));
     let client = client_for(&kubeconfig).await;
     install_crds(&client).await;
-    Some(Cluster {
+    Cluster {
         client,
         kubeconfig,
         controller_kubeconfig,
-    })
+    }
 }
 
 pub async fn client_for(path: &std::path::Path) -> Client {
@@ -197,6 +194,8 @@ pub struct Controller {
     pub child: Child,
     pub metrics: String,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The thread that reads the controller's standard error into `log`.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 pub fn free_port() -> u16 {
@@ -241,7 +240,7 @@ impl Controller {
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = log.clone();
         let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 sink.lock().unwrap().push(line);
             }
@@ -250,11 +249,25 @@ impl Controller {
             child,
             metrics: format!("http://127.0.0.1:{port}"),
             log,
+            reader: Some(reader),
         }
     }
 
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// The whole log of a controller that has exited: waits until its standard error is read
+    /// to the end.
+    pub fn log_to_end(&mut self) -> String {
+        assert!(
+            self.child.try_wait().is_ok_and(|s| s.is_some()),
+            "log_to_end: the controller is still running"
+        );
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.log_text()
     }
 
     /// `GET /metrics`, or `None` while the server is not up.
