@@ -65,6 +65,8 @@ pub mod apply;
 pub mod cli;
 pub mod controller;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod manifest;
 pub mod model;
 mod parallel;

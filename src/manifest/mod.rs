@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 pub use diagnostic::{Diagnostic, Severity};
 pub use load::SourceFile;
+pub(crate) use simple_yaml::agrees_with_serde_saphyr;
 pub use yaml::quote_short;
 
 use crate::domain::DesiredState;

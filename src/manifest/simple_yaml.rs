@@ -498,6 +498,50 @@ fn single_quoted(text: &str, start: usize) -> Option<(Value, usize)> {
     }
 }
 
+/// Whether this reader takes `text`, checked against serde-saphyr: `Ok(true)` when it reads
+/// each document exactly as [`super::yaml::parse_plain`] does, with the positions the
+/// positioned tree ([`super::yaml::parse_documents`]) gives; `Ok(false)` when it declines;
+/// `Err` saying how the readings differ. The fuzz target and its regression test call it.
+pub(crate) fn agrees_with_serde_saphyr(text: &str) -> Result<bool, String> {
+    let Some(simple) = parse(text) else {
+        return Ok(false);
+    };
+    let Some(plain) = super::yaml::parse_plain(text) else {
+        return Err(format!(
+            "the simple reader took {text:?}, which serde-saphyr refuses"
+        ));
+    };
+    if simple != plain {
+        return Err(format!(
+            "the simple reader read {text:?} as {simple:?}, serde-saphyr as {plain:?}"
+        ));
+    }
+    let trees = super::yaml::parse_documents(text).map_err(|e| {
+        format!(
+            "serde-saphyr refuses {text:?} with positions: {}",
+            e.message
+        )
+    })?;
+    if trees.len() != simple.len() {
+        return Err(format!(
+            "{text:?}: {} documents read by the simple reader, {} with positions",
+            simple.len(),
+            trees.len()
+        ));
+    }
+    for (i, ((root, marks, value), tree)) in simple.iter().zip(&trees).enumerate() {
+        let tree_marks = super::yaml::Marks::of_tree(tree);
+        if *root != tree.pos || *value != tree.to_json() || *marks != tree_marks {
+            return Err(format!(
+                "{text:?}: document {i} read as {root:?} {marks:?} {value}, with positions as {:?} {tree_marks:?} {}",
+                tree.pos,
+                tree.to_json()
+            ));
+        }
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

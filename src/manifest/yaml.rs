@@ -441,6 +441,36 @@ impl Marks {
         }
     }
 
+    /// The marks of a positioned document, as the readings without positions record them.
+    pub(crate) fn of_tree(root: &Node) -> Marks {
+        let mut marks = Marks::default();
+        let items = |node: &Node| match &node.value {
+            Value::Seq(items) => items.iter().map(|n| n.pos).collect(),
+            _ => Vec::new(),
+        };
+        let Some(spec) = root.get("spec") else {
+            return marks;
+        };
+        marks.spec = Some(spec.pos);
+        if let Some(members) = spec.get("members") {
+            marks.members = items(members);
+            if let Value::Seq(list) = &members.value {
+                for (i, member) in list.iter().enumerate() {
+                    let roles: Vec<Pos> = member.get("roles").map(items).unwrap_or_default();
+                    if !roles.is_empty() {
+                        if marks.member_roles.len() <= i {
+                            marks.member_roles.resize(i + 1, Vec::new());
+                        }
+                        marks.member_roles[i] = roles;
+                    }
+                }
+            }
+        }
+        marks.contacts = spec.get("contacts").map(items).unwrap_or_default();
+        marks.spec_roles = spec.get("roles").map(items).unwrap_or_default();
+        marks
+    }
+
     fn get(&self, path: &Path) -> Option<Pos> {
         let spec = |s: &Seg| matches!(s, Seg::Key(k) if k == "spec");
         let key = |s: &Seg, name: &str| matches!(s, Seg::Key(k) if k == name);

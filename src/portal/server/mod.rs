@@ -4,7 +4,8 @@
 //! idempotent POSTs, and adds what operations need: rate limits, injected faults, latency and
 //! one log line per request.
 
-mod handlers;
+/// Crate-visible for the fuzz target, which calls the handlers without a socket.
+pub(crate) mod handlers;
 pub mod openapi;
 mod ops;
 

@@ -647,6 +647,56 @@ impl WhmcsPortal {
     }
 }
 
+impl WhmcsPortal {
+    /// What the adapter makes of one API answer, without the network: the outcome or error
+    /// sentence of [`WhmcsPortal::read`], then, for an answer that succeeded, what each
+    /// action's reading takes out of it (clients, client details and their users, users and
+    /// their clients, contacts, permissions, counts): every value made, or the error sentence,
+    /// for the fuzz target (`rolecall::fuzzing::whmcs_response`) to check.
+    pub(crate) fn read_for_fuzzing(&self, status: u16, body: &[u8]) -> Result<Vec<String>, String> {
+        let answer = Answer {
+            status: reqwest::StatusCode::from_u16(status).unwrap_or(reqwest::StatusCode::OK),
+            problem_json: false,
+            retry_after: None,
+            body: axum::body::Bytes::copy_from_slice(body),
+        };
+        let value = match self.read("GetClients", &answer) {
+            Ok(value) => value,
+            Err(e) => return Err(self.scrub(e).to_string()),
+        };
+        let mut seen = Vec::new();
+        seen.extend(wire::count(value.get("totalresults")).map(|n| n.to_string()));
+        seen.extend(wire::count(value.get("numreturned")).map(|n| n.to_string()));
+        for client in wire::list(value.get("clients"), "client") {
+            seen.extend(account_of(client).map(|a| format!("{a:?}")));
+        }
+        let client = value.get("client").unwrap_or(&value);
+        seen.extend(account_of(client).map(|a| format!("{a:?}")));
+        seen.extend(wire::id(client.get("owner_user_id")));
+        for user in wire::list(client.get("users"), "user")
+            .into_iter()
+            .chain(wire::list(value.get("users"), "user"))
+        {
+            seen.extend(wire::id(user.get("id")));
+            seen.push(wire::text(user, "email").to_owned());
+            seen.push(wire::is_owner(user).to_string());
+            let name = wire::person_name(user);
+            let (first, last) = wire::split_name(&name);
+            seen.extend([name, first, last]);
+            for link in wire::list(user.get("clients"), "client") {
+                seen.extend(wire::id(link.get("id")));
+                seen.push(wire::is_owner(link).to_string());
+            }
+        }
+        for contact in wire::list(value.get("contacts"), "contact") {
+            seen.extend(wire::id(contact.get("id")));
+            seen.push(format!("{:?}", contact_of("1", contact)));
+        }
+        seen.extend(wire::permissions(value.get("permissions")));
+        Ok(seen)
+    }
+}
+
 /// The SPEC §4 problem a WHMCS error message stands for.
 fn classify(message: &str) -> (u16, ErrorCode) {
     let m = message.to_ascii_lowercase();

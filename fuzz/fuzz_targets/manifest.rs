@@ -1,0 +1,7 @@
+//! Fuzz target `manifest`: see `rolecall::fuzzing::manifest` for what it feeds and checks, and
+//! docs/fuzzing.md for how to run it.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    rolecall::fuzzing::manifest(data);
+});
