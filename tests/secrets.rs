@@ -346,14 +346,14 @@ fn tls_is_verified_by_default_and_a_ca_file_is_trusted() {
     );
     assert_eq!(plan.status.code(), Some(2), "{}", stderr(&plan));
     // A saved plan names its portal, but not the CA: without --ca-file it is refused too.
-    let unverified = server.rolecall(&["apply", planfile]);
+    let unverified = server.rolecall(&["apply", planfile, "--portal", &url]);
     assert_eq!(unverified.status.code(), Some(1), "{}", stdout(&unverified));
     assert!(
         stderr(&unverified).contains("could not be verified"),
         "{}",
         stderr(&unverified)
     );
-    let apply = server.rolecall(&["apply", planfile, "--ca-file", "tests/fixtures/tls/ca.pem"]);
+    let apply = server.rolecall(&[&["apply", planfile][..], &ca].concat());
     assert_eq!(
         apply.status.code(),
         Some(0),

@@ -67,9 +67,13 @@ impl<'a> Run<'a> {
 
     /// `apply plan.json`, with the record the manifests' runs keep.
     fn apply_saved(&self) -> Output {
+        // A plan file never chooses the portal: the same --portal as the plan's.
+        let portal = self.whmcs.portal_url();
         self.rolecall(&[
             "apply",
             "plan.json",
+            "--portal",
+            &portal,
             "--auto-approve",
             "--whmcs-state",
             "manifests/.rolecall/whmcs-invitations.json",
