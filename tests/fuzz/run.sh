@@ -5,14 +5,15 @@
 #   ROLECALL_FUZZ_SECONDS    seconds per target (default 45)
 #   ROLECALL_FUZZ_TARGETS    targets to run (default: every one `cargo fuzz list` names)
 #   ROLECALL_FUZZ_SANITIZER  none (default), address, ...
-#   ROLECALL_FUZZ_DIR        build and work directory (default: target/fuzz of the checkout)
+#   ROLECALL_FUZZ_DIR        build and work directory (default ~/.cache/rolecall-tools/fuzz-target)
 #   ROLECALL_TOOLS           where cargo-fuzz is installed (default ~/.cache/rolecall-tools)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 seconds=${ROLECALL_FUZZ_SECONDS:-45}
 sanitizer=${ROLECALL_FUZZ_SANITIZER:-none}
-work=${ROLECALL_FUZZ_DIR:-$root/target/fuzz}
+# Outside the clone, so that a later run on the same machine reuses the dependencies built.
+work=${ROLECALL_FUZZ_DIR:-$HOME/.cache/rolecall-tools/fuzz-target}
 tools=${ROLECALL_TOOLS:-$HOME/.cache/rolecall-tools}
 version=0.13.2
 
