@@ -15,6 +15,7 @@ pub async fn observe<P: Portal>(
     portal: &P,
     customer_numbers: &[String],
 ) -> Result<BTreeMap<String, ObservedAccount>, PortalError> {
+    portal.bind_accounts(customer_numbers);
     let accounts = portal.list_accounts().await?;
     let visible = accounts.len();
     let wanted: std::collections::HashSet<&str> =
@@ -89,6 +90,7 @@ pub async fn observe_account<P: Portal>(
     portal: &P,
     customer_number: &str,
 ) -> Result<ObservedAccount, PortalError> {
+    portal.bind_accounts(&[customer_number.to_string()]);
     let account = match portal.get_account(customer_number).await {
         Ok(a) => a,
         Err(e) if e.code() == Some(ErrorCode::NotFound) => return Ok(ObservedAccount::default()),

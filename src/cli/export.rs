@@ -27,6 +27,8 @@ async fn export(args: &PortalArgs, only: &[String], out_dir: Option<&Path>) -> R
         .unwrap_or_else(|| DEFAULT_PORTAL.to_string());
     let portal = reconcile::connect(&url, DEFAULT_TOKEN_ENV, args)?;
     let facts = reconcile::facts(&portal, &url).await?;
+    // A BILLmanager portal learns its one account's customer number from `--account`.
+    portal.bind_accounts(only);
     let visible = portal
         .list_accounts()
         .await
