@@ -67,6 +67,7 @@ async fn observe_with<P: Portal>(
     customer_numbers: &[String],
     reach: Reach,
 ) -> Result<Observation, PortalError> {
+    portal.bind_accounts(customer_numbers);
     let accounts = portal.list_accounts().await?;
     let visible = accounts.len();
     let wanted: std::collections::HashSet<&str> =
@@ -192,6 +193,7 @@ pub async fn observe_account<P: Portal>(
     portal: &P,
     customer_number: &str,
 ) -> Result<ObservedAccount, PortalError> {
+    portal.bind_accounts(&[customer_number.to_string()]);
     let account = match portal.get_account(customer_number).await {
         Ok(a) => a,
         Err(e) if e.code() == Some(ErrorCode::NotFound) => return Ok(ObservedAccount::default()),

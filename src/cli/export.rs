@@ -31,6 +31,8 @@ async fn export(args: &PortalArgs, only: &[String], out_dir: Option<&Path>) -> R
     let portal = reconcile::connect(&url, DEFAULT_TOKEN_ENV, args)?;
     let shown = crate::domain::text::redact_url(&url).into_owned();
     let facts = reconcile::facts(&portal, &url).await?;
+    // A BILLmanager portal learns its one account's customer number from `--account`.
+    portal.bind_accounts(only);
     let visible = portal
         .list_accounts()
         .await

@@ -126,6 +126,9 @@ pub fn targets(
         let env = env.unwrap_or_else(|| DEFAULT_TOKEN_ENV.to_string());
         groups.entry((url, env)).or_default().push(a);
     }
+    for ((url, _), accounts) in &groups {
+        one_account_per_billmgr_portal(url, accounts)?;
+    }
     Ok(groups
         .into_iter()
         .map(|((url, token_env), accounts)| Target {
@@ -134,6 +137,26 @@ pub fn targets(
             accounts,
         })
         .collect())
+}
+
+/// A BILLmanager portal serves the one client account its login reaches (SPEC §5a): a
+/// second CustomerAccount on it is an error at the place it is declared.
+fn one_account_per_billmgr_portal(url: &str, accounts: &[DesiredAccount]) -> Result<(), String> {
+    if !url.starts_with("billmgr+") {
+        return Ok(());
+    }
+    match accounts {
+        [first, second, ..] => Err(format!(
+            "{}: CustomerAccount {:?} (customer number {}) is a second account on the BILLmanager portal {}, which serves one client account, the one its login reaches (the first is CustomerAccount {:?} at {}); give it a Portal of its own",
+            second.source,
+            second.name,
+            second.customer_number,
+            manifest::quote_short(url),
+            first.name,
+            first.source
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The portal's view of the principal and its catalog, read once per run.

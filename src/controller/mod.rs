@@ -7,6 +7,7 @@
 //! complete before its first reconcile: a member declared in a separate object is never pruned
 //! because its watch had not caught up.
 
+mod billmgr;
 pub mod desired;
 pub mod lease;
 pub mod metrics;

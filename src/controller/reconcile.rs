@@ -13,6 +13,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalized, finalizer};
 use kube::{Resource, ResourceExt};
 
+use super::billmgr;
 use super::desired::{self, source_name};
 use super::metrics::Outcome;
 use super::status::{apply_status, condition, object_ready};
@@ -310,7 +311,8 @@ fn claimed_elsewhere(ctx: &Context, obj: &CustomerAccount, url: &str) -> Option<
         .state()
         .into_iter()
         .filter(|other| {
-            other.spec.customer_number == obj.spec.customer_number
+            // A BILLmanager portal serves one client account, whatever its customer number.
+            (other.spec.customer_number == obj.spec.customer_number || billmgr::is_billmgr(url))
                 && other.metadata.uid != obj.metadata.uid
                 && other.metadata.deletion_timestamp.is_none()
         })
@@ -410,6 +412,8 @@ async fn connect(
     };
     let any = if whmcs::is_whmcs(&url) {
         connect_whmcs_portal(ctx, portal, invitations, options, now).await?
+    } else if billmgr::is_billmgr(&url) {
+        connect_billmgr_portal(ctx, portal, options, now).await?
     } else {
         connect_http(ctx, portal, options).await?
     };
@@ -464,6 +468,39 @@ async fn connect_whmcs_portal(
         .map_err(|e| Error::reconcile("InvalidSpec", e))
 }
 
+/// A BILLmanager, with the login from the Portal's Secret (layout in `controller::billmgr`).
+async fn connect_billmgr_portal(
+    ctx: &Context,
+    portal: &Portal,
+    http: HttpOptions,
+    now: Timestamp,
+) -> Result<AnyPortal, Error> {
+    let url = &portal.spec.url;
+    billmgr::check_transport(url).map_err(|e| Error::reconcile("InvalidSpec", e))?;
+    let Some((secret, r)) = secret_of(ctx, portal).await? else {
+        return Err(Error::reconcile(
+            "InvalidSpec",
+            format!(
+                "Portal {:?}: spec.tokenSecretRef is required for the controller: a Secret with the BILLmanager username and password",
+                portal.name_any()
+            ),
+        ));
+    };
+    let credentials = billmgr::credentials(&secret, r, &portal.namespace().unwrap_or_default())
+        .map_err(|e| {
+            Error::reconcile(
+                "InvalidSpec",
+                format!("Portal {:?}: {e}", portal.name_any()),
+            )
+        })?;
+    let options = crate::portal::billmgr::BillmgrOptions {
+        http,
+        now: Some(now),
+    };
+    crate::portal::connect::connect_billmgr(url, credentials, options)
+        .map_err(|e| Error::reconcile("InvalidSpec", e))
+}
+
 /// A portal API (or the sandbox), with the token from the Portal's Secret.
 async fn connect_http(
     ctx: &Context,
@@ -515,10 +552,16 @@ async fn plan_and_apply(
 ) -> Result<Report, Error> {
     let portal = portal_of(obj, portals)?;
     if let Some(owner) = claimed_elsewhere(ctx, obj, &portal.spec.url) {
-        let message = format!(
-            "customer number {:?} is already claimed by CustomerAccount {owner} on the same portal; this object changes nothing",
-            obj.spec.customer_number
-        );
+        let message = if billmgr::is_billmgr(&portal.spec.url) {
+            format!(
+                "the BILLmanager portal serves one client account, and CustomerAccount {owner} declares it already; this object changes nothing (give it a Portal of its own)"
+            )
+        } else {
+            format!(
+                "customer number {:?} is already claimed by CustomerAccount {owner} on the same portal; this object changes nothing",
+                obj.spec.customer_number
+            )
+        };
         warn(ctx, obj, "Conflict", "Claim", &message).await;
         return Ok(Report::failed("Conflict", message, Outcome::Conflict));
     }

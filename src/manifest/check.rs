@@ -288,6 +288,8 @@ fn check_portal(c: &mut Checker, doc: &Document, p: &model::PortalSpec) {
         "sandbox:",
         "whmcs+https://",
         "whmcs+http://",
+        "billmgr+https://",
+        "billmgr+http://",
     ]
     .iter()
     .any(|s| url.starts_with(s) && url.len() > s.len());

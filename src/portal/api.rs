@@ -68,6 +68,18 @@ pub struct Capabilities {
     /// compares and writes, and a change made on the portal between plan and apply is lost.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub etags: bool,
+    /// The portal keeps e-mail-only notification contacts. Without them (BILLmanager) a
+    /// declared contact is refused at plan time.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub contacts: bool,
+    /// Members can be subscribed to notification kinds. Without it (BILLmanager) a member's
+    /// declared `notifications` are refused at plan time.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub member_notifications: bool,
+    /// A member's declared `services` are refused at plan time rather than left unmanaged
+    /// (BILLmanager: its API offers no way to set them).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub refuse_services: bool,
 }
 
 impl Default for Capabilities {
@@ -77,6 +89,9 @@ impl Default for Capabilities {
             service_scopes: false,
             create_accounts: false,
             etags: true,
+            contacts: true,
+            member_notifications: true,
+            refuse_services: false,
         }
     }
 }

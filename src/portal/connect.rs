@@ -1,9 +1,11 @@
 //! Choosing the portal implementation from a URL: `http(s)://` is the portal API over HTTP,
-//! `sandbox:FILE` the embedded reference portal, `whmcs+https://` a WHMCS installation.
+//! `sandbox:FILE` the embedded reference portal, `whmcs+https://` a WHMCS installation,
+//! `billmgr+https://` a BILLmanager.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::billmgr::{BillmgrOptions, BillmgrPortal};
 use super::http::{HttpOptions, HttpPortal, Token};
 use super::sandbox::SandboxPortal;
 use super::whmcs::{Credentials, FileInvitations, InvitationStore, WhmcsOptions, WhmcsPortal};
@@ -14,12 +16,16 @@ pub enum AnyPortal {
     Http(Box<HttpPortal>),
     Sandbox(SandboxPortal),
     Whmcs(Box<WhmcsPortal>),
+    Billmgr(Box<BillmgrPortal>),
 }
 
 /// The environment variables that hold the WHMCS API credentials (CLI).
 pub const WHMCS_IDENTIFIER_ENV: &str = "ROLECALL_WHMCS_IDENTIFIER";
 pub const WHMCS_SECRET_ENV: &str = "ROLECALL_WHMCS_SECRET";
 pub const WHMCS_ACCESSKEY_ENV: &str = "ROLECALL_WHMCS_ACCESSKEY";
+/// The environment variables that hold the BILLmanager login (CLI).
+pub const BILLMGR_USERNAME_ENV: &str = "ROLECALL_BILLMGR_USERNAME";
+pub const BILLMGR_PASSWORD_ENV: &str = "ROLECALL_BILLMGR_PASSWORD";
 /// Where the CLI keeps the record of WHMCS invitations unless told otherwise.
 pub const DEFAULT_WHMCS_STATE: &str = ".rolecall/whmcs-invitations.json";
 
@@ -76,6 +82,51 @@ pub fn whmcs_credentials_from_env() -> Result<Credentials, String> {
     )
 }
 
+/// The BILLmanager login from `ROLECALL_BILLMGR_USERNAME` and `ROLECALL_BILLMGR_PASSWORD`.
+/// Errors name the variables, never their values.
+pub fn billmgr_credentials_from_env() -> Result<super::billmgr::Credentials, String> {
+    let read = |var: &str| match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(Some(v)),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(format!("the environment variable {var} is not valid text"))
+        }
+    };
+    let (Some(username), Some(password)) =
+        (read(BILLMGR_USERNAME_ENV)?, read(BILLMGR_PASSWORD_ENV)?)
+    else {
+        return Err(format!(
+            "no BILLmanager login: set {BILLMGR_USERNAME_ENV} and {BILLMGR_PASSWORD_ENV}"
+        ));
+    };
+    super::billmgr::Credentials::new(
+        &username,
+        &password,
+        &format!("{BILLMGR_USERNAME_ENV} / {BILLMGR_PASSWORD_ENV}"),
+    )
+}
+
+/// Connects to the BILLmanager at `url` (`billmgr+https://host:1500/billmgr`) with a login
+/// from wherever the caller keeps it (the controller: a Secret).
+pub fn connect_billmgr(
+    url: &str,
+    credentials: super::billmgr::Credentials,
+    options: BillmgrOptions,
+) -> Result<AnyPortal, String> {
+    let base = url
+        .strip_prefix("billmgr+")
+        .filter(|b| b.starts_with("https://") || b.starts_with("http://"))
+        .ok_or_else(|| {
+            format!(
+                "{}: a BILLmanager portal URL is billmgr+https://host:1500/billmgr",
+                crate::manifest::quote_short(url)
+            )
+        })?;
+    BillmgrPortal::new(base, credentials, options)
+        .map(|p| AnyPortal::Billmgr(Box::new(p)))
+        .map_err(|e| format!("{}: {e}", crate::manifest::quote_short(url)))
+}
+
 /// Connects to the WHMCS installation at `url` (`whmcs+https://host/path/`) with credentials
 /// and an invitation record from wherever the caller keeps them (the controller: a Secret and
 /// the CustomerAccount's status).
@@ -118,6 +169,14 @@ pub fn connect_adapter(
             ..WhmcsOptions::default()
         };
         return connect_whmcs(url, credentials, settings.whmcs_invitations, options);
+    }
+    if url.starts_with("billmgr+") {
+        let credentials = billmgr_credentials_from_env().map_err(|e| format!("{url}: {e}"))?;
+        let options = BillmgrOptions {
+            http: options,
+            now: Some(crate::cli::clock_now()?),
+        };
+        return connect_billmgr(url, credentials, options);
     }
     if let Some(file) = url.strip_prefix("sandbox:") {
         if file.is_empty() {
@@ -162,7 +221,7 @@ fn is_http(url: &str) -> bool {
 
 fn not_a_portal_url(url: &str) -> String {
     format!(
-        "{} is not a portal URL: use https://host/…, http://host/…, sandbox:FILE or whmcs+https://host/…",
+        "{} is not a portal URL: use https://host/…, http://host/…, sandbox:FILE, whmcs+https://host/… or billmgr+https://host:1500/billmgr",
         crate::manifest::quote_short(&crate::domain::text::redact_url(url))
     )
 }
@@ -173,11 +232,17 @@ macro_rules! both {
             AnyPortal::Http($p) => $e.await,
             AnyPortal::Sandbox($p) => $e.await,
             AnyPortal::Whmcs($p) => $e.await,
+            AnyPortal::Billmgr($p) => $e.await,
         }
     };
 }
 
 impl Portal for AnyPortal {
+    fn bind_accounts(&self, customer_numbers: &[String]) {
+        if let AnyPortal::Billmgr(p) = self {
+            p.bind_accounts(customer_numbers);
+        }
+    }
     async fn whoami(&self) -> PortalResult<Whoami> {
         both!(self, p => p.whoami())
     }

@@ -4,6 +4,7 @@
 //! observed state that these operations return.
 
 pub mod api;
+pub mod billmgr;
 pub mod connect;
 pub mod http;
 pub mod sandbox;
@@ -71,6 +72,13 @@ pub enum AccountFilter {
 /// against (`if_match`, an etag) and POSTs an idempotency key, so that a retried or
 /// replayed change never happens twice.
 pub trait Portal: Send + Sync {
+    /// Tells the portal which customer accounts this run works on. Most portals know their
+    /// accounts and ignore it; a BILLmanager portal serves one client account whose customer
+    /// number only the manifests (or `--account`) give.
+    fn bind_accounts(&self, customer_numbers: &[String]) {
+        let _ = customer_numbers;
+    }
+
     fn whoami(&self) -> impl Future<Output = PortalResult<Whoami>> + Send;
     fn catalog(&self) -> impl Future<Output = PortalResult<Catalog>> + Send;
 

@@ -81,6 +81,7 @@ pub fn reference_catalog() -> Catalog {
             service_scopes: true,
             create_accounts: true,
             etags: true,
+            ..Capabilities::default()
         },
         invitation_ttl_days: INVITATION_TTL_DAYS,
     }

@@ -862,6 +862,7 @@ impl Portal for WhmcsPortal {
                 service_scopes: false,
                 create_accounts: false,
                 etags: false,
+                ..Capabilities::default()
             },
             invitation_ttl_days: INVITATION_TTL_DAYS,
         })
