@@ -312,6 +312,9 @@ impl BillmgrPortal {
         match e {
             PortalError::Unreachable(s) => PortalError::Unreachable(self.credentials.redact(&s)),
             PortalError::Protocol(s) => PortalError::Protocol(self.credentials.redact(&s)),
+            PortalError::Unaddressable(s) => {
+                PortalError::Unaddressable(self.credentials.redact(&s))
+            }
             PortalError::Problem {
                 status,
                 code,
