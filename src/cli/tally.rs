@@ -2,6 +2,7 @@
 //! stopped part way, each change named as applied or not, with why (SPEC §3).
 
 use crate::apply::{AccountOutcome, Fate, fates};
+use crate::domain::text::printable;
 use crate::plan::Change;
 use crate::render;
 
@@ -41,10 +42,13 @@ impl Tally {
             return;
         };
         self.failed = true;
-        let cn = &o.customer_number;
+        // Customer numbers, e-mails and the portal's error text may hold control characters.
+        let cn = printable(&o.customer_number);
         eprintln!(
-            "customer account {cn}: failed after {} of {} writes: {e}",
-            o.applied, o.total
+            "customer account {cn}: failed after {} of {} writes: {}",
+            o.applied,
+            o.total,
+            printable(&e.to_string())
         );
         if changes.is_empty() {
             return;
@@ -57,7 +61,7 @@ impl Tally {
             if applied.is_empty() { "." } else { ":" }
         );
         for c in &applied {
-            eprintln!("  {} {}", c.action.sign(), render::describe(c));
+            eprintln!("  {} {}", c.action.sign(), printable(&render::describe(c)));
         }
         let missed = changes.len() - applied.len();
         eprintln!("customer account {cn}: {missed} {} failed:", plural(missed));
@@ -69,7 +73,12 @@ impl Tally {
                     "not attempted: an earlier write of this account failed".to_string()
                 }
             };
-            eprintln!("  {} {} ({why})", c.action.sign(), render::describe(c));
+            eprintln!(
+                "  {} {} ({})",
+                c.action.sign(),
+                printable(&render::describe(c)),
+                printable(&why)
+            );
         }
     }
 
