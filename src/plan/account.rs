@@ -1009,7 +1009,7 @@ impl AccountPlanner<'_> {
     }
 }
 
-fn grants(roles: &BTreeMap<String, Option<String>>) -> Vec<RoleGrant> {
+pub(super) fn grants(roles: &BTreeMap<String, Option<String>>) -> Vec<RoleGrant> {
     roles
         .iter()
         .map(|(name, until)| RoleGrant {

@@ -7,12 +7,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::account::{ADMIN_ROLE, LOGIN_ROLE, idempotency_key};
+use super::account::{ADMIN_ROLE, LOGIN_ROLE, grants, idempotency_key};
 use super::{AccountDocument, Action, Change, Context, ObservedAccount, Operation};
 use crate::domain::{RemovalLimit, Services};
-use crate::portal::{
-    AccountPatch, ContactPut, Member, MemberPut, NewAccount, PrincipalKind, RoleGrant,
-};
+use crate::portal::{AccountPatch, ContactPut, Member, MemberPut, NewAccount, PrincipalKind};
 
 /// Checks one account of a saved plan against the portal's current state. The error is the
 /// reason the account is refused, a sentence.
@@ -121,16 +119,6 @@ fn services(v: Option<&serde_json::Value>) -> Result<Option<Services>, String> {
             .map(Some)
             .map_err(|_| format!("{v} is not a service scope")),
     }
-}
-
-fn grants(roles: &BTreeMap<String, Option<String>>) -> Vec<RoleGrant> {
-    roles
-        .iter()
-        .map(|(name, until)| RoleGrant {
-            name: name.clone(),
-            until: until.clone(),
-        })
-        .collect()
 }
 
 /// The operations (each with its phase of SPEC §3's order) that the changes make of `o`.
