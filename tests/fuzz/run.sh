@@ -47,10 +47,12 @@ for t in $targets; do
         *) dict=(-dict=fuzz/dict/json.dict) ;;
     esac
     # New inputs go to the work corpus; the committed seeds are only read.
-    if cargo fuzz run --sanitizer "$sanitizer" --codegen-units 16 --target-dir "$work" "$t" \
-        "$work/corpus/$t" "fuzz/corpus/$t" -- \
+    # The binary `cargo fuzz build` made, run directly: `cargo fuzz run` would build rolecall
+    # again with other debug settings before every target.
+    if "$work/x86_64-unknown-linux-gnu/release/$t" \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
         -print_final_stats=1 "${dict[@]}" -artifact_prefix="$work/artifacts/$t/" \
+        "$work/corpus/$t" "fuzz/corpus/$t" \
         >"$log" 2>&1; then
         runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
         echo "fuzz: $t: ${runs:-?} executions in ${seconds} s, no crash"
