@@ -15,13 +15,13 @@ use axum::response::{IntoResponse, Response};
 use crate::apply::check_preconditions;
 use crate::manifest::{self, SourceFile};
 use crate::plan::{self, Context, ObservedAccount, Operation, PlanDocument};
-use crate::portal::server::handlers::{self as h, PathParams};
-use crate::portal::server::{App, Config};
-use crate::portal::store::{Principal, Store, reference_catalog};
 use crate::portal::whmcs::{Credentials, MemoryInvitations, WhmcsOptions, WhmcsPortal};
 use crate::portal::{
     Account, Member, MemberPut, NewAccount, PrincipalKind, RoleGrant, Services, Whoami,
 };
+use crate::reference::server::handlers::{self as h, PathParams};
+use crate::reference::server::{App, Config};
+use crate::reference::store::{Principal, Store, reference_catalog};
 
 /// The instant every target runs at: inputs decide everything else.
 fn now() -> jiff::Timestamp {
@@ -261,7 +261,7 @@ fn seeded_portal() -> Result<App, String> {
     let now = now();
     let mut store = Store::open_in_memory(Some(now))?;
     let seed = Principal::operator("fuzz-seed");
-    let refused = |r: crate::portal::store::Refusal| r.detail;
+    let refused = |r: crate::reference::store::Refusal| r.detail;
     store
         .add_token(OPERATOR_TOKEN, PrincipalKind::Operator, None)
         .map_err(refused)?;

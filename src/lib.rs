@@ -26,7 +26,8 @@
 //!
 //! use rolecall::manifest::{self, SourceFile};
 //! use rolecall::plan::{self, Action, Context};
-//! use rolecall::portal::{PrincipalKind, Whoami, store::reference_catalog};
+//! use rolecall::portal::{PrincipalKind, Whoami};
+//! use rolecall::reference::store::reference_catalog;
 //!
 //! let yaml = r#"
 //! apiVersion: rolecall.dev/v1alpha1
@@ -73,4 +74,5 @@ mod parallel;
 pub mod plan;
 pub mod portal;
 pub mod reconcile;
+pub mod reference;
 pub mod render;

@@ -16,7 +16,7 @@ fn now() -> jiff::Timestamp {
 }
 
 fn catalog() -> Catalog {
-    rolecall::portal::store::reference_catalog()
+    rolecall::reference::store::reference_catalog()
 }
 
 fn member(email: &str, roles: &[&str], linked: bool) -> Member {

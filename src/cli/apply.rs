@@ -12,7 +12,7 @@ use super::{FileArgs, PortalArgs};
 use crate::apply::{AccountOutcome, apply_all, check_preconditions, observe};
 use crate::domain::text::printable;
 use crate::plan::{AccountPlan, Change, ModeWord, Operation, PlanDocument, check_saved_account};
-use crate::portal::connect::AnyPortal;
+use crate::reconcile::connect::AnyPortal;
 use crate::render;
 
 pub struct ApplyArgs<'a> {

@@ -115,7 +115,7 @@ impl PortalArgs {
                 .map_or_else(|| PathBuf::from("."), PathBuf::from),
             None => PathBuf::from("."),
         };
-        dir.join(crate::portal::connect::DEFAULT_WHMCS_STATE)
+        dir.join(crate::reconcile::connect::DEFAULT_WHMCS_STATE)
     }
 }
 
@@ -319,7 +319,7 @@ pub fn main() -> ExitCode {
         } => portal::serve(
             &db,
             &listen,
-            crate::portal::server::Config {
+            crate::reference::server::Config {
                 rate_limit,
                 fault_rate,
                 fault_after_commit,

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::portal::PrincipalKind;
-use crate::portal::server::{self, App, Config};
-use crate::portal::store::{Store, random_hex};
+use crate::reference::server::{self, App, Config};
+use crate::reference::store::{Store, random_hex};
 
 /// Opens the store, binds the address, prints where it listens (the first line of standard
 /// output, which tests read) and serves until SIGTERM or ctrl-c.

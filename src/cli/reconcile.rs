@@ -229,16 +229,16 @@ pub fn connect(
     url: &str,
     token_env: &str,
     args: &super::PortalArgs,
-) -> Result<crate::portal::connect::AnyPortal, String> {
+) -> Result<crate::reconcile::connect::AnyPortal, String> {
     let options = crate::portal::http::HttpOptions {
         ca_file: args.ca_file.clone(),
         ..Default::default()
     };
-    let settings = crate::portal::connect::AdapterSettings {
+    let settings = crate::reconcile::connect::AdapterSettings {
         whmcs_invitations: std::sync::Arc::new(crate::portal::whmcs::FileInvitations::new(
             args.whmcs_state_file(),
         )),
         rate_limit: args.rate_limit,
     };
-    crate::portal::connect::connect_adapter(url, token_env, options, settings)
+    crate::reconcile::connect::connect_adapter(url, token_env, options, settings)
 }

@@ -26,10 +26,10 @@ use crate::model::{
     Portal, PortalStatus, SecretKeyRef, WhmcsInvitation,
 };
 use crate::plan::{AccountPlan, Action, Context as PlanContext, ObservedAccount, plan_account};
-use crate::portal::connect::{AnyPortal, connect_token, connect_whmcs};
 use crate::portal::http::{AnswerHook, HttpOptions, Token};
 use crate::portal::whmcs::{InvitationStore, MemoryInvitations, WhmcsOptions};
 use crate::portal::{Catalog, InvitationStatus, Portal as _, Whoami};
+use crate::reconcile::connect::{AnyPortal, connect_token, connect_whmcs};
 
 /// The reconcile of one CustomerAccount, with the finalizer that carries out its
 /// `deletionPolicy`.
@@ -497,7 +497,7 @@ async fn connect_billmgr_portal(
         http,
         now: Some(now),
     };
-    crate::portal::connect::connect_billmgr(url, credentials, options)
+    crate::reconcile::connect::connect_billmgr(url, credentials, options)
         .map_err(|e| Error::reconcile("InvalidSpec", e))
 }
 

@@ -16,8 +16,10 @@ use crate::domain::{
     AccountPolicy, DesiredAccount, DesiredContact, DesiredMember, DesiredRole, Email, RemovalLimit,
     Services, SourceRef, Window, parse_date, parse_time_zone,
 };
-use crate::portal::store::{COCKPIT_ACCESS, CUSTOMER_ADMIN, TECHNICAL_CONTACT, reference_catalog};
 use crate::portal::{Account, Contact, Member, PrincipalKind, RoleGrant};
+use crate::reference::store::{
+    COCKPIT_ACCESS, CUSTOMER_ADMIN, TECHNICAL_CONTACT, reference_catalog,
+};
 
 /// The sizes planned, each twice the one before: the smallest is large enough that fixed costs
 /// do not hide the growth, the largest small enough for a debug build (well under a second).

@@ -15,7 +15,7 @@ use crate::portal::{
 };
 
 fn catalog() -> Catalog {
-    crate::portal::store::reference_catalog()
+    crate::reference::store::reference_catalog()
 }
 
 fn operator() -> Whoami {

@@ -5,11 +5,7 @@
 
 pub mod api;
 pub mod billmgr;
-pub mod connect;
 pub mod http;
-pub mod sandbox;
-pub mod server;
-pub mod store;
 pub mod whmcs;
 
 use std::future::Future;

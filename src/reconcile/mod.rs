@@ -3,6 +3,8 @@
 //! `cli/reconcile.rs` (issue 17); until then this module holds the pieces the controller and
 //! the portal adapters need, so that nothing below the CLI imports `cli`.
 
+pub mod connect;
+
 use jiff::Timestamp;
 
 /// The environment variable that fixes the current instant (SPEC §3 "Time").

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 
 use super::store::{MAX_LIMIT, Principal, Refusal, Replay, Store};
-use super::{
+use crate::portal::{
     Account, AccountFilter, AccountPatch, AuditEntry, Catalog, Contact, ContactPut, ErrorCode,
     Invitation, Member, MemberPut, NewAccount, Page, Portal, PortalError, PortalResult, Whoami,
 };

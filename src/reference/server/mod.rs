@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use jiff::Timestamp;
 
-use crate::portal::store::{Principal, Refusal, Store, constant_time_eq, token_hash};
+use crate::reference::store::{Principal, Refusal, Store, constant_time_eq, token_hash};
 
 /// Operational knobs of `rolecall portal serve`.
 #[derive(Debug, Clone, Default)]

@@ -10,7 +10,7 @@ use axum::response::Response;
 
 use super::{App, bearer, problem_response};
 use crate::portal::ErrorCode;
-use crate::portal::store::{Refusal, token_hash};
+use crate::reference::store::{Refusal, token_hash};
 
 /// One line per request on stderr: method, path, status, duration. The path never carries a
 /// token, and the query string (which could) is left out.

@@ -5,11 +5,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::billmgr::{BillmgrOptions, BillmgrPortal};
-use super::http::{HttpOptions, HttpPortal, Token};
-use super::sandbox::SandboxPortal;
-use super::whmcs::{Credentials, FileInvitations, InvitationStore, WhmcsOptions, WhmcsPortal};
-use super::*;
+use crate::portal::billmgr::{BillmgrOptions, BillmgrPortal};
+use crate::portal::http::{HttpOptions, HttpPortal, Token};
+use crate::portal::whmcs::{
+    Credentials, FileInvitations, InvitationStore, WhmcsOptions, WhmcsPortal,
+};
+use crate::portal::*;
+use crate::reference::sandbox::SandboxPortal;
 
 /// Every portal implementation rolecall can talk to.
 pub enum AnyPortal {
@@ -84,7 +86,7 @@ pub fn whmcs_credentials_from_env() -> Result<Credentials, String> {
 
 /// The BILLmanager login from `ROLECALL_BILLMGR_USERNAME` and `ROLECALL_BILLMGR_PASSWORD`.
 /// Errors name the variables, never their values.
-pub fn billmgr_credentials_from_env() -> Result<super::billmgr::Credentials, String> {
+pub fn billmgr_credentials_from_env() -> Result<crate::portal::billmgr::Credentials, String> {
     let read = |var: &str| match std::env::var(var) {
         Ok(v) if !v.is_empty() => Ok(Some(v)),
         Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
@@ -99,7 +101,7 @@ pub fn billmgr_credentials_from_env() -> Result<super::billmgr::Credentials, Str
             "no BILLmanager login: set {BILLMGR_USERNAME_ENV} and {BILLMGR_PASSWORD_ENV}"
         ));
     };
-    super::billmgr::Credentials::new(
+    crate::portal::billmgr::Credentials::new(
         &username,
         &password,
         &format!("{BILLMGR_USERNAME_ENV} / {BILLMGR_PASSWORD_ENV}"),
@@ -110,7 +112,7 @@ pub fn billmgr_credentials_from_env() -> Result<super::billmgr::Credentials, Str
 /// from wherever the caller keeps it (the controller: a Secret).
 pub fn connect_billmgr(
     url: &str,
-    credentials: super::billmgr::Credentials,
+    credentials: crate::portal::billmgr::Credentials,
     options: BillmgrOptions,
 ) -> Result<AnyPortal, String> {
     let base = url

@@ -14,8 +14,8 @@ use crate::portal::api::{
     AccountPatch, ClockSetting, ContactPut, EmailRequest, IssuedToken, MemberPut, NewAccount,
     NotificationRequest, TokenRequest,
 };
-use crate::portal::store::{Principal, Refusal, Replay, Store, check_limit, token_hash};
 use crate::portal::{AccountFilter, ErrorCode};
+use crate::reference::store::{Principal, Refusal, Replay, Store, check_limit, token_hash};
 
 type Answer = Result<Response, ApiError>;
 
@@ -261,7 +261,7 @@ pub async fn catalog(State(app): State<App>, headers: HeaderMap) -> Answer {
     app.principal(&headers).await?;
     Ok(json(
         StatusCode::OK,
-        &crate::portal::store::reference_catalog(),
+        &crate::reference::store::reference_catalog(),
     ))
 }
 
