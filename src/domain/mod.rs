@@ -3,11 +3,13 @@
 
 mod customer_number;
 mod email;
+mod expiry;
 pub mod text;
 mod window;
 
 pub use customer_number::*;
 pub use email::*;
+pub use expiry::*;
 pub use window::*;
 
 use jiff::tz::TimeZone;
