@@ -9,10 +9,13 @@ use std::sync::Arc;
 use super::plan::{all_plans, make_plans, print_plan_errors, warnings};
 use super::tally::Tally;
 use super::{FileArgs, PortalArgs};
-use crate::apply::{AccountOutcome, apply_all, check_preconditions, observe};
 use crate::domain::text::printable;
 use crate::plan::{AccountPlan, Change, ModeWord, Operation, PlanDocument, check_saved_account};
 use crate::reconcile::connect::AnyPortal;
+use crate::reconcile::{
+    self, AccountOutcome, DEFAULT_PORTAL, DEFAULT_TOKEN_ENV, apply_all, check_preconditions,
+    observe,
+};
 use crate::render;
 
 pub struct ApplyArgs<'a> {
@@ -27,10 +30,7 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
     let plan_shown = !super::quiet() || !args.auto_approve;
     let planned = match make_plans(args.files, args.portal, &[], plan_shown).await {
         Ok(p) => p,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return super::fail(&e),
     };
     if print_plan_errors(&planned) > 0 {
         eprintln!("nothing was applied: fix the errors above first");
@@ -64,17 +64,17 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
         return ExitCode::from(1);
     }
     let mut tally = Tally::default();
+    let options = args.portal.connect_options();
     for mut p in planned {
-        let portal =
-            match super::reconcile::connect(&p.target.url, &p.target.token_env, args.portal) {
-                Ok(portal) => Arc::new(portal),
-                Err(msg) => {
-                    eprintln!("{msg}");
-                    let changes = p.plans.iter().filter(|a| attempted(a));
-                    tally.not_reached(changes.map(|a| a.changes.len()).sum());
-                    continue;
-                }
-            };
+        let portal = match reconcile::connect(&p.target.url, &p.target.token_env, &options) {
+            Ok(portal) => Arc::new(portal),
+            Err(e) => {
+                eprintln!("{}", super::chain(&e));
+                let changes = p.plans.iter().filter(|a| attempted(a));
+                tally.not_reached(changes.map(|a| a.changes.len()).sum());
+                continue;
+            }
+        };
         // The operations move to the work (the plans keep their changes, for the count): a
         // large fleet's operations are not held twice. What each change's write is, is noted
         // first, so that a failure can name the changes that happened and those that did not.
@@ -156,27 +156,19 @@ pub async fn run_saved(
         );
         return ExitCode::from(1);
     }
-    let portal = match super::reconcile::connect(&chosen.url, &chosen.token_env, portal_args) {
+    let options = portal_args.connect_options();
+    let portal = match reconcile::connect(&chosen.url, &chosen.token_env, &options) {
         Ok(p) => Arc::new(p),
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return super::fail(&e),
     };
     // The principal that applies now, which may not be the one that planned.
-    let facts = match super::reconcile::facts(portal.as_ref(), &shown).await {
+    let facts = match reconcile::facts(portal.as_ref(), &shown).await {
         Ok(f) => f,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return super::fail(&e),
     };
-    let now = match super::clock_now() {
+    let now = match reconcile::now() {
         Ok(n) => n,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return super::fail(&e),
     };
     let ctx = crate::plan::Context {
         catalog: &facts.catalog,
@@ -192,9 +184,8 @@ pub async fn run_saved(
     let cns: Vec<String> = accounts.iter().map(|a| a.customer_number.clone()).collect();
     let observed = match observe(portal.as_ref(), &cns).await {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("{shown}: cannot read the accounts: {e}");
-            return ExitCode::from(1);
+        Err(source) => {
+            return super::fail(&reconcile::Error::Observe { url: shown, source });
         }
     };
     let mut stale = 0;
@@ -206,6 +197,7 @@ pub async fn run_saved(
         // Every account is checked before anything is written: stale, edited, or against a
         // safety rule for the principal that applies.
         let checked = check_preconditions(&a.operations, o)
+            .map_err(|stale| stale.to_string())
             .and_then(|()| check_saved_account(a, o.unwrap_or(&empty), &ctx));
         match checked {
             Ok(()) => work.push((a.customer_number.clone(), a.operations.clone())),
@@ -264,7 +256,6 @@ fn saved_plan_portal(
     files: &FileArgs,
     args: &PortalArgs,
 ) -> Result<SavedPlanPortal, String> {
-    use super::reconcile::{DEFAULT_PORTAL, DEFAULT_TOKEN_ENV};
     if let Some(url) = args.portal.as_deref().filter(|u| !u.is_empty()) {
         return Ok(SavedPlanPortal {
             url: url.to_string(),
@@ -272,7 +263,7 @@ fn saved_plan_portal(
             origin: "from --portal or ROLECALL_PORTAL",
         });
     }
-    let now = super::clock_now()?;
+    let now = reconcile::now().map_err(|e| e.to_string())?;
     let checked = crate::manifest::load_and_check(&files.files, now);
     if checked.documents == 0 {
         return Ok(SavedPlanPortal {
@@ -286,11 +277,11 @@ fn saved_plan_portal(
         super::print_diagnostics(&checked.diagnostics);
         return Err(format!(
             "the manifests that choose the portal have {errors} {}; nothing was applied",
-            if errors == 1 { "error" } else { "errors" }
+            crate::reconcile::load::errors_word(errors)
         ));
     }
     let portals = checked.desired.portals.clone();
-    let targets = super::reconcile::targets(checked.desired, None, &[])?;
+    let targets = reconcile::targets(checked.desired, None, &[]).map_err(|e| e.to_string())?;
     let planned: Vec<&str> = doc
         .accounts
         .iter()

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::PortalArgs;
-use super::reconcile::{self, DEFAULT_PORTAL, DEFAULT_TOKEN_ENV};
 use crate::model::{API_VERSION, Policy, PortalSpec};
 use crate::portal::Portal;
+use crate::reconcile::{self, DEFAULT_PORTAL, DEFAULT_TOKEN_ENV};
 use crate::render::manifests::{
     Doc, Meta, account_yaml, members_without_roles, object_name, observed_spec,
 };
@@ -28,9 +28,12 @@ async fn export(args: &PortalArgs, only: &[String], out_dir: Option<&Path>) -> R
         .portal
         .clone()
         .unwrap_or_else(|| DEFAULT_PORTAL.to_string());
-    let portal = reconcile::connect(&url, DEFAULT_TOKEN_ENV, args)?;
+    let portal = reconcile::connect(&url, DEFAULT_TOKEN_ENV, &args.connect_options())
+        .map_err(|e| super::chain(&e))?;
     let shown = crate::domain::text::redact_url(&url).into_owned();
-    let facts = reconcile::facts(&portal, &url).await?;
+    let facts = reconcile::facts(&portal, &url)
+        .await
+        .map_err(|e| super::chain(&e))?;
     // A BILLmanager portal learns its one account's customer number from `--account`.
     portal.bind_accounts(only);
     let visible = portal
@@ -49,7 +52,7 @@ async fn export(args: &PortalArgs, only: &[String], out_dir: Option<&Path>) -> R
         .map(|a| a.customer_number.clone())
         .filter(|cn| only.is_empty() || only.contains(cn))
         .collect();
-    let observed = crate::apply::observe(&portal, &cns)
+    let observed = reconcile::observe(&portal, &cns)
         .await
         .map_err(|e| format!("{shown}: cannot read the accounts: {e}"))?;
 

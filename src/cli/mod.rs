@@ -12,7 +12,6 @@ mod export;
 mod init;
 mod plan;
 mod portal;
-pub(crate) mod reconcile;
 mod tally;
 mod validate;
 
@@ -116,6 +115,17 @@ impl PortalArgs {
             None => PathBuf::from("."),
         };
         dir.join(crate::reconcile::connect::DEFAULT_WHMCS_STATE)
+    }
+}
+
+impl PortalArgs {
+    /// How the pipeline connects to the portals these arguments name.
+    pub fn connect_options(&self) -> crate::reconcile::ConnectOptions {
+        crate::reconcile::ConnectOptions {
+            ca_file: self.ca_file.clone(),
+            rate_limit: self.rate_limit,
+            whmcs_state: self.whmcs_state_file(),
+        }
     }
 }
 
@@ -474,9 +484,30 @@ fn block_on(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
-/// The current instant: `ROLECALL_NOW` (RFC 3339) when set, so expiry is testable, else the clock.
-pub fn clock_now() -> Result<jiff::Timestamp, String> {
+/// The current instant: `ROLECALL_NOW` (RFC 3339) when set, so expiry is testable, else the
+/// clock. The command line reads [`crate::reconcile::now`]; this remains for the one caller
+/// below the CLI (`reconcile/connect.rs`) until it does too.
+pub(crate) fn clock_now() -> Result<jiff::Timestamp, String> {
     crate::reconcile::now().map_err(|e| e.to_string())
+}
+
+/// The one place an error of a command becomes output and an exit code (SPEC §3: errors go to
+/// stderr, exit 1): the sentence, then each of its causes after a colon, on one line.
+pub fn fail(error: &dyn std::error::Error) -> ExitCode {
+    eprintln!("{}", chain(error));
+    ExitCode::from(1)
+}
+
+/// An error and its causes as one line: `sentence: cause: cause of the cause`.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        line.push_str(": ");
+        line.push_str(&e.to_string());
+        cause = e.source();
+    }
+    line
 }
 
 /// Writes diagnostics to standard error: one located sentence each, and on a terminal the
