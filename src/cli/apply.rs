@@ -122,19 +122,9 @@ pub async fn run_saved(
     portal_args: &PortalArgs,
     concurrency: usize,
 ) -> ExitCode {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{}: the plan cannot be read: {e}", path.display());
-            return ExitCode::from(1);
-        }
-    };
-    let doc = match PlanDocument::from_json(&text) {
+    let doc = match read_plan(path) {
         Ok(d) => d,
-        Err(msg) => {
-            eprintln!("{}: {msg}", path.display());
-            return ExitCode::from(1);
-        }
+        Err(exit) => return exit,
     };
     // A plan file is data (from a pull request, say): it never chooses where the token goes.
     // The portal comes from where `plan` takes it, and must be the one the plan was made for.
@@ -188,30 +178,11 @@ pub async fn run_saved(
             return super::fail(&reconcile::Error::Observe { url: shown, source });
         }
     };
-    let mut stale = 0;
-    let mut stale_changes = 0;
-    let mut work = Vec::new();
-    let empty = crate::plan::ObservedAccount::default();
-    for a in &accounts {
-        let o = observed.get(&a.customer_number);
-        // Every account is checked before anything is written: stale, edited, or against a
-        // safety rule for the principal that applies.
-        let checked = check_preconditions(&a.operations, o)
-            .map_err(|stale| stale.to_string())
-            .and_then(|()| check_saved_account(a, o.unwrap_or(&empty), &ctx));
-        match checked {
-            Ok(()) => work.push((a.customer_number.clone(), a.operations.clone())),
-            Err(reason) => {
-                eprintln!(
-                    "customer account {}: refused: {}",
-                    printable(&a.customer_number),
-                    printable(&reason)
-                );
-                stale += 1;
-                stale_changes += a.changes.len();
-            }
-        }
-    }
+    let Checked {
+        work,
+        stale,
+        stale_changes,
+    } = check_accounts(&accounts, &observed, &ctx);
     for r in &doc.refused {
         eprintln!(
             "customer account {}: refused when planned: {}",
@@ -240,6 +211,63 @@ pub async fn run_saved(
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Reads and parses the plan file; on failure, says why and gives the exit code.
+fn read_plan(path: &Path) -> Result<PlanDocument, ExitCode> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("{}: the plan cannot be read: {e}", path.display());
+        ExitCode::from(1)
+    })?;
+    PlanDocument::from_json(&text).map_err(|msg| {
+        eprintln!("{}: {msg}", path.display());
+        ExitCode::from(1)
+    })
+}
+
+/// The saved plan's accounts that may still be applied, and how many were refused.
+struct Checked {
+    work: Vec<(String, Vec<Operation>)>,
+    /// Accounts refused as stale, edited or against a safety rule.
+    stale: usize,
+    /// Their changes.
+    stale_changes: usize,
+}
+
+/// Checks every account before anything is written: stale, edited, or against a safety rule
+/// for the principal that applies. Each refusal is printed.
+fn check_accounts(
+    accounts: &[&crate::plan::AccountDocument],
+    observed: &std::collections::BTreeMap<String, crate::plan::ObservedAccount>,
+    ctx: &crate::plan::Context<'_>,
+) -> Checked {
+    let mut checked = Checked {
+        work: Vec::new(),
+        stale: 0,
+        stale_changes: 0,
+    };
+    let empty = crate::plan::ObservedAccount::default();
+    for a in accounts {
+        let o = observed.get(&a.customer_number);
+        let verdict = check_preconditions(&a.operations, o)
+            .map_err(|stale| stale.to_string())
+            .and_then(|()| check_saved_account(a, o.unwrap_or(&empty), ctx));
+        match verdict {
+            Ok(()) => checked
+                .work
+                .push((a.customer_number.clone(), a.operations.clone())),
+            Err(reason) => {
+                eprintln!(
+                    "customer account {}: refused: {}",
+                    printable(&a.customer_number),
+                    printable(&reason)
+                );
+                checked.stale += 1;
+                checked.stale_changes += a.changes.len();
+            }
+        }
+    }
+    checked
 }
 
 /// The portal a saved plan is applied to, and where that choice came from.

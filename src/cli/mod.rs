@@ -287,7 +287,12 @@ pub fn main() -> ExitCode {
     if !matches!(cli.command, Command::Controller(_)) {
         init_logging(verbosity);
     }
-    match cli.command {
+    run(cli.command)
+}
+
+/// Runs one subcommand.
+fn run(command: Command) -> ExitCode {
+    match command {
         Command::Validate { files, output } => validate::run(&files, output),
         Command::Completions { shell } => {
             clap_complete::generate(
@@ -304,18 +309,7 @@ pub fn main() -> ExitCode {
             print!("{}", crate::model::crd::crds_yaml());
             ExitCode::SUCCESS
         }
-        Command::Schema { plan } => {
-            let schema = if plan {
-                crate::plan::plan_schema()
-            } else {
-                crate::manifest::schema::document_schema()
-            };
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&schema).unwrap_or_default()
-            );
-            ExitCode::SUCCESS
-        }
+        Command::Schema { plan } => schema(plan),
         Command::Portal {
             command:
                 PortalCommand::Serve {
@@ -383,6 +377,20 @@ pub fn main() -> ExitCode {
         } => block_on(export::run(&portal, &accounts, out_dir.as_deref())),
         Command::Controller(args) => controller::run(args),
     }
+}
+
+/// `rolecall schema [--plan]`: the JSON Schema of the manifests, or of the saved plan.
+fn schema(plan: bool) -> ExitCode {
+    let schema = if plan {
+        crate::plan::plan_schema()
+    } else {
+        crate::manifest::schema::document_schema()
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&schema).unwrap_or_default()
+    );
+    ExitCode::SUCCESS
 }
 
 /// Diagnostic logs on standard error, only when `RUST_LOG` (e.g. `RUST_LOG=rolecall=debug`)
@@ -537,5 +545,31 @@ pub fn print_diagnostics(diags: &[crate::manifest::Diagnostic]) {
             Some(s) => writeln!(out, "{s}\n"),
             None => writeln!(out, "{d}"),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::portal::PortalError;
+    use crate::reconcile::Error;
+
+    #[test]
+    fn an_error_prints_as_its_sentence_then_its_causes() {
+        let source = PortalError::Unreachable("connection refused".into());
+        let old = format!("https://portal.example: cannot read the accounts: {source}");
+        let e = Error::Observe {
+            url: "https://portal.example".into(),
+            source,
+        };
+        assert_eq!(
+            e.to_string(),
+            "https://portal.example: cannot read the accounts"
+        );
+        assert_eq!(super::chain(&e), old);
+        let clock = Error::from(crate::reconcile::LoadError::Invalid { errors: 1 });
+        assert_eq!(
+            super::chain(&clock),
+            "the manifests have 1 error; nothing was planned"
+        );
     }
 }

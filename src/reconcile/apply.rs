@@ -94,102 +94,7 @@ pub async fn apply_account<P: Portal>(
     // first write into the second.
     let mut etags: HashMap<String, String> = HashMap::new();
     for op in operations {
-        let fresh = |email: &str, planned: &Option<String>| -> Option<String> {
-            etags
-                .get(&email_key(email))
-                .cloned()
-                .or_else(|| planned.clone())
-        };
-        let result: Result<(), PortalError> = match op {
-            Operation::CreateAccount {
-                account,
-                idempotency_key,
-            } => portal
-                .create_account(account, idempotency_key)
-                .await
-                .map(|_| ()),
-            Operation::UpdateAccount { patch, if_match } => portal
-                .update_account(customer_number, patch, if_match.as_deref())
-                .await
-                .map(|_| ()),
-            Operation::PutMember {
-                email,
-                member,
-                if_match,
-            } => {
-                let tag = fresh(email, if_match);
-                match portal
-                    .put_member(customer_number, email, member, tag.as_deref())
-                    .await
-                {
-                    Ok(m) => {
-                        etags.insert(email_key(email), m.etag);
-                        Ok(())
-                    }
-                    // When the answer to this very write was lost (a 503 after the commit),
-                    // its retry meets the new etag and answers 412. If the member already is
-                    // what this write makes it, the write went through.
-                    Err(e) if e.code() == Some(ErrorCode::VersionConflict) => {
-                        match member_as_written(portal, customer_number, email, member).await {
-                            Some(etag) => {
-                                etags.insert(email_key(email), etag);
-                                Ok(())
-                            }
-                            None => Err(e),
-                        }
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Operation::DeleteMember { email, if_match } => {
-                let tag = fresh(email, if_match);
-                portal
-                    .delete_member(customer_number, email, tag.as_deref())
-                    .await
-            }
-            Operation::Invite {
-                email,
-                resend,
-                idempotency_key,
-            } => match portal
-                .invite(customer_number, email, *resend, idempotency_key)
-                .await
-            {
-                Ok(_) => Ok(()),
-                // Linked is what an invitation is for: the person already had a user account
-                // with this e-mail, and the portal linked it when the member was written.
-                Err(e) if e.code() == Some(ErrorCode::AlreadyLinked) => Ok(()),
-                Err(e) => Err(e),
-            },
-            Operation::CancelInvitation { email } => {
-                portal.cancel_invitation(customer_number, email).await
-            }
-            Operation::PutContact {
-                email,
-                contact,
-                if_match,
-            } => match portal
-                .put_contact(customer_number, email, contact, if_match.as_deref())
-                .await
-            {
-                Ok(_) => Ok(()),
-                // As for members: a 412 on the retry of a write whose answer was lost.
-                Err(e) if e.code() == Some(ErrorCode::VersionConflict) => {
-                    if contact_as_written(portal, customer_number, email, contact).await {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                }
-                Err(e) => Err(e),
-            },
-            Operation::DeleteContact { email, if_match } => {
-                portal
-                    .delete_contact(customer_number, email, if_match.as_deref())
-                    .await
-            }
-        };
-        match result {
+        match write(portal, customer_number, op, &mut etags).await {
             Ok(()) => outcome.applied += 1,
             Err(e) => {
                 outcome.error = Some(explain(op, &e));
@@ -199,6 +104,117 @@ pub async fn apply_account<P: Portal>(
         }
     }
     outcome
+}
+
+/// Sends one operation of an account. `etags` holds the etag each member written so far in
+/// this plan now has, by e-mail key: it replaces the planned `If-Match` of a later write.
+async fn write<P: Portal>(
+    portal: &P,
+    customer_number: &str,
+    op: &Operation,
+    etags: &mut HashMap<String, String>,
+) -> Result<(), PortalError> {
+    let fresh = |etags: &HashMap<String, String>, email: &str, planned: &Option<String>| {
+        etags
+            .get(&email_key(email))
+            .cloned()
+            .or_else(|| planned.clone())
+    };
+    match op {
+        Operation::CreateAccount {
+            account,
+            idempotency_key,
+        } => portal
+            .create_account(account, idempotency_key)
+            .await
+            .map(|_| ()),
+        Operation::UpdateAccount { patch, if_match } => portal
+            .update_account(customer_number, patch, if_match.as_deref())
+            .await
+            .map(|_| ()),
+        Operation::PutMember {
+            email,
+            member,
+            if_match,
+        } => {
+            let tag = fresh(etags, email, if_match);
+            let etag = put_member(portal, customer_number, email, member, tag.as_deref()).await?;
+            etags.insert(email_key(email), etag);
+            Ok(())
+        }
+        Operation::DeleteMember { email, if_match } => {
+            let tag = fresh(etags, email, if_match);
+            portal
+                .delete_member(customer_number, email, tag.as_deref())
+                .await
+        }
+        Operation::Invite {
+            email,
+            resend,
+            idempotency_key,
+        } => match portal
+            .invite(customer_number, email, *resend, idempotency_key)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Linked is what an invitation is for: the person already had a user account
+            // with this e-mail, and the portal linked it when the member was written.
+            Err(e) if e.code() == Some(ErrorCode::AlreadyLinked) => Ok(()),
+            Err(e) => Err(e),
+        },
+        Operation::CancelInvitation { email } => {
+            portal.cancel_invitation(customer_number, email).await
+        }
+        Operation::PutContact {
+            email,
+            contact,
+            if_match,
+        } => match portal
+            .put_contact(customer_number, email, contact, if_match.as_deref())
+            .await
+        {
+            Ok(_) => Ok(()),
+            // As for members: a 412 on the retry of a write whose answer was lost.
+            Err(e) if e.code() == Some(ErrorCode::VersionConflict) => {
+                if contact_as_written(portal, customer_number, email, contact).await {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
+        },
+        Operation::DeleteContact { email, if_match } => {
+            portal
+                .delete_contact(customer_number, email, if_match.as_deref())
+                .await
+        }
+    }
+}
+
+/// Writes a member with `if_match`; gives the etag the member has afterwards.
+async fn put_member<P: Portal>(
+    portal: &P,
+    customer_number: &str,
+    email: &str,
+    member: &MemberPut,
+    if_match: Option<&str>,
+) -> Result<String, PortalError> {
+    match portal
+        .put_member(customer_number, email, member, if_match)
+        .await
+    {
+        Ok(m) => Ok(m.etag),
+        // When the answer to this very write was lost (a 503 after the commit), its retry
+        // meets the new etag and answers 412. If the member already is what this write makes
+        // it, the write went through.
+        Err(e) if e.code() == Some(ErrorCode::VersionConflict) => {
+            member_as_written(portal, customer_number, email, member)
+                .await
+                .ok_or(e)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The etag of the member when the portal already holds exactly what `put` writes.

@@ -171,3 +171,85 @@ fn one_account_per_billmgr_portal(
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{SourceFile, check_files};
+
+    fn desired(yaml: &str) -> DesiredState {
+        let now = "2026-11-26T09:00:00Z".parse().unwrap();
+        let files = [SourceFile {
+            name: "m.yaml".into(),
+            text: yaml.into(),
+        }];
+        let checked = check_files(&files, now);
+        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+        checked.desired
+    }
+
+    fn account(name: &str, cn: &str) -> String {
+        format!(
+            "---\napiVersion: rolecall.dev/v1alpha1\nkind: CustomerAccount\nmetadata: {{name: {name}}}\nspec:\n  customerNumber: \"{cn}\"\n  timeZone: Europe/Zurich\n"
+        )
+    }
+
+    fn portal(name: &str, url: &str) -> String {
+        format!(
+            "---\napiVersion: rolecall.dev/v1alpha1\nkind: Portal\nmetadata: {{name: {name}}}\nspec:\n  url: {url}\n"
+        )
+    }
+
+    #[test]
+    fn accounts_go_to_the_flag_else_their_namespaces_only_portal_else_the_default() {
+        let only_portal = desired(&(account("acme", "10042") + &portal("main", "sandbox:a.db")));
+        let to = |d: DesiredState, flag| targets(d, flag, &[]).unwrap();
+        let by_manifest = to(only_portal.clone(), None);
+        assert_eq!(by_manifest.len(), 1);
+        assert_eq!(by_manifest[0].url, "sandbox:a.db");
+        assert_eq!(by_manifest[0].token_env, DEFAULT_TOKEN_ENV);
+        assert_eq!(to(only_portal, Some("sandbox:b.db"))[0].url, "sandbox:b.db");
+        let no_portal = desired(&account("acme", "10042"));
+        assert_eq!(to(no_portal.clone(), Some(""))[0].url, DEFAULT_PORTAL);
+        assert_eq!(to(no_portal, None)[0].url, DEFAULT_PORTAL);
+    }
+
+    #[test]
+    fn the_errors_name_the_account_and_say_what_to_do() {
+        let one = desired(&account("acme", "10042"));
+        let err = targets(one, None, &["777".into()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--account 777: no CustomerAccount in the manifests has customer number \"777\""
+        );
+
+        let two_portals = desired(
+            &(account("acme", "10042")
+                + &portal("a", "sandbox:a.db")
+                + &portal("b", "sandbox:b.db")),
+        );
+        let err = targets(two_portals, None, &[]).unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                ": CustomerAccount \"acme\" names no portalRef and 2 Portals are declared in namespace \"default\"; add spec.portalRef or pass --portal"
+            ),
+            "{err}"
+        );
+        assert!(err.starts_with("m.yaml:"), "{err}");
+
+        let billmgr = desired(
+            &(account("acme", "10042")
+                + &account("initech", "10043")
+                + &portal("bm", "billmgr+https://billing.example.net")),
+        );
+        let err = targets(billmgr, None, &[]).unwrap_err().to_string();
+        assert!(err.starts_with("m.yaml:"), "{err}");
+        assert!(
+            err.contains(
+                ": CustomerAccount \"initech\" (customer number 10043) is a second account on the BILLmanager portal \"billmgr+https://billing.example.net\", which serves one client account, the one its login reaches (the first is CustomerAccount \"acme\" at m.yaml:"
+            ),
+            "{err}"
+        );
+        assert!(err.ends_with("); give it a Portal of its own"), "{err}");
+    }
+}
