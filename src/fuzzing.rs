@@ -12,13 +12,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::apply::check_preconditions;
 use crate::manifest::{self, SourceFile};
 use crate::plan::{self, Context, ObservedAccount, Operation, PlanDocument};
 use crate::portal::whmcs::{Credentials, MemoryInvitations, WhmcsOptions, WhmcsPortal};
 use crate::portal::{
     Account, Member, MemberPut, NewAccount, PrincipalKind, RoleGrant, Services, Whoami,
 };
+use crate::reconcile::check_preconditions;
 use crate::reference::server::handlers::{self as h, PathParams};
 use crate::reference::server::{App, Config};
 use crate::reference::store::{Principal, Store, reference_catalog};

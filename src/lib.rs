@@ -16,8 +16,12 @@
 //!   reads — into [`plan::AccountPlan`]s of changes and the portal operations that carry them
 //!   out, refusing accounts a safety rule protects. [`plan::PlanDocument`] is the saved plan.
 //! - [`render`] shows plans as text, Markdown or JSON.
-//! - [`portal`] is the portal interface, its HTTP client and the reference portal;
-//!   [`apply`] executes plans; [`cli`] is the command line.
+//! - [`portal`] is the portal interface and its clients (HTTP, WHMCS, BILLmanager);
+//!   [`reference`] is the reference portal (store, server, embedded sandbox).
+//! - [`reconcile`] is the one pipeline both front ends use: load, choose each account's
+//!   portal, observe, plan and apply, with the clock and the plan id passed in.
+//! - [`cli`] (the command line) and [`controller`] (the Kubernetes controller) are the front
+//!   ends: they parse, print and report, and go through [`reconcile`].
 //!
 //! # Example: plan a manifest against an empty portal
 //!
@@ -62,7 +66,6 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod apply;
 pub mod cli;
 pub mod controller;
 pub mod domain;

@@ -481,7 +481,7 @@ async fn a_dot_dot_customer_number_held_by_a_portal_never_reaches_another_path()
     )
     .unwrap();
 
-    let observed = rolecall::apply::observe(&portal, &["..".to_string()])
+    let observed = rolecall::reconcile::observe(&portal, &["..".to_string()])
         .await
         .unwrap();
     assert!(observed.contains_key(".."), "{observed:?}");
@@ -498,7 +498,7 @@ async fn a_dot_dot_customer_number_held_by_a_portal_never_reaches_another_path()
         },
         if_match: None,
     };
-    let outcome = rolecall::apply::apply_account(&portal, "..", &[write]).await;
+    let outcome = rolecall::reconcile::apply_account(&portal, "..", &[write]).await;
     let error = outcome.error.unwrap_or_default();
     assert!(
         error.contains("writing member a@x.example: \"..\" cannot be sent as a part of a URL path"),

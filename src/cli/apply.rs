@@ -9,10 +9,13 @@ use std::sync::Arc;
 use super::plan::{all_plans, make_plans, print_plan_errors, warnings};
 use super::tally::Tally;
 use super::{FileArgs, PortalArgs};
-use crate::apply::{AccountOutcome, apply_all, check_preconditions, observe};
 use crate::domain::text::printable;
 use crate::plan::{AccountPlan, Change, ModeWord, Operation, PlanDocument, check_saved_account};
 use crate::reconcile::connect::AnyPortal;
+use crate::reconcile::{
+    self, AccountOutcome, DEFAULT_PORTAL, DEFAULT_TOKEN_ENV, apply_all, check_preconditions,
+    observe,
+};
 use crate::render;
 
 pub struct ApplyArgs<'a> {
@@ -27,10 +30,7 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
     let plan_shown = !super::quiet() || !args.auto_approve;
     let planned = match make_plans(args.files, args.portal, &[], plan_shown).await {
         Ok(p) => p,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return super::fail(&e),
     };
     if print_plan_errors(&planned) > 0 {
         eprintln!("nothing was applied: fix the errors above first");
@@ -64,17 +64,17 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
         return ExitCode::from(1);
     }
     let mut tally = Tally::default();
+    let options = args.portal.connect_options();
     for mut p in planned {
-        let portal =
-            match super::reconcile::connect(&p.target.url, &p.target.token_env, args.portal) {
-                Ok(portal) => Arc::new(portal),
-                Err(msg) => {
-                    eprintln!("{msg}");
-                    let changes = p.plans.iter().filter(|a| attempted(a));
-                    tally.not_reached(changes.map(|a| a.changes.len()).sum());
-                    continue;
-                }
-            };
+        let portal = match reconcile::connect(&p.target.url, &p.target.token_env, &options) {
+            Ok(portal) => Arc::new(portal),
+            Err(e) => {
+                eprintln!("{}", super::chain(&e));
+                let changes = p.plans.iter().filter(|a| attempted(a));
+                tally.not_reached(changes.map(|a| a.changes.len()).sum());
+                continue;
+            }
+        };
         // The operations move to the work (the plans keep their changes, for the count): a
         // large fleet's operations are not held twice. What each change's write is, is noted
         // first, so that a failure can name the changes that happened and those that did not.
@@ -122,19 +122,9 @@ pub async fn run_saved(
     portal_args: &PortalArgs,
     concurrency: usize,
 ) -> ExitCode {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{}: the plan cannot be read: {e}", path.display());
-            return ExitCode::from(1);
-        }
-    };
-    let doc = match PlanDocument::from_json(&text) {
+    let doc = match read_plan(path) {
         Ok(d) => d,
-        Err(msg) => {
-            eprintln!("{}: {msg}", path.display());
-            return ExitCode::from(1);
-        }
+        Err(exit) => return exit,
     };
     // A plan file is data (from a pull request, say): it never chooses where the token goes.
     // The portal comes from where `plan` takes it, and must be the one the plan was made for.
@@ -156,27 +146,19 @@ pub async fn run_saved(
         );
         return ExitCode::from(1);
     }
-    let portal = match super::reconcile::connect(&chosen.url, &chosen.token_env, portal_args) {
+    let options = portal_args.connect_options();
+    let portal = match reconcile::connect(&chosen.url, &chosen.token_env, &options) {
         Ok(p) => Arc::new(p),
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return super::fail(&e),
     };
     // The principal that applies now, which may not be the one that planned.
-    let facts = match super::reconcile::facts(portal.as_ref(), &shown).await {
+    let facts = match reconcile::facts(portal.as_ref(), &shown).await {
         Ok(f) => f,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return super::fail(&e),
     };
-    let now = match super::clock_now() {
+    let now = match reconcile::now() {
         Ok(n) => n,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return super::fail(&e),
     };
     let ctx = crate::plan::Context {
         catalog: &facts.catalog,
@@ -192,34 +174,15 @@ pub async fn run_saved(
     let cns: Vec<String> = accounts.iter().map(|a| a.customer_number.clone()).collect();
     let observed = match observe(portal.as_ref(), &cns).await {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("{shown}: cannot read the accounts: {e}");
-            return ExitCode::from(1);
+        Err(source) => {
+            return super::fail(&reconcile::Error::Observe { url: shown, source });
         }
     };
-    let mut stale = 0;
-    let mut stale_changes = 0;
-    let mut work = Vec::new();
-    let empty = crate::plan::ObservedAccount::default();
-    for a in &accounts {
-        let o = observed.get(&a.customer_number);
-        // Every account is checked before anything is written: stale, edited, or against a
-        // safety rule for the principal that applies.
-        let checked = check_preconditions(&a.operations, o)
-            .and_then(|()| check_saved_account(a, o.unwrap_or(&empty), &ctx));
-        match checked {
-            Ok(()) => work.push((a.customer_number.clone(), a.operations.clone())),
-            Err(reason) => {
-                eprintln!(
-                    "customer account {}: refused: {}",
-                    printable(&a.customer_number),
-                    printable(&reason)
-                );
-                stale += 1;
-                stale_changes += a.changes.len();
-            }
-        }
-    }
+    let Checked {
+        work,
+        stale,
+        stale_changes,
+    } = check_accounts(&accounts, &observed, &ctx);
     for r in &doc.refused {
         eprintln!(
             "customer account {}: refused when planned: {}",
@@ -250,6 +213,63 @@ pub async fn run_saved(
     }
 }
 
+/// Reads and parses the plan file; on failure, says why and gives the exit code.
+fn read_plan(path: &Path) -> Result<PlanDocument, ExitCode> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("{}: the plan cannot be read: {e}", path.display());
+        ExitCode::from(1)
+    })?;
+    PlanDocument::from_json(&text).map_err(|msg| {
+        eprintln!("{}: {msg}", path.display());
+        ExitCode::from(1)
+    })
+}
+
+/// The saved plan's accounts that may still be applied, and how many were refused.
+struct Checked {
+    work: Vec<(String, Vec<Operation>)>,
+    /// Accounts refused as stale, edited or against a safety rule.
+    stale: usize,
+    /// Their changes.
+    stale_changes: usize,
+}
+
+/// Checks every account before anything is written: stale, edited, or against a safety rule
+/// for the principal that applies. Each refusal is printed.
+fn check_accounts(
+    accounts: &[&crate::plan::AccountDocument],
+    observed: &std::collections::BTreeMap<String, crate::plan::ObservedAccount>,
+    ctx: &crate::plan::Context<'_>,
+) -> Checked {
+    let mut checked = Checked {
+        work: Vec::new(),
+        stale: 0,
+        stale_changes: 0,
+    };
+    let empty = crate::plan::ObservedAccount::default();
+    for a in accounts {
+        let o = observed.get(&a.customer_number);
+        let verdict = check_preconditions(&a.operations, o)
+            .map_err(|stale| stale.to_string())
+            .and_then(|()| check_saved_account(a, o.unwrap_or(&empty), ctx));
+        match verdict {
+            Ok(()) => checked
+                .work
+                .push((a.customer_number.clone(), a.operations.clone())),
+            Err(reason) => {
+                eprintln!(
+                    "customer account {}: refused: {}",
+                    printable(&a.customer_number),
+                    printable(&reason)
+                );
+                checked.stale += 1;
+                checked.stale_changes += a.changes.len();
+            }
+        }
+    }
+    checked
+}
+
 /// The portal a saved plan is applied to, and where that choice came from.
 struct SavedPlanPortal {
     url: String,
@@ -264,7 +284,6 @@ fn saved_plan_portal(
     files: &FileArgs,
     args: &PortalArgs,
 ) -> Result<SavedPlanPortal, String> {
-    use super::reconcile::{DEFAULT_PORTAL, DEFAULT_TOKEN_ENV};
     if let Some(url) = args.portal.as_deref().filter(|u| !u.is_empty()) {
         return Ok(SavedPlanPortal {
             url: url.to_string(),
@@ -272,7 +291,7 @@ fn saved_plan_portal(
             origin: "from --portal or ROLECALL_PORTAL",
         });
     }
-    let now = super::clock_now()?;
+    let now = reconcile::now().map_err(|e| e.to_string())?;
     let checked = crate::manifest::load_and_check(&files.files, now);
     if checked.documents == 0 {
         return Ok(SavedPlanPortal {
@@ -286,11 +305,11 @@ fn saved_plan_portal(
         super::print_diagnostics(&checked.diagnostics);
         return Err(format!(
             "the manifests that choose the portal have {errors} {}; nothing was applied",
-            if errors == 1 { "error" } else { "errors" }
+            crate::reconcile::load::errors_word(errors)
         ));
     }
     let portals = checked.desired.portals.clone();
-    let targets = super::reconcile::targets(checked.desired, None, &[])?;
+    let targets = reconcile::targets(checked.desired, None, &[]).map_err(|e| e.to_string())?;
     let planned: Vec<&str> = doc
         .accounts
         .iter()

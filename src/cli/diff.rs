@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
-use super::reconcile;
 use super::{FileArgs, PortalArgs};
 use crate::domain::text::printable;
+use crate::reconcile::{self, Error};
 use crate::render::manifests::{account_yaml, desired_spec, object_name, observed_spec};
 
 pub async fn run(files: &FileArgs, portal: &PortalArgs) -> ExitCode {
@@ -13,28 +13,30 @@ pub async fn run(files: &FileArgs, portal: &PortalArgs) -> ExitCode {
             print!("{text}");
             ExitCode::SUCCESS
         }
-        Err(msg) => {
-            eprintln!("{msg}");
-            ExitCode::from(1)
-        }
+        Err(e) => super::fail(&e),
     }
 }
 
-async fn diff(files: &FileArgs, portal: &PortalArgs) -> Result<String, String> {
-    let (desired, now) = reconcile::load(&files.files)?;
+async fn diff(files: &FileArgs, portal: &PortalArgs) -> Result<String, Error> {
+    let (desired, now, _) = super::plan::load(&files.files, true)?;
     let targets = reconcile::targets(desired, portal.portal.as_deref(), &[])?;
+    let options = portal.connect_options();
     let mut out = String::new();
     for target in targets {
-        let portal = reconcile::connect(&target.url, &target.token_env, portal)?;
+        let portal = reconcile::connect(&target.url, &target.token_env, &options)?;
         let facts = reconcile::facts(&portal, &target.url).await?;
         let cns: Vec<String> = target
             .accounts
             .iter()
             .map(|a| a.customer_number.clone())
             .collect();
-        let observed = crate::apply::observe(&portal, &cns)
-            .await
-            .map_err(|e| format!("{}: cannot read the accounts: {e}", target.shown()))?;
+        let observed =
+            reconcile::observe(&portal, &cns)
+                .await
+                .map_err(|source| Error::Observe {
+                    url: target.shown(),
+                    source,
+                })?;
         let caps = facts.catalog.capabilities;
         let mut accounts = target.accounts.clone();
         accounts.sort_by(|a, b| a.customer_number.cmp(&b.customer_number));

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::PortalArgs;
-use super::reconcile::{self, DEFAULT_PORTAL, DEFAULT_TOKEN_ENV};
 use crate::model::{API_VERSION, Policy, PortalSpec};
 use crate::portal::Portal;
+use crate::reconcile::{self, DEFAULT_PORTAL, DEFAULT_TOKEN_ENV};
 use crate::render::manifests::{
     Doc, Meta, account_yaml, members_without_roles, object_name, observed_spec,
 };
@@ -16,19 +16,43 @@ use crate::render::manifests::{
 pub async fn run(portal: &PortalArgs, accounts: &[String], out_dir: Option<&Path>) -> ExitCode {
     match export(portal, accounts, out_dir).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            eprintln!("{msg}");
-            ExitCode::from(1)
-        }
+        Err(e) => super::fail(&e),
     }
 }
 
-async fn export(args: &PortalArgs, only: &[String], out_dir: Option<&Path>) -> Result<(), String> {
+/// Why nothing (or not everything) was exported.
+#[derive(Debug, thiserror::Error)]
+enum ExportError {
+    #[error(transparent)]
+    Pipeline(#[from] reconcile::Error),
+    #[error("{url}: cannot list the accounts")]
+    List {
+        url: String,
+        #[source]
+        source: crate::portal::PortalError,
+    },
+    #[error("--account {0}: the portal has no account {0:?} this token can reach")]
+    Unreachable(String),
+    #[error(
+        "customer accounts {0:?} and {1:?} would both be exported as {2}; export them one at a time with --account"
+    )]
+    SameName(String, String, String),
+    #[error("{0}: the directory cannot be created")]
+    CreateDir(String, #[source] std::io::Error),
+    #[error("{0}: cannot be written")]
+    Write(String, #[source] std::io::Error),
+}
+
+async fn export(
+    args: &PortalArgs,
+    only: &[String],
+    out_dir: Option<&Path>,
+) -> Result<(), ExportError> {
     let url = args
         .portal
         .clone()
         .unwrap_or_else(|| DEFAULT_PORTAL.to_string());
-    let portal = reconcile::connect(&url, DEFAULT_TOKEN_ENV, args)?;
+    let portal = reconcile::connect(&url, DEFAULT_TOKEN_ENV, &args.connect_options())?;
     let shown = crate::domain::text::redact_url(&url).into_owned();
     let facts = reconcile::facts(&portal, &url).await?;
     // A BILLmanager portal learns its one account's customer number from `--account`.
@@ -36,12 +60,13 @@ async fn export(args: &PortalArgs, only: &[String], out_dir: Option<&Path>) -> R
     let visible = portal
         .list_accounts()
         .await
-        .map_err(|e| format!("{shown}: cannot list the accounts: {e}"))?;
+        .map_err(|source| ExportError::List {
+            url: shown.clone(),
+            source,
+        })?;
     for cn in only {
         if !visible.iter().any(|a| &a.customer_number == cn) {
-            return Err(format!(
-                "--account {cn}: the portal has no account {cn:?} this token can reach"
-            ));
+            return Err(ExportError::Unreachable(cn.clone()));
         }
     }
     let cns: Vec<String> = visible
@@ -49,9 +74,13 @@ async fn export(args: &PortalArgs, only: &[String], out_dir: Option<&Path>) -> R
         .map(|a| a.customer_number.clone())
         .filter(|cn| only.is_empty() || only.contains(cn))
         .collect();
-    let observed = crate::apply::observe(&portal, &cns)
-        .await
-        .map_err(|e| format!("{shown}: cannot read the accounts: {e}"))?;
+    let observed =
+        reconcile::observe(&portal, &cns)
+            .await
+            .map_err(|source| reconcile::Error::Observe {
+                url: shown.clone(),
+                source,
+            })?;
 
     let portal_doc = Doc {
         api_version: API_VERSION,
@@ -74,9 +103,7 @@ async fn export(args: &PortalArgs, only: &[String], out_dir: Option<&Path>) -> R
         // Names depend on the customer number alone and carry a hash wherever making one
         // lost a difference; should two still meet, nothing is written rather than one lost.
         if let Some(other) = names.insert(name.clone(), cn) {
-            return Err(format!(
-                "customer accounts {other:?} and {cn:?} would both be exported as {name}; export them one at a time with --account"
-            ));
+            return Err(ExportError::SameName(other.to_string(), cn.clone(), name));
         }
         let mut spec = observed_spec(account, o, facts.catalog.capabilities.service_scopes);
         let roleless = members_without_roles(o);
@@ -103,11 +130,11 @@ async fn export(args: &PortalArgs, only: &[String], out_dir: Option<&Path>) -> R
         }
         Some(dir) => {
             std::fs::create_dir_all(dir)
-                .map_err(|e| format!("{}: the directory cannot be created: {e}", dir.display()))?;
+                .map_err(|e| ExportError::CreateDir(dir.display().to_string(), e))?;
             for (file, yaml) in &files {
                 let path = dir.join(file);
                 std::fs::write(&path, yaml)
-                    .map_err(|e| format!("{}: cannot be written: {e}", path.display()))?;
+                    .map_err(|e| ExportError::Write(path.display().to_string(), e))?;
             }
             eprintln!(
                 "exported {} {} to {}",

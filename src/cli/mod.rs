@@ -12,7 +12,6 @@ mod export;
 mod init;
 mod plan;
 mod portal;
-pub(crate) mod reconcile;
 mod tally;
 mod validate;
 
@@ -116,6 +115,17 @@ impl PortalArgs {
             None => PathBuf::from("."),
         };
         dir.join(crate::reconcile::connect::DEFAULT_WHMCS_STATE)
+    }
+}
+
+impl PortalArgs {
+    /// How the pipeline connects to the portals these arguments name.
+    pub fn connect_options(&self) -> crate::reconcile::ConnectOptions {
+        crate::reconcile::ConnectOptions {
+            ca_file: self.ca_file.clone(),
+            rate_limit: self.rate_limit,
+            whmcs_state: self.whmcs_state_file(),
+        }
     }
 }
 
@@ -277,7 +287,12 @@ pub fn main() -> ExitCode {
     if !matches!(cli.command, Command::Controller(_)) {
         init_logging(verbosity);
     }
-    match cli.command {
+    run(cli.command)
+}
+
+/// Runs one subcommand.
+fn run(command: Command) -> ExitCode {
+    match command {
         Command::Validate { files, output } => validate::run(&files, output),
         Command::Completions { shell } => {
             clap_complete::generate(
@@ -294,18 +309,7 @@ pub fn main() -> ExitCode {
             print!("{}", crate::model::crd::crds_yaml());
             ExitCode::SUCCESS
         }
-        Command::Schema { plan } => {
-            let schema = if plan {
-                crate::plan::plan_schema()
-            } else {
-                crate::manifest::schema::document_schema()
-            };
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&schema).unwrap_or_default()
-            );
-            ExitCode::SUCCESS
-        }
+        Command::Schema { plan } => schema(plan),
         Command::Portal {
             command:
                 PortalCommand::Serve {
@@ -373,6 +377,20 @@ pub fn main() -> ExitCode {
         } => block_on(export::run(&portal, &accounts, out_dir.as_deref())),
         Command::Controller(args) => controller::run(args),
     }
+}
+
+/// `rolecall schema [--plan]`: the JSON Schema of the manifests, or of the saved plan.
+fn schema(plan: bool) -> ExitCode {
+    let schema = if plan {
+        crate::plan::plan_schema()
+    } else {
+        crate::manifest::schema::document_schema()
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&schema).unwrap_or_default()
+    );
+    ExitCode::SUCCESS
 }
 
 /// Diagnostic logs on standard error, only when `RUST_LOG` (e.g. `RUST_LOG=rolecall=debug`)
@@ -474,9 +492,30 @@ fn block_on(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
-/// The current instant: `ROLECALL_NOW` (RFC 3339) when set, so expiry is testable, else the clock.
-pub fn clock_now() -> Result<jiff::Timestamp, String> {
+/// The current instant: `ROLECALL_NOW` (RFC 3339) when set, so expiry is testable, else the
+/// clock. The command line reads [`crate::reconcile::now`]; this remains for the one caller
+/// below the CLI (`reconcile/connect.rs`) until it does too.
+pub(crate) fn clock_now() -> Result<jiff::Timestamp, String> {
     crate::reconcile::now().map_err(|e| e.to_string())
+}
+
+/// The one place an error of a command becomes output and an exit code (SPEC §3: errors go to
+/// stderr, exit 1): the sentence, then each of its causes after a colon, on one line.
+pub fn fail(error: &dyn std::error::Error) -> ExitCode {
+    eprintln!("{}", chain(error));
+    ExitCode::from(1)
+}
+
+/// An error and its causes as one line: `sentence: cause: cause of the cause`.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        line.push_str(": ");
+        line.push_str(&e.to_string());
+        cause = e.source();
+    }
+    line
 }
 
 /// Writes diagnostics to standard error: one located sentence each, and on a terminal the
@@ -506,5 +545,31 @@ pub fn print_diagnostics(diags: &[crate::manifest::Diagnostic]) {
             Some(s) => writeln!(out, "{s}\n"),
             None => writeln!(out, "{d}"),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::portal::PortalError;
+    use crate::reconcile::Error;
+
+    #[test]
+    fn an_error_prints_as_its_sentence_then_its_causes() {
+        let source = PortalError::Unreachable("connection refused".into());
+        let old = format!("https://portal.example: cannot read the accounts: {source}");
+        let e = Error::Observe {
+            url: "https://portal.example".into(),
+            source,
+        };
+        assert_eq!(
+            e.to_string(),
+            "https://portal.example: cannot read the accounts"
+        );
+        assert_eq!(super::chain(&e), old);
+        let clock = Error::from(crate::reconcile::LoadError::Invalid { errors: 1 });
+        assert_eq!(
+            super::chain(&clock),
+            "the manifests have 1 error; nothing was planned"
+        );
     }
 }

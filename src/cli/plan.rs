@@ -1,10 +1,14 @@
 //! `rolecall plan`: what apply would change, as text, Markdown or the JSON plan document.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::reconcile::{self, Target};
+use jiff::Timestamp;
+
 use super::{FileArgs, OutputFormat, PortalArgs};
+use crate::domain::DesiredState;
 use crate::plan::{AccountPlan, PlanDocument};
+use crate::reconcile::{self, Error, Loaded, Target};
 use crate::render;
 
 pub struct PlanArgs<'a> {
@@ -23,21 +27,38 @@ pub struct Planned {
     pub document: PlanDocument,
 }
 
-/// Loads, observes and plans every target. Errors are sentences for stderr; the manifests'
-/// warnings go into every plan document, and to stderr as well unless `warnings_shown` (the
-/// text plan on stdout lists them).
+/// Reads the clock and the manifests, and prints their diagnostics: the errors, and the
+/// warnings too when `warnings_on_stderr` (with errors nothing is planned, so stderr is the only
+/// place the warnings can show).
+pub fn load(
+    files: &[PathBuf],
+    warnings_on_stderr: bool,
+) -> Result<(DesiredState, Timestamp, Vec<String>), Error> {
+    let now = reconcile::now()?;
+    let (loaded, diagnostics) = reconcile::load(files, now);
+    if warnings_on_stderr || matches!(loaded, Err(reconcile::LoadError::Invalid { .. })) {
+        super::print_diagnostics(&diagnostics);
+    }
+    let Loaded { desired, warnings } = loaded?;
+    Ok((desired, now, warnings))
+}
+
+/// Loads, observes and plans every target. The manifests' warnings go into every plan
+/// document, and to stderr as well unless `warnings_shown` (the text plan on stdout lists
+/// them).
 pub async fn make_plans(
     files: &FileArgs,
     portal: &PortalArgs,
     accounts: &[String],
     warnings_shown: bool,
-) -> Result<Vec<Planned>, String> {
-    let (desired, now, warnings) = reconcile::load_with_warnings(&files.files, !warnings_shown)?;
+) -> Result<Vec<Planned>, Error> {
+    let (desired, now, warnings) = load(&files.files, !warnings_shown)?;
     let targets = reconcile::targets(desired, portal.portal.as_deref(), accounts)?;
     let plan_id = reconcile::new_plan_id(now);
+    let options = portal.connect_options();
     let mut out = Vec::new();
     for target in targets {
-        let portal = reconcile::connect(&target.url, &target.token_env, portal)?;
+        let portal = reconcile::connect(&target.url, &target.token_env, &options)?;
         let (plans, observed) = reconcile::plan_target(&portal, &target, now, &plan_id).await?;
         // A large fleet's observed state takes a tenth of a second to free: another core does
         // it while this one renders the plan.
@@ -87,10 +108,7 @@ pub async fn run(args: PlanArgs<'_>) -> ExitCode {
     let text_output = args.output == OutputFormat::Text;
     let planned = match make_plans(args.files, args.portal, args.accounts, text_output).await {
         Ok(p) => p,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return super::fail(&e),
     };
     let errors = print_plan_errors(&planned);
     if args.out.is_some() && planned.len() > 1 {

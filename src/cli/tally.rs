@@ -1,9 +1,9 @@
 //! What `apply` reports at the end: every change counted, and for an account whose writes
 //! stopped part way, each change named as applied or not, with why (SPEC §3).
 
-use crate::apply::{AccountOutcome, Fate, fates};
 use crate::domain::text::printable;
 use crate::plan::Change;
+use crate::reconcile::{AccountOutcome, Fate, fates};
 use crate::render;
 
 /// What an apply did, change by change.

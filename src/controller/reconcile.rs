@@ -19,17 +19,17 @@ use super::metrics::Outcome;
 use super::status::{apply_status, condition, object_ready};
 use super::whmcs;
 use super::{Context, Error, FINALIZER, key_of};
-use crate::apply::{FailureCause, apply_account, observe_account};
 use crate::domain::{DesiredAccount, Mode, email_key};
 use crate::model::{
     AccountMember, CustomerAccount, CustomerAccountStatus, NotificationContact, PlanSummary,
     Portal, PortalStatus, SecretKeyRef, WhmcsInvitation,
 };
-use crate::plan::{AccountPlan, Action, Context as PlanContext, ObservedAccount, plan_account};
+use crate::plan::{AccountPlan, Action, Context as PlanContext, ObservedAccount};
 use crate::portal::http::{AnswerHook, HttpOptions, Token};
 use crate::portal::whmcs::{InvitationStore, MemoryInvitations, WhmcsOptions};
 use crate::portal::{Catalog, InvitationStatus, Portal as _, Whoami};
 use crate::reconcile::connect::{AnyPortal, connect_token, connect_whmcs};
+use crate::reconcile::{FailureCause, apply_account, observe_account};
 
 /// The reconcile of one CustomerAccount, with the finalizer that carries out its
 /// `deletionPolicy`.
@@ -572,13 +572,14 @@ async fn plan_and_apply(
         .await
         .map_err(|e| portal_error(url, "reading the account", &e))?;
     let plan_id = crate::reconcile::new_plan_id(now);
-    let plan_ctx = PlanContext {
-        catalog: &connected.catalog,
-        principal: &connected.principal,
+    let plan = crate::reconcile::plan_account(
+        account,
+        &observed,
+        &connected.principal,
+        &connected.catalog,
         now,
-        plan_id: &plan_id,
-    };
-    let plan = plan_account(account, &observed, &plan_ctx);
+        &plan_id,
+    );
     let summary = summary_text(&plan);
     if !plan.errors.is_empty() {
         let message = plan
@@ -1046,7 +1047,7 @@ async fn revoke_declared(
         ));
     };
     let plan_id = crate::reconcile::new_plan_id(now);
-    let mut plan = plan_account(
+    let mut plan = crate::plan::plan_account(
         &desired,
         &observed,
         &PlanContext {

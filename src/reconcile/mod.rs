@@ -1,9 +1,60 @@
-//! What both front ends (the CLI and the controller) share around the planner: the current
-//! instant and the plan id. The load → observe → plan → apply pipeline moves here from
-//! `cli/reconcile.rs` (issue 17); until then this module holds the pieces the controller and
-//! the portal adapters need, so that nothing below the CLI imports `cli`.
+//! The one pipeline both front ends (the command line and the controller) use around the
+//! planner: load the manifests ([`load`]), choose each account's portal ([`targets`]), connect
+//! ([`connect`]), observe ([`observe`]), plan ([`plan_target`], [`plan_account`]) and apply
+//! ([`apply_account`], [`apply_all`]). The clock and the plan id are passed in: only the front
+//! ends read [`now`] and make a [`new_plan_id`]. Nothing here prints; errors are [`Error`]s,
+//! which the front ends show.
 
+pub mod apply;
 pub mod connect;
+pub mod load;
+pub mod observe;
+mod pipeline;
+pub mod targets;
+
+pub use apply::{
+    AccountOutcome, FailureCause, Fate, StalePlan, apply_account, apply_all, check_preconditions,
+    fates,
+};
+pub use load::{LoadError, Loaded, load};
+pub use observe::{Observation, observe, observe_account, observe_for_plan};
+pub use pipeline::{ConnectOptions, PortalFacts, connect, facts, plan_account, plan_target};
+pub use targets::{DEFAULT_PORTAL, DEFAULT_TOKEN_ENV, Target, TargetError, targets};
+
+use crate::portal::PortalError;
+
+/// Why the pipeline stopped before planning. Each Display is the sentence users read, without
+/// its cause; the cause is the [`std::error::Error::source`], printed after it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Clock(#[from] ClockError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// The portal URL or its credentials cannot make an adapter (the sentence names why).
+    #[error("{0}")]
+    Connect(String),
+    #[error("{url}: cannot tell who the token belongs to")]
+    Whoami {
+        url: String,
+        #[source]
+        source: PortalError,
+    },
+    #[error("{url}: cannot read the role catalog")]
+    Catalog {
+        url: String,
+        #[source]
+        source: PortalError,
+    },
+    #[error("{url}: cannot read the accounts")]
+    Observe {
+        url: String,
+        #[source]
+        source: PortalError,
+    },
+}
 
 use jiff::Timestamp;
 

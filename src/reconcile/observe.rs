@@ -1,0 +1,208 @@
+//! Observing the portal: bulk reads of many accounts (about one request per thousand objects),
+//! narrowed down account by account when a user's token may not read some of them, and the
+//! three reads of one account the controller makes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::plan::ObservedAccount;
+use crate::portal::{
+    AccountFilter, Contact, ErrorCode, Member, Portal, PortalError, PrincipalKind,
+};
+
+/// Reads what the portal holds for the given accounts, with the bulk endpoints: about one
+/// request per thousand objects, whatever the number of accounts.
+pub async fn observe<P: Portal>(
+    portal: &P,
+    customer_numbers: &[String],
+) -> Result<BTreeMap<String, ObservedAccount>, PortalError> {
+    observe_with(portal, customer_numbers, Reach::Everything)
+        .await
+        .map(|o| o.accounts)
+}
+
+/// What a plan is made from: the accounts read, and those the principal may see but not
+/// manage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observation {
+    pub accounts: BTreeMap<String, ObservedAccount>,
+    /// Accounts whose members and contacts the portal refused to show (403): the principal
+    /// may not manage them, and they are refused instead of planned.
+    pub forbidden: BTreeSet<String>,
+}
+
+/// Like [`observe`], for planning: an account whose members the portal refuses to show
+/// (a user principal that holds `cockpit-access` there but not `customer-admin`) is set aside
+/// under `forbidden` instead of failing every account's read (SPEC §3: a failure in one
+/// account never stops the others).
+pub async fn observe_for_plan<P: Portal>(
+    portal: &P,
+    customer_numbers: &[String],
+    principal: PrincipalKind,
+) -> Result<Observation, PortalError> {
+    let reach = match principal {
+        PrincipalKind::Operator => Reach::Everything,
+        PrincipalKind::User => Reach::SomeMayBeForbidden,
+    };
+    observe_with(portal, customer_numbers, reach).await
+}
+
+/// Whether every visible account may be read in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// An operator's token: a 403 is an error of the whole read.
+    Everything,
+    /// A user's token: the portal may refuse some of the accounts it lists, and its
+    /// unfiltered bulk read leaves them out silently, so accounts are always named and a 403
+    /// is narrowed down to the accounts it concerns.
+    SomeMayBeForbidden,
+}
+
+/// How many accounts are read at once when a bulk read is narrowed down account by account.
+const NARROWING_CONCURRENCY: usize = 8;
+
+async fn observe_with<P: Portal>(
+    portal: &P,
+    customer_numbers: &[String],
+    reach: Reach,
+) -> Result<Observation, PortalError> {
+    portal.bind_accounts(customer_numbers);
+    let accounts = portal.list_accounts().await?;
+    let visible = accounts.len();
+    let wanted: std::collections::HashSet<&str> =
+        customer_numbers.iter().map(String::as_str).collect();
+    let mut observed: BTreeMap<String, ObservedAccount> = BTreeMap::new();
+    let mut present = Vec::new();
+    for a in accounts {
+        if wanted.contains(a.customer_number.as_str()) {
+            present.push(a.customer_number.clone());
+            observed.insert(
+                a.customer_number.clone(),
+                ObservedAccount {
+                    account: Some(a),
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    let mut forbidden = BTreeSet::new();
+    if present.is_empty() {
+        return Ok(Observation {
+            accounts: observed,
+            forbidden,
+        });
+    }
+    // Reading everything is cheaper than naming most of the accounts one by one.
+    let filter = if reach == Reach::Everything && present.len() > 200 && present.len() * 2 > visible
+    {
+        AccountFilter::All
+    } else {
+        AccountFilter::Only(present.clone())
+    };
+    // Members and contacts are independent reads: the portal answers one while rolecall
+    // decodes the other.
+    let (members, contacts) =
+        match tokio::try_join!(portal.list_members(&filter), portal.list_contacts(&filter)) {
+            Ok(read) => read,
+            Err(e)
+                if reach == Reach::SomeMayBeForbidden && e.code() == Some(ErrorCode::Forbidden) =>
+            {
+                read_one_by_one(portal, &present, &mut forbidden).await?
+            }
+            Err(e) => return Err(e),
+        };
+    for cn in &forbidden {
+        observed.remove(cn);
+    }
+    // Each account's lists are sized once: grown push by push, they would hold a third more
+    // than they use across a large fleet.
+    let mut sizes: std::collections::HashMap<&str, (usize, usize)> = Default::default();
+    for cn in members.iter().filter_map(|m| m.customer_number.as_deref()) {
+        sizes.entry(cn).or_default().0 += 1;
+    }
+    for cn in contacts.iter().filter_map(|c| c.customer_number.as_deref()) {
+        sizes.entry(cn).or_default().1 += 1;
+    }
+    for (cn, (m, c)) in sizes {
+        if let Some(o) = observed.get_mut(cn) {
+            o.members.reserve_exact(m);
+            o.contacts.reserve_exact(c);
+        }
+    }
+    for m in members {
+        if let Some(o) = m
+            .customer_number
+            .as_ref()
+            .and_then(|cn| observed.get_mut(cn))
+        {
+            o.members.push(m);
+        }
+    }
+    for c in contacts {
+        if let Some(o) = c
+            .customer_number
+            .as_ref()
+            .and_then(|cn| observed.get_mut(cn))
+        {
+            o.contacts.push(c);
+        }
+    }
+    Ok(Observation {
+        accounts: observed,
+        forbidden,
+    })
+}
+
+/// The bulk read of several accounts was refused: reads them one at a time, and sets aside
+/// each one the portal refuses (403). Any other failure is the whole read's.
+async fn read_one_by_one<P: Portal>(
+    portal: &P,
+    present: &[String],
+    forbidden: &mut BTreeSet<String>,
+) -> Result<(Vec<Member>, Vec<Contact>), PortalError> {
+    use futures::StreamExt;
+    let reads = futures::stream::iter(present.iter().map(|cn| async move {
+        let filter = AccountFilter::Only(vec![cn.clone()]);
+        let read = tokio::try_join!(portal.list_members(&filter), portal.list_contacts(&filter));
+        (cn, read)
+    }))
+    .buffer_unordered(NARROWING_CONCURRENCY)
+    .collect::<Vec<_>>()
+    .await;
+    let (mut members, mut contacts) = (Vec::new(), Vec::new());
+    for (cn, read) in reads {
+        match read {
+            Ok((m, c)) => {
+                members.extend(m);
+                contacts.extend(c);
+            }
+            Err(e) if e.code() == Some(ErrorCode::Forbidden) => {
+                forbidden.insert(cn.clone());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((members, contacts))
+}
+
+/// Reads one account, its members and its contacts: three requests, whatever the size of the
+/// fleet (the controller reconciles accounts one at a time). An account the portal does not
+/// have is observed as absent.
+pub async fn observe_account<P: Portal>(
+    portal: &P,
+    customer_number: &str,
+) -> Result<ObservedAccount, PortalError> {
+    portal.bind_accounts(&[customer_number.to_string()]);
+    let account = match portal.get_account(customer_number).await {
+        Ok(a) => a,
+        Err(e) if e.code() == Some(ErrorCode::NotFound) => return Ok(ObservedAccount::default()),
+        Err(e) => return Err(e),
+    };
+    let filter = AccountFilter::Only(vec![customer_number.to_string()]);
+    let (members, contacts) =
+        tokio::try_join!(portal.list_members(&filter), portal.list_contacts(&filter))?;
+    Ok(ObservedAccount {
+        account: Some(account),
+        members,
+        contacts,
+    })
+}

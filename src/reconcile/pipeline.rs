@@ -1,0 +1,132 @@
+//! The steps between the desired state and the plans of one portal: connecting, reading the
+//! portal's facts (the principal and its catalog), observing the accounts and planning them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+
+use super::Error;
+use super::connect::{AdapterSettings, AnyPortal, connect_adapter};
+use super::observe::{Observation, observe_for_plan};
+use super::targets::Target;
+use crate::domain::DesiredAccount;
+use crate::plan::{self, AccountPlan, Context, ObservedAccount};
+use crate::portal::{Catalog, Portal, Whoami};
+
+/// How the front end connects to portals: the command line's TLS and rate options.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// An extra CA certificate (PEM) to trust.
+    pub ca_file: Option<PathBuf>,
+    /// Requests per second at most, for portals that document no rate limit.
+    pub rate_limit: Option<f64>,
+    /// Where a WHMCS adapter records the invitations it sent.
+    pub whmcs_state: PathBuf,
+}
+
+/// Connects to a target's portal (`url`, the token in `token_env`) with `options`.
+pub fn connect(url: &str, token_env: &str, options: &ConnectOptions) -> Result<AnyPortal, Error> {
+    let http = crate::portal::http::HttpOptions {
+        ca_file: options.ca_file.clone(),
+        ..Default::default()
+    };
+    let settings = AdapterSettings {
+        whmcs_invitations: std::sync::Arc::new(crate::portal::whmcs::FileInvitations::new(
+            options.whmcs_state.clone(),
+        )),
+        rate_limit: options.rate_limit,
+    };
+    connect_adapter(url, token_env, http, settings).map_err(Error::Connect)
+}
+
+/// The portal's view of the principal and its catalog, read once per run.
+pub struct PortalFacts {
+    pub principal: Whoami,
+    pub catalog: Catalog,
+}
+
+/// Reads who the token belongs to and the role catalog; `url` names the portal in errors
+/// (without credentials).
+pub async fn facts<P: Portal>(portal: &P, url: &str) -> Result<PortalFacts, Error> {
+    let shown = || crate::domain::text::redact_url(url).into_owned();
+    let principal = portal.whoami().await.map_err(|source| Error::Whoami {
+        url: shown(),
+        source,
+    })?;
+    let catalog = portal.catalog().await.map_err(|source| Error::Catalog {
+        url: shown(),
+        source,
+    })?;
+    Ok(PortalFacts { principal, catalog })
+}
+
+/// Observes the target's accounts and plans them as of `now` under `plan_id`; gives the plans
+/// and what was observed.
+pub async fn plan_target<P: Portal>(
+    portal: &P,
+    target: &Target,
+    now: Timestamp,
+    plan_id: &str,
+) -> Result<(Vec<AccountPlan>, BTreeMap<String, ObservedAccount>), Error> {
+    let PortalFacts { principal, catalog } = facts(portal, &target.url).await?;
+    let cns: Vec<String> = target
+        .accounts
+        .iter()
+        .map(|a| a.customer_number.clone())
+        .collect();
+    let Observation {
+        accounts: observed,
+        forbidden,
+    } = observe_for_plan(portal, &cns, principal.kind)
+        .await
+        .map_err(|source| Error::Observe {
+            url: target.shown(),
+            source,
+        })?;
+    let ctx = Context {
+        catalog: &catalog,
+        principal: &principal,
+        now,
+        plan_id,
+    };
+    let mut plans = plan::plan(&target.accounts, &observed, &ctx);
+    if !forbidden.is_empty() {
+        // The portal showed these accounts but refused their members: refused, like a safety
+        // rule, while every other account is planned.
+        let declared: HashMap<&str, &DesiredAccount> = target
+            .accounts
+            .iter()
+            .filter(|d| forbidden.contains(&d.customer_number))
+            .map(|d| (d.customer_number.as_str(), d))
+            .collect();
+        for p in &mut plans {
+            if let Some(d) = declared.get(p.customer_number.as_str()) {
+                *p = AccountPlan::not_manageable(d, &principal);
+            }
+        }
+    }
+    Ok((plans, observed))
+}
+
+/// Plans one observed account as of `now` under `plan_id` (the controller's reconcile, which
+/// observes one account at a time).
+pub fn plan_account(
+    account: &DesiredAccount,
+    observed: &ObservedAccount,
+    principal: &Whoami,
+    catalog: &Catalog,
+    now: Timestamp,
+    plan_id: &str,
+) -> AccountPlan {
+    let ctx = Context {
+        catalog,
+        principal,
+        now,
+        plan_id,
+    };
+    plan::plan_account(account, observed, &ctx)
+}
+
+#[cfg(test)]
+mod tests;
