@@ -23,12 +23,22 @@ pub struct ApplyArgs<'a> {
     pub portal: &'a PortalArgs,
     pub auto_approve: bool,
     pub concurrency: usize,
+    /// Warn about roles whose last day is within this many days.
+    pub expiring_within: u32,
 }
 
 pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
     // The plan shown lists the warnings, unless nothing is shown.
     let plan_shown = !super::quiet() || !args.auto_approve;
-    let planned = match make_plans(args.files, args.portal, &[], plan_shown).await {
+    let planned = match make_plans(
+        args.files,
+        args.portal,
+        &[],
+        plan_shown,
+        args.expiring_within,
+    )
+    .await
+    {
         Ok(p) => p,
         Err(e) => return super::fail(&e),
     };

@@ -184,6 +184,9 @@ pub enum Command {
         /// Only these customer numbers.
         #[arg(long = "account", value_name = "NUMBER")]
         accounts: Vec<String>,
+        /// Warn about roles whose last day is within this many days (SPEC §3a).
+        #[arg(long, value_name = "DAYS", default_value_t = crate::domain::DEFAULT_EXPIRING_WITHIN_DAYS)]
+        expiring_within: u32,
     },
     /// Make the portal match the manifests, or apply a saved plan.
     Apply {
@@ -201,6 +204,9 @@ pub enum Command {
         /// Accounts processed at once.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Warn about roles whose last day is within this many days (SPEC §3a).
+        #[arg(long, value_name = "DAYS", default_value_t = crate::domain::DEFAULT_EXPIRING_WITHIN_DAYS)]
+        expiring_within: u32,
     },
     /// Unified YAML diff, observed vs desired, per account.
     Diff {
@@ -337,6 +343,7 @@ fn run(command: Command) -> ExitCode {
             out,
             detailed_exitcode,
             accounts,
+            expiring_within,
         } => block_on(plan::run(plan::PlanArgs {
             files: &files,
             portal: &portal.beside(&files),
@@ -344,6 +351,7 @@ fn run(command: Command) -> ExitCode {
             out: out.as_deref(),
             detailed_exitcode,
             accounts: &accounts,
+            expiring_within,
         })),
         Command::Apply {
             planfile: Some(planfile),
@@ -363,11 +371,13 @@ fn run(command: Command) -> ExitCode {
             portal,
             auto_approve,
             concurrency,
+            expiring_within,
         } => block_on(apply::run(apply::ApplyArgs {
             files: &files,
             portal: &portal.beside(&files),
             auto_approve,
             concurrency,
+            expiring_within,
         })),
         Command::Diff { files, portal } => block_on(diff::run(&files, &portal.beside(&files))),
         Command::Export {

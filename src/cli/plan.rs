@@ -18,6 +18,8 @@ pub struct PlanArgs<'a> {
     pub out: Option<&'a std::path::Path>,
     pub detailed_exitcode: bool,
     pub accounts: &'a [String],
+    /// Warn about roles whose last day is within this many days.
+    pub expiring_within: u32,
 }
 
 /// A finished plan of one portal.
@@ -43,7 +45,8 @@ pub fn load(
     Ok((desired, now, warnings))
 }
 
-/// Loads, observes and plans every target. The manifests' warnings go into every plan
+/// Loads, observes and plans every target. The manifests' warnings, and a notice for every
+/// planned account's role whose last day is within `expiring_within` days, go into every plan
 /// document, and to stderr as well unless `warnings_shown` (the text plan on stdout lists
 /// them).
 pub async fn make_plans(
@@ -51,8 +54,16 @@ pub async fn make_plans(
     portal: &PortalArgs,
     accounts: &[String],
     warnings_shown: bool,
+    expiring_within: u32,
 ) -> Result<Vec<Planned>, Error> {
-    let (desired, now, warnings) = load(&files.files, !warnings_shown)?;
+    let (desired, now, mut warnings) = load(&files.files, !warnings_shown)?;
+    let notices = expiry_notices(&desired, accounts, now, expiring_within);
+    if !warnings_shown {
+        for n in &notices {
+            eprintln!("warning: {}", crate::domain::text::printable(n));
+        }
+    }
+    warnings.extend(notices);
     let targets = reconcile::targets(desired, portal.portal.as_deref(), accounts)?;
     let plan_id = reconcile::new_plan_id(now);
     let options = portal.connect_options();
@@ -71,6 +82,20 @@ pub async fn make_plans(
         });
     }
     Ok(out)
+}
+
+/// The roles ending soon in the accounts this run plans (all, or those of `--account`).
+fn expiry_notices(
+    desired: &DesiredState,
+    accounts: &[String],
+    now: Timestamp,
+    within_days: u32,
+) -> Vec<String> {
+    crate::domain::expiring_soon(&desired.accounts, now, within_days)
+        .into_iter()
+        .filter(|e| accounts.is_empty() || accounts.contains(&e.customer_number))
+        .map(|e| e.to_string())
+        .collect()
 }
 
 /// Every account plan of every portal, in order; borrowed when there is one portal (the usual
@@ -106,7 +131,15 @@ pub fn print_plan_errors(planned: &[Planned]) -> usize {
 
 pub async fn run(args: PlanArgs<'_>) -> ExitCode {
     let text_output = args.output == OutputFormat::Text;
-    let planned = match make_plans(args.files, args.portal, args.accounts, text_output).await {
+    let planned = match make_plans(
+        args.files,
+        args.portal,
+        args.accounts,
+        text_output,
+        args.expiring_within,
+    )
+    .await
+    {
         Ok(p) => p,
         Err(e) => return super::fail(&e),
     };
