@@ -130,7 +130,7 @@ mod tests {
                 ("customer-admin", None, None),
             ],
         );
-        let found = expiring_soon(&[a.clone()], ts("2026-12-01T09:00:00Z"), 14);
+        let found = expiring_soon(std::slice::from_ref(&a), ts("2026-12-01T09:00:00Z"), 14);
         let roles: Vec<(&str, i32)> = found
             .iter()
             .map(|e| (e.role.as_str(), e.days_left))
@@ -141,7 +141,7 @@ mod tests {
             "account 10042: alice@acme.example's role cockpit-access ends on 2026-12-15 \
              (its last day is in 14 days)"
         );
-        let last_day = expiring_soon(&[a.clone()], ts("2026-12-15T23:59:00Z"), 14);
+        let last_day = expiring_soon(std::slice::from_ref(&a), ts("2026-12-15T23:59:00Z"), 14);
         let left: Vec<(&str, i32)> = last_day
             .iter()
             .map(|e| (e.role.as_str(), e.days_left))
@@ -178,12 +178,12 @@ mod tests {
     #[test]
     fn roles_not_yet_started_and_a_zero_day_notice() {
         let a = account("UTC", &[("r", Some("2026-12-05"), Some("2026-12-06"))]);
-        assert!(expiring_soon(&[a.clone()], ts("2026-12-01T00:00:00Z"), 14).is_empty());
+        assert!(expiring_soon(std::slice::from_ref(&a), ts("2026-12-01T00:00:00Z"), 14).is_empty());
         assert_eq!(
-            expiring_soon(&[a.clone()], ts("2026-12-05T00:00:00Z"), 14).len(),
+            expiring_soon(std::slice::from_ref(&a), ts("2026-12-05T00:00:00Z"), 14).len(),
             1
         );
-        assert!(expiring_soon(&[a.clone()], ts("2026-12-05T00:00:00Z"), 0).is_empty());
+        assert!(expiring_soon(std::slice::from_ref(&a), ts("2026-12-05T00:00:00Z"), 0).is_empty());
         assert_eq!(expiring_soon(&[a], ts("2026-12-06T12:00:00Z"), 0).len(), 1);
     }
 }
