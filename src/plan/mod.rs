@@ -377,23 +377,33 @@ pub fn plan(
     plan_accounts(&pairs, ctx)
 }
 
-/// Fewer accounts than this per thread cost more to hand over than to plan.
+/// Fewer accounts than this per piece of work cost more to hand to another thread than to
+/// plan: below twice as many, all are planned on the calling thread.
 const ACCOUNTS_PER_THREAD: usize = 256;
 
-/// Plans each (declared, observed) account, on up to one thread per core for a large fleet;
-/// plans in the order of `pairs` either way. Accounts are independent, so the result is the
-/// same as planning them one by one.
+/// Plans each (declared, observed) account, on rayon's threads for a large fleet; plans in
+/// the order of `pairs` either way. Accounts are independent, so the result is the same as
+/// planning them one by one.
 fn plan_accounts(pairs: &[(&DesiredAccount, &ObservedAccount)], ctx: &Context) -> Vec<AccountPlan> {
-    crate::parallel::on_every_core(pairs.len(), ACCOUNTS_PER_THREAD, |i| {
-        let (d, o) = pairs[i];
-        key::carried(|| plan_account(d, o, ctx))
-    })
-    .into_iter()
-    .map(|(plan, carried)| {
-        carried.land();
-        plan
-    })
-    .collect()
+    use rayon::prelude::*;
+    let plan_one =
+        |&(d, o): &(&DesiredAccount, &ObservedAccount)| key::carried(|| plan_account(d, o, ctx));
+    let planned: Vec<_> = if pairs.len() < 2 * ACCOUNTS_PER_THREAD {
+        pairs.iter().map(plan_one).collect()
+    } else {
+        pairs
+            .par_iter()
+            .with_min_len(ACCOUNTS_PER_THREAD)
+            .map(plan_one)
+            .collect()
+    };
+    planned
+        .into_iter()
+        .map(|(plan, carried)| {
+            carried.land();
+            plan
+        })
+        .collect()
 }
 
 /// Counts of changes by action, over accounts that will be applied or shown.
