@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use serde_json::json;
 
-use super::key::Key;
+use super::key::JoinKey;
 use super::{ABSENT, AccountPlan, Action, Change, Context, ObservedAccount, Operation, PlanError};
 use crate::domain::{
     DesiredAccount, DesiredContact, DesiredMember, Phase, Services, Window, email_key,
@@ -27,15 +27,15 @@ struct Planned {
 }
 
 /// An operation and where in the order of SPEC §3 it runs.
-struct Step {
+struct Step<K> {
     phase: u8,
-    key: Key<String>,
+    key: K,
     op: Operation,
 }
 
 /// A member as it will be once the plan is applied.
-struct After {
-    key: Key<String>,
+struct After<K> {
+    key: K,
     user_linked: bool,
     roles: BTreeSet<String>,
     /// Every role the declared state gives the member over time (including windows yet to
@@ -44,6 +44,15 @@ struct After {
 }
 
 pub fn plan_account(d: &DesiredAccount, o: &ObservedAccount, ctx: &Context) -> AccountPlan {
+    plan_account_keyed::<String>(d, o, ctx)
+}
+
+/// [`plan_account`], joining on `K` (see `key`).
+pub(super) fn plan_account_keyed<K: JoinKey>(
+    d: &DesiredAccount,
+    o: &ObservedAccount,
+    ctx: &Context,
+) -> AccountPlan {
     let mut plan = AccountPlan {
         customer_number: d.customer_number.clone(),
         source: d.source.to_string(),
@@ -62,7 +71,7 @@ pub fn plan_account(d: &DesiredAccount, o: &ObservedAccount, ctx: &Context) -> A
     if !plan.errors.is_empty() {
         return plan;
     }
-    let mut planner = AccountPlanner {
+    let mut planner = AccountPlanner::<K> {
         d,
         ctx,
         changes: Vec::new(),
@@ -94,13 +103,13 @@ pub fn plan_account(d: &DesiredAccount, o: &ObservedAccount, ctx: &Context) -> A
     changes.sort_by(|a, b| {
         let ka = (
             a.change.action.phase(),
-            Key(change_email_key(&a.change)),
+            K::new(change_email_key(&a.change)),
             a.change.action,
             &a.change.role,
         );
         let kb = (
             b.change.action.phase(),
-            Key(change_email_key(&b.change)),
+            K::new(change_email_key(&b.change)),
             b.change.action,
             &b.change.role,
         );
@@ -215,17 +224,17 @@ fn not_offered(d: &DesiredAccount, caps: &crate::portal::Capabilities) -> Vec<Pl
     errors
 }
 
-struct AccountPlanner<'a> {
+struct AccountPlanner<'a, K> {
     d: &'a DesiredAccount,
     ctx: &'a Context<'a>,
     changes: Vec<Planned>,
-    steps: Vec<Step>,
+    steps: Vec<Step<K>>,
     notes: Vec<String>,
     next: Option<Timestamp>,
-    after: Vec<After>,
+    after: Vec<After<K>>,
 }
 
-impl AccountPlanner<'_> {
+impl<K: JoinKey> AccountPlanner<'_, K> {
     fn now(&self) -> Timestamp {
         self.ctx.now
     }
@@ -243,7 +252,7 @@ impl AccountPlanner<'_> {
         self.changes.push(Planned { change, counted });
     }
 
-    fn step(&mut self, phase: u8, key: &Key<String>, op: Operation) {
+    fn step(&mut self, phase: u8, key: &K, op: Operation) {
         self.steps.push(Step {
             phase,
             key: key.clone(),
@@ -288,7 +297,7 @@ impl AccountPlanner<'_> {
                 let key = self.idempotency_key(Action::CreateAccount, "");
                 self.step(
                     0,
-                    &Key(String::new()),
+                    &K::new(String::new()),
                     Operation::CreateAccount {
                         account: NewAccount {
                             customer_number: d.customer_number.clone(),
@@ -327,7 +336,7 @@ impl AccountPlanner<'_> {
                     self.change(c, false);
                     self.step(
                         0,
-                        &Key(String::new()),
+                        &K::new(String::new()),
                         Operation::UpdateAccount {
                             patch,
                             if_match: Some(a.etag.clone()),
@@ -340,18 +349,18 @@ impl AccountPlanner<'_> {
     }
 
     fn members(&mut self, o: &ObservedAccount) {
-        let observed: BTreeMap<Key<String>, &Member> = o
+        let observed: BTreeMap<K, &Member> = o
             .members
             .iter()
-            .map(|m| (Key(email_key(&m.email)), m))
+            .map(|m| (K::new(email_key(&m.email)), m))
             .collect();
-        let desired: BTreeMap<Key<String>, &DesiredMember> = self
+        let desired: BTreeMap<K, &DesiredMember> = self
             .d
             .members
             .iter()
-            .map(|m| (Key(m.email.key().to_string()), m))
+            .map(|m| (K::new(m.email.key().to_string()), m))
             .collect();
-        let keys: BTreeSet<&Key<String>> = observed.keys().chain(desired.keys()).collect();
+        let keys: BTreeSet<&K> = observed.keys().chain(desired.keys()).collect();
         for key in keys {
             let obs = observed.get(key).copied();
             let email = desired
@@ -399,7 +408,7 @@ impl AccountPlanner<'_> {
     /// A member left as the portal has it.
     fn keep(&mut self, m: &Member) {
         self.after.push(After {
-            key: Key(email_key(&m.email)),
+            key: K::new(email_key(&m.email)),
             user_linked: m.user_linked,
             roles: m.roles.iter().map(|r| r.name.clone()).collect(),
             windows: m
@@ -423,7 +432,7 @@ impl AccountPlanner<'_> {
         self.change(c, counted);
         self.step(
             4,
-            &Key(email_key(&m.email)),
+            &K::new(email_key(&m.email)),
             Operation::DeleteMember {
                 email: m.email.clone(),
                 if_match: Some(m.etag.clone()),
@@ -436,7 +445,7 @@ impl AccountPlanner<'_> {
         let now = self.now();
         let scheduled = self.ctx.catalog.capabilities.scheduled_revocation;
         let email = dm.email.as_str().to_string();
-        let key = Key(dm.email.key().to_string());
+        let key = K::new(dm.email.key().to_string());
 
         // The roles that hold now, with the `until` sent to the portal.
         let mut want: BTreeMap<String, Option<String>> = BTreeMap::new();
@@ -725,7 +734,7 @@ impl AccountPlanner<'_> {
     fn invitation(
         &mut self,
         email: &str,
-        key: &Key<String>,
+        key: &K,
         roles: &BTreeMap<String, Option<String>>,
         user_linked: bool,
         invitation: Option<&Invitation>,
@@ -805,18 +814,18 @@ impl AccountPlanner<'_> {
     }
 
     fn contacts(&mut self, o: &ObservedAccount) {
-        let observed: BTreeMap<Key<String>, &crate::portal::Contact> = o
+        let observed: BTreeMap<K, &crate::portal::Contact> = o
             .contacts
             .iter()
-            .map(|c| (Key(email_key(&c.email)), c))
+            .map(|c| (K::new(email_key(&c.email)), c))
             .collect();
-        let desired: BTreeMap<Key<String>, &DesiredContact> = self
+        let desired: BTreeMap<K, &DesiredContact> = self
             .d
             .contacts
             .iter()
-            .map(|c| (Key(c.email.key().to_string()), c))
+            .map(|c| (K::new(c.email.key().to_string()), c))
             .collect();
-        let keys: BTreeSet<&Key<String>> = observed.keys().chain(desired.keys()).collect();
+        let keys: BTreeSet<&K> = observed.keys().chain(desired.keys()).collect();
         for key in keys {
             let obs = observed.get(key).copied();
             let dc = desired.get(key).copied();
@@ -992,7 +1001,7 @@ impl AccountPlanner<'_> {
             && let Some(me) = principal.email.as_deref().map(email_key)
             && let Some(m) = o.members.iter().find(|m| email_key(&m.email) == me)
         {
-            let me = Key(me);
+            let me = K::new(me);
             let after = self.after.iter().find(|a| a.key == me);
             for role in [ADMIN_ROLE, LOGIN_ROLE] {
                 let had = m.roles.iter().any(|r| r.name == role);

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use account::plan_account;
 pub use carriers::carriers;
 pub use document::*;
-use key::Key;
+use key::JoinKey;
 pub use saved::check_saved_account;
 
 use crate::domain::{DesiredAccount, Mode, SourceRef};
@@ -352,18 +352,27 @@ pub fn plan(
     observed: &BTreeMap<String, ObservedAccount>,
     ctx: &Context,
 ) -> Vec<AccountPlan> {
+    plan_keyed::<String>(desired, observed, ctx)
+}
+
+/// [`plan`], joining on `K` (see `key`).
+fn plan_keyed<K: JoinKey>(
+    desired: &[DesiredAccount],
+    observed: &BTreeMap<String, ObservedAccount>,
+    ctx: &Context,
+) -> Vec<AccountPlan> {
     let empty = ObservedAccount::default();
-    // A merge join on counted keys (see `key`): the declared accounts in customer-number order
-    // (a stable sort, so that a number declared twice keeps the manifests' order), walked in
-    // step with the observed ones, which a BTreeMap already holds in that order.
-    let mut declared: Vec<(Key<&str>, &DesiredAccount)> = desired
+    // A merge join: the declared accounts in customer-number order (a stable sort, so that a
+    // number declared twice keeps the manifests' order), walked in step with the observed
+    // ones, which a BTreeMap already holds in that order.
+    let mut declared: Vec<(K, &DesiredAccount)> = desired
         .iter()
-        .map(|d| (Key(d.customer_number.as_str()), d))
+        .map(|d| (K::new(d.customer_number.clone()), d))
         .collect();
     declared.sort_by(|a, b| a.0.cmp(&b.0));
     let mut observed = observed
         .iter()
-        .map(|(number, o)| (Key(number.as_str()), o))
+        .map(|(number, o)| (K::new(number.clone()), o))
         .peekable();
     let mut pairs = Vec::with_capacity(declared.len());
     for (number, d) in declared {
@@ -374,7 +383,7 @@ pub fn plan(
         };
         pairs.push((d, o));
     }
-    plan_accounts(&pairs, ctx)
+    plan_accounts::<K>(&pairs, ctx)
 }
 
 /// Fewer accounts than this per piece of work cost more to hand to another thread than to
@@ -384,25 +393,20 @@ const ACCOUNTS_PER_THREAD: usize = 256;
 /// Plans each (declared, observed) account, on rayon's threads for a large fleet; plans in
 /// the order of `pairs` either way. Accounts are independent, so the result is the same as
 /// planning them one by one.
-fn plan_accounts(pairs: &[(&DesiredAccount, &ObservedAccount)], ctx: &Context) -> Vec<AccountPlan> {
+fn plan_accounts<K: JoinKey>(
+    pairs: &[(&DesiredAccount, &ObservedAccount)],
+    ctx: &Context,
+) -> Vec<AccountPlan> {
     use rayon::prelude::*;
     let plan_one =
-        |&(d, o): &(&DesiredAccount, &ObservedAccount)| key::carried(|| plan_account(d, o, ctx));
-    let planned: Vec<_> = if pairs.len() < 2 * ACCOUNTS_PER_THREAD {
-        pairs.iter().map(plan_one).collect()
-    } else {
-        pairs
-            .par_iter()
-            .with_min_len(ACCOUNTS_PER_THREAD)
-            .map(plan_one)
-            .collect()
-    };
-    planned
-        .into_iter()
-        .map(|(plan, carried)| {
-            carried.land();
-            plan
-        })
+        |&(d, o): &(&DesiredAccount, &ObservedAccount)| account::plan_account_keyed::<K>(d, o, ctx);
+    if pairs.len() < 2 * ACCOUNTS_PER_THREAD {
+        return pairs.iter().map(plan_one).collect();
+    }
+    pairs
+        .par_iter()
+        .with_min_len(ACCOUNTS_PER_THREAD)
+        .map(plan_one)
         .collect()
 }
 
