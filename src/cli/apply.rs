@@ -205,8 +205,9 @@ pub async fn run_saved(
         let o = observed.get(&a.customer_number);
         // Every account is checked before anything is written: stale, edited, or against a
         // safety rule for the principal that applies.
-        let checked = check_preconditions(&a.operations, o)
-            .and_then(|()| check_saved_account(a, o.unwrap_or(&empty), &ctx));
+        let checked = check_preconditions(&a.operations, o).and_then(|()| {
+            check_saved_account(a, o.unwrap_or(&empty), &ctx).map_err(|e| e.to_string())
+        });
         match checked {
             Ok(()) => work.push((a.customer_number.clone(), a.operations.clone())),
             Err(reason) => {

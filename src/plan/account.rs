@@ -6,7 +6,9 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::key::JoinKey;
-use super::{ABSENT, AccountPlan, Action, Change, Context, ObservedAccount, Operation, PlanError};
+use super::{
+    ABSENT, AccountPlan, Action, Change, Context, ObservedAccount, Operation, PlanError, Refusal,
+};
 use crate::domain::{
     DesiredAccount, DesiredContact, DesiredMember, Phase, Services, Window, email_key,
 };
@@ -20,7 +22,7 @@ pub(super) const ADMIN_ROLE: &str = "customer-admin";
 pub(super) const LOGIN_ROLE: &str = "cockpit-access";
 
 /// A change under construction, with what the safety rules need to know of it.
-struct Planned {
+struct PendingChange {
     change: Change,
     /// Counted against `maxRemovals`: removals the manifests did not ask for by date.
     counted: bool,
@@ -227,7 +229,7 @@ fn not_offered(d: &DesiredAccount, caps: &crate::portal::Capabilities) -> Vec<Pl
 struct AccountPlanner<'a, K> {
     d: &'a DesiredAccount,
     ctx: &'a Context<'a>,
-    changes: Vec<Planned>,
+    changes: Vec<PendingChange>,
     steps: Vec<Step<K>>,
     notes: Vec<String>,
     next: Option<Timestamp>,
@@ -249,7 +251,7 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
     }
 
     fn change(&mut self, change: Change, counted: bool) {
-        self.changes.push(Planned { change, counted });
+        self.changes.push(PendingChange { change, counted });
     }
 
     fn step(&mut self, phase: u8, key: &K, op: Operation) {
@@ -274,17 +276,16 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
     }
 
     /// Creates or updates the account itself.
-    fn account(&mut self, o: &ObservedAccount) -> Result<(), String> {
+    fn account(&mut self, o: &ObservedAccount) -> Result<(), Refusal> {
         let d = self.d;
         match &o.account {
             None => {
                 let may_create = self.ctx.catalog.capabilities.create_accounts
                     && self.ctx.principal.kind == PrincipalKind::Operator;
                 if !may_create {
-                    return Err(format!(
-                        "customer account {} does not exist on the portal or this token cannot reach it; rolecall creates accounts only as an operator on a portal that allows it",
-                        d.customer_number
-                    ));
+                    return Err(Refusal::MayNotCreate {
+                        customer_number: d.customer_number.clone(),
+                    });
                 }
                 let display_name = d
                     .display_name
@@ -937,7 +938,7 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
     }
 
     /// The rules that refuse a whole account: `maxRemovals`, last admin, self-lockout.
-    fn safety(&self, o: &ObservedAccount) -> Option<String> {
+    fn safety(&self, o: &ObservedAccount) -> Option<Refusal> {
         let removals = self
             .changes
             .iter()
@@ -947,9 +948,12 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
         let limit = self.d.policy.max_removals;
         let allowed = limit.allowed(current);
         if removals > allowed {
-            return Some(format!(
-                "the plan would remove or revoke {removals} of {current} members and contacts, more than maxRemovals {limit} allows ({allowed}); raise policy.maxRemovals if this is intended"
-            ));
+            return Some(Refusal::MaxRemovals {
+                removals,
+                current,
+                limit,
+                allowed,
+            });
         }
         // A read-only role is the portal's own owner (WHMCS): its holder is the admin.
         let is_admin = |linked: bool, roles: &BTreeSet<String>| {
@@ -971,29 +975,25 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
             .filter(|a| is_admin(a.user_linked, &a.roles))
             .count();
         if admins_before > 0 && admins_after == 0 {
-            return Some(format!(
-                "the plan would leave customer account {} without an effective admin (a linked member holding both {ADMIN_ROLE} and {LOGIN_ROLE}); grant the role to a member who has accepted their invitation first",
-                self.d.customer_number
-            ));
+            return Some(Refusal::LastAdmin {
+                customer_number: self.d.customer_number.clone(),
+            });
         }
         if admins_before > 0
             && let Some(at) = self.first_instant_without_admin(&is_admin)
         {
-            return Some(format!(
-                "the declared roles would leave customer account {} without an effective admin (a linked member holding both {ADMIN_ROLE} and {LOGIN_ROLE}) from {} ({}), when the last admin's role ends by its until date; declare an admin who stays past that date, or extend the until",
-                self.d.customer_number,
-                {
-                    let local = self.d.time_zone.to_datetime(at);
-                    format!(
-                        "{} {:02}:{:02} {}",
-                        local.date(),
-                        local.hour(),
-                        local.minute(),
-                        self.d.time_zone_name
-                    )
-                },
-                at
-            ));
+            let local = self.d.time_zone.to_datetime(at);
+            return Some(Refusal::LastAdminLater {
+                customer_number: self.d.customer_number.clone(),
+                local: format!(
+                    "{} {:02}:{:02} {}",
+                    local.date(),
+                    local.hour(),
+                    local.minute(),
+                    self.d.time_zone_name
+                ),
+                at,
+            });
         }
         let principal = self.ctx.principal;
         if principal.kind == PrincipalKind::User
@@ -1007,10 +1007,11 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
                 let had = m.roles.iter().any(|r| r.name == role);
                 let keeps = after.is_some_and(|a| a.roles.contains(role));
                 if had && !keeps {
-                    return Some(format!(
-                        "the plan would revoke {role} from {}, the principal rolecall acts as; set policy.allowSelfRevoke to allow it",
-                        m.email
-                    ));
+                    return Some(Refusal::SelfLockout {
+                        role: role.to_string(),
+                        email: m.email.clone(),
+                        applying: false,
+                    });
                 }
             }
         }

@@ -10,6 +10,7 @@ mod carriers;
 mod complexity_tests;
 mod document;
 mod key;
+mod refusal;
 mod saved;
 #[cfg(test)]
 mod tests;
@@ -24,7 +25,8 @@ pub use account::plan_account;
 pub use carriers::carriers;
 pub use document::*;
 use key::JoinKey;
-pub use saved::check_saved_account;
+pub use refusal::Refusal;
+pub use saved::{SavedPlanError, check_saved_account};
 
 use crate::domain::{DesiredAccount, Mode, SourceRef};
 use crate::portal::{
@@ -273,7 +275,7 @@ pub struct AccountPlan {
     pub changes: Vec<Change>,
     pub operations: Vec<Operation>,
     /// Why a safety rule refused the whole account (nothing of it is applied).
-    pub refused: Option<String>,
+    pub refused: Option<Refusal>,
     /// Manifest problems only the portal could reveal (unknown roles, for example).
     pub errors: Vec<PlanError>,
     /// Things worth knowing that are not changes ("granted from 2026-12-01").
@@ -295,20 +297,16 @@ impl AccountPlan {
     /// The plan of an account the principal can see but may not manage (the portal refused to
     /// show its members): refused, with nothing planned, so that the other accounts go on.
     pub fn not_manageable(d: &DesiredAccount, principal: &Whoami) -> AccountPlan {
-        let who = match &principal.email {
-            Some(email) => format!("the principal rolecall acts as ({email})"),
-            None => "the principal rolecall acts as".to_string(),
-        };
         AccountPlan {
             customer_number: d.customer_number.clone(),
             source: d.source.to_string(),
             mode: d.policy.mode,
             changes: Vec::new(),
             operations: Vec::new(),
-            refused: Some(format!(
-                "{who} may not manage customer account {}: the portal refuses to show its members and contacts (a user needs an effective customer-admin and cockpit-access there), so nothing of it was planned",
-                d.customer_number
-            )),
+            refused: Some(Refusal::NotManageable {
+                customer_number: d.customer_number.clone(),
+                principal: principal.email.clone(),
+            }),
             errors: Vec::new(),
             notes: Vec::new(),
             next_transition: None,
