@@ -203,15 +203,20 @@ pub(super) fn check_documents(
         (account, diags)
     };
     // On the reading pool: a problem's place may read its document again (see `yaml`).
-    let checked: Vec<_> = match super::reading_pool() {
-        Some(pool) if accounts.len() >= 2 * PARALLEL_FROM => pool.install(|| {
+    let pool = if accounts.len() >= 2 * PARALLEL_FROM {
+        super::reading_pool()
+    } else {
+        None
+    };
+    let checked: Vec<_> = match pool {
+        Some(pool) => pool.install(|| {
             (0..accounts.len())
                 .into_par_iter()
                 .with_min_len(PARALLEL_FROM)
                 .map(check_one)
                 .collect()
         }),
-        _ => (0..accounts.len()).map(check_one).collect(),
+        None => (0..accounts.len()).map(check_one).collect(),
     };
     for (account, mut diags) in checked {
         state.accounts.extend(account);

@@ -217,9 +217,12 @@ fn read_one_file_positioned(file: &SourceFile, validators: &schema::Validators) 
 fn read_files_parallel(files: &[SourceFile], validators: &schema::Validators) -> Vec<FileOutcome> {
     use rayon::prelude::*;
     let read = |file: &SourceFile| read_one_file(file, validators);
-    match reading_pool() {
-        Some(pool) if files.len() > 1 => pool.install(|| files.par_iter().map(read).collect()),
-        _ => files.iter().map(read).collect(),
+    // The pool is built only when it is used: its stacks are address space, which a process
+    // under `ulimit -v` may not have to spare.
+    let pool = if files.len() > 1 { reading_pool() } else { None };
+    match pool {
+        Some(pool) => pool.install(|| files.par_iter().map(read).collect()),
+        None => files.iter().map(read).collect(),
     }
 }
 
