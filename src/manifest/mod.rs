@@ -219,7 +219,11 @@ fn read_files_parallel(files: &[SourceFile], validators: &schema::Validators) ->
     let read = |file: &SourceFile| read_one_file(file, validators);
     // The pool is built only when it is used: its stacks are address space, which a process
     // under `ulimit -v` may not have to spare.
-    let pool = if files.len() > 1 { reading_pool() } else { None };
+    let pool = if files.len() > 1 {
+        reading_pool()
+    } else {
+        None
+    };
     match pool {
         Some(pool) => pool.install(|| files.par_iter().map(read).collect()),
         None => files.iter().map(read).collect(),
