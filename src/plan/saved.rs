@@ -216,37 +216,7 @@ fn derive(
             .iter()
             .find(|c| crate::domain::email_key(&c.email) == *lower);
         for c in cs {
-            let email = c.email.clone().unwrap_or_default();
-            let after = c.after.as_ref();
-            let body = || ContactPut {
-                name: text(after.and_then(|v| v.get("name"))).unwrap_or_default(),
-                notifications: strings(after.and_then(|v| v.get("notifications")))
-                    .unwrap_or_default(),
-            };
-            let op = match (c.action, oc) {
-                (Action::AddContact, None) => Operation::PutContact {
-                    email,
-                    contact: body(),
-                    if_match: None,
-                },
-                (Action::UpdateContact, Some(oc)) => Operation::PutContact {
-                    email,
-                    contact: body(),
-                    if_match: Some(oc.etag.clone()),
-                },
-                (Action::RemoveContact, Some(oc)) => {
-                    ops.push((
-                        4,
-                        Operation::DeleteContact {
-                            email: oc.email.clone(),
-                            if_match: Some(oc.etag.clone()),
-                        },
-                    ));
-                    continue;
-                }
-                _ => return Err(unfit(c, "does not fit the portal's contacts")),
-            };
-            ops.push((2, op));
+            ops.push(derive_contact(c, oc)?);
         }
     }
     for (lower, cs) in &members {
@@ -257,6 +227,42 @@ fn derive(
         derive_member(cs, m, scheduled, &key, &mut ops)?;
     }
     Ok(ops.into_iter().map(|(p, op)| (p, normalise(&op))).collect())
+}
+
+/// The write (with its phase) that a contact's change makes of the contact the portal holds.
+fn derive_contact(
+    c: &Change,
+    oc: Option<&crate::portal::Contact>,
+) -> Result<(u8, Operation), SavedPlanError> {
+    let email = c.email.clone().unwrap_or_default();
+    let after = c.after.as_ref();
+    let body = || ContactPut {
+        name: text(after.and_then(|v| v.get("name"))).unwrap_or_default(),
+        notifications: strings(after.and_then(|v| v.get("notifications"))).unwrap_or_default(),
+    };
+    let op = match (c.action, oc) {
+        (Action::AddContact, None) => Operation::PutContact {
+            email,
+            contact: body(),
+            if_match: None,
+        },
+        (Action::UpdateContact, Some(oc)) => Operation::PutContact {
+            email,
+            contact: body(),
+            if_match: Some(oc.etag.clone()),
+        },
+        (Action::RemoveContact, Some(oc)) => {
+            return Ok((
+                4,
+                Operation::DeleteContact {
+                    email: oc.email.clone(),
+                    if_match: Some(oc.etag.clone()),
+                },
+            ));
+        }
+        _ => return Err(unfit(c, "does not fit the portal's contacts")),
+    };
+    Ok((2, op))
 }
 
 fn derive_member(
@@ -285,118 +291,9 @@ fn derive_member(
         return Ok(());
     }
     if let Some(add) = cs.iter().find(|c| c.action == Action::AddMember) {
-        if m.is_some() {
-            return Err(unfit(add, "adds a member the portal already holds"));
-        }
-        let mut roles = BTreeMap::new();
-        for c in cs {
-            match c.action {
-                Action::AddMember | Action::Invite => {}
-                Action::Grant => {
-                    let role = c.role.clone().ok_or_else(|| unfit(c, "names no role"))?;
-                    roles.insert(role, sent(c));
-                }
-                _ => return Err(unfit(c, "does not fit a member being added")),
-            }
-        }
-        let after = add.after.as_ref();
-        let listed: BTreeSet<String> = strings(after.and_then(|v| v.get("roles")))
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        if listed != roles.keys().cloned().collect::<BTreeSet<_>>() {
-            return Err(unfit(add, "lists other roles than its grants"));
-        }
-        let member = MemberPut {
-            name: text(after.and_then(|v| v.get("name"))),
-            roles: grants(&roles),
-            services: services(after.and_then(|v| v.get("services")))
-                .map_err(|e| unfit(add, &e))?,
-            notifications: strings(after.and_then(|v| v.get("notifications"))),
-        };
-        ops.push((
-            1,
-            Operation::PutMember {
-                email: email.clone(),
-                member,
-                if_match: None,
-            },
-        ));
+        derive_added_member(cs, add, m.is_some(), &email, &sent, ops)?;
     } else {
-        let Some(m) = m else {
-            return Err(unfit(cs[0], "changes a member the portal does not hold"));
-        };
-        let observed: BTreeMap<String, Option<String>> = m
-            .roles
-            .iter()
-            .map(|r| (r.name.clone(), r.until.clone()))
-            .collect();
-        let mut target = observed.clone();
-        let (mut grew, mut shrank) = (false, false);
-        // Only what the changes change is written (the planner's rule): the rest keeps its
-        // value on the portal.
-        let mut name = None;
-        let mut scope = None;
-        let mut kinds = None;
-        for c in cs {
-            let role = || c.role.clone().ok_or_else(|| unfit(c, "names no role"));
-            match c.action {
-                Action::Grant => {
-                    target.insert(role()?, sent(c));
-                    grew = true;
-                }
-                Action::ChangeWindow => {
-                    let r = role()?;
-                    if !observed.contains_key(&r) {
-                        return Err(unfit(c, "changes a role the member does not hold"));
-                    }
-                    target.insert(r, c.until.clone());
-                    grew = true;
-                }
-                Action::Revoke => {
-                    if target.remove(&role()?).is_none() {
-                        return Err(unfit(c, "revokes a role the member does not hold"));
-                    }
-                    shrank = true;
-                }
-                Action::UpdateMember => {
-                    let after = c.after.as_ref();
-                    if let Some(v) = after.and_then(|v| v.get("name")) {
-                        name = v.as_str().map(str::to_string);
-                    }
-                    if let Some(s) =
-                        services(after.and_then(|v| v.get("services"))).map_err(|e| unfit(c, &e))?
-                    {
-                        scope = Some(s);
-                    }
-                    if let Some(k) = strings(after.and_then(|v| v.get("notifications"))) {
-                        kinds = Some(k);
-                    }
-                    grew = true;
-                }
-                Action::Invite | Action::ResendInvitation | Action::CancelInvitation => {}
-                _ => return Err(unfit(c, "does not fit a member the portal holds")),
-            }
-        }
-        let body = |roles: &BTreeMap<String, Option<String>>| MemberPut {
-            name: name.clone(),
-            roles: grants(roles),
-            services: scope.clone(),
-            notifications: kinds.clone(),
-        };
-        let put = |roles: &BTreeMap<String, Option<String>>| Operation::PutMember {
-            email: email.clone(),
-            member: body(roles),
-            if_match: Some(m.etag.clone()),
-        };
-        if grew && shrank {
-            let mut union = observed.clone();
-            union.extend(target.iter().map(|(k, v)| (k.clone(), v.clone())));
-            ops.push((1, put(&union)));
-            ops.push((4, put(&target)));
-        } else if grew || shrank {
-            ops.push((if grew { 1 } else { 4 }, put(&target)));
-        }
+        derive_held_member(cs, m, &email, &sent, ops)?;
     }
     for c in cs {
         match c.action {
@@ -424,6 +321,139 @@ fn derive_member(
             )),
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// The write of a member the changes add.
+fn derive_added_member(
+    cs: &[&Change],
+    add: &Change,
+    held: bool,
+    email: &str,
+    sent: &dyn Fn(&Change) -> Option<String>,
+    ops: &mut Vec<(u8, Operation)>,
+) -> Result<(), SavedPlanError> {
+    if held {
+        return Err(unfit(add, "adds a member the portal already holds"));
+    }
+    let mut roles = BTreeMap::new();
+    for c in cs {
+        match c.action {
+            Action::AddMember | Action::Invite => {}
+            Action::Grant => {
+                let role = c.role.clone().ok_or_else(|| unfit(c, "names no role"))?;
+                roles.insert(role, sent(c));
+            }
+            _ => return Err(unfit(c, "does not fit a member being added")),
+        }
+    }
+    let after = add.after.as_ref();
+    let listed: BTreeSet<String> = strings(after.and_then(|v| v.get("roles")))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    if listed != roles.keys().cloned().collect::<BTreeSet<_>>() {
+        return Err(unfit(add, "lists other roles than its grants"));
+    }
+    let member = MemberPut {
+        name: text(after.and_then(|v| v.get("name"))),
+        roles: grants(&roles),
+        services: services(after.and_then(|v| v.get("services"))).map_err(|e| unfit(add, &e))?,
+        notifications: strings(after.and_then(|v| v.get("notifications"))),
+    };
+    ops.push((
+        1,
+        Operation::PutMember {
+            email: email.to_string(),
+            member,
+            if_match: None,
+        },
+    ));
+    Ok(())
+}
+
+/// The writes of a member the portal holds.
+fn derive_held_member(
+    cs: &[&Change],
+    m: Option<&Member>,
+    email: &str,
+    sent: &dyn Fn(&Change) -> Option<String>,
+    ops: &mut Vec<(u8, Operation)>,
+) -> Result<(), SavedPlanError> {
+    let Some(m) = m else {
+        return Err(unfit(cs[0], "changes a member the portal does not hold"));
+    };
+    let observed: BTreeMap<String, Option<String>> = m
+        .roles
+        .iter()
+        .map(|r| (r.name.clone(), r.until.clone()))
+        .collect();
+    let mut target = observed.clone();
+    let (mut grew, mut shrank) = (false, false);
+    // Only what the changes change is written (the planner's rule): the rest keeps its
+    // value on the portal.
+    let mut name = None;
+    let mut scope = None;
+    let mut kinds = None;
+    for c in cs {
+        let role = || c.role.clone().ok_or_else(|| unfit(c, "names no role"));
+        match c.action {
+            Action::Grant => {
+                target.insert(role()?, sent(c));
+                grew = true;
+            }
+            Action::ChangeWindow => {
+                let r = role()?;
+                if !observed.contains_key(&r) {
+                    return Err(unfit(c, "changes a role the member does not hold"));
+                }
+                target.insert(r, c.until.clone());
+                grew = true;
+            }
+            Action::Revoke => {
+                if target.remove(&role()?).is_none() {
+                    return Err(unfit(c, "revokes a role the member does not hold"));
+                }
+                shrank = true;
+            }
+            Action::UpdateMember => {
+                let after = c.after.as_ref();
+                if let Some(v) = after.and_then(|v| v.get("name")) {
+                    name = v.as_str().map(str::to_string);
+                }
+                if let Some(s) =
+                    services(after.and_then(|v| v.get("services"))).map_err(|e| unfit(c, &e))?
+                {
+                    scope = Some(s);
+                }
+                if let Some(k) = strings(after.and_then(|v| v.get("notifications"))) {
+                    kinds = Some(k);
+                }
+                grew = true;
+            }
+            Action::Invite | Action::ResendInvitation | Action::CancelInvitation => {}
+            _ => return Err(unfit(c, "does not fit a member the portal holds")),
+        }
+    }
+    let body = |roles: &BTreeMap<String, Option<String>>| MemberPut {
+        name: name.clone(),
+        roles: grants(roles),
+        services: scope.clone(),
+        notifications: kinds.clone(),
+    };
+    let put = |roles: &BTreeMap<String, Option<String>>| Operation::PutMember {
+        email: email.to_string(),
+        member: body(roles),
+        if_match: Some(m.etag.clone()),
+    };
+    if grew && shrank {
+        let mut union = observed.clone();
+        union.extend(target.iter().map(|(k, v)| (k.clone(), v.clone())));
+        ops.push((1, put(&union)));
+        ops.push((4, put(&target)));
+    } else if grew || shrank {
+        ops.push((if grew { 1 } else { 4 }, put(&target)));
     }
     Ok(())
 }
