@@ -83,7 +83,7 @@ pub fn plan_file(data: &[u8]) {
     let doc = match PlanDocument::from_json(text) {
         Ok(doc) => doc,
         Err(sentence) => {
-            assert!(!sentence.is_empty());
+            assert!(!sentence.to_string().is_empty());
             return;
         }
     };

@@ -73,7 +73,6 @@ pub mod domain;
 pub mod fuzzing;
 pub mod manifest;
 pub mod model;
-mod parallel;
 pub mod plan;
 pub mod portal;
 pub mod reconcile;

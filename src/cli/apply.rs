@@ -261,7 +261,9 @@ fn check_accounts(
         let o = observed.get(&a.customer_number);
         let verdict = check_preconditions(&a.operations, o)
             .map_err(|stale| stale.to_string())
-            .and_then(|()| check_saved_account(a, o.unwrap_or(&empty), ctx));
+            .and_then(|()| {
+                check_saved_account(a, o.unwrap_or(&empty), ctx).map_err(|e| e.to_string())
+            });
         match verdict {
             Ok(()) => checked
                 .work

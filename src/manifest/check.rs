@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
+use rayon::prelude::*;
 
 use super::diagnostic::{Diagnostic, closest};
 use super::yaml::Path;
@@ -182,7 +183,7 @@ pub(super) fn check_documents(
     // outcome is the same as one by one.
     let now = c.now;
     let portals = &state.portals;
-    let checked = crate::parallel::on_every_core(accounts.len(), PARALLEL_FROM, |i| {
+    let check_one = |i: usize| {
         let mut diags = Vec::new();
         let Body::Account(a) = &accounts[i].body else {
             return (None, diags);
@@ -200,7 +201,23 @@ pub(super) fn check_documents(
             &extra_contacts[i],
         );
         (account, diags)
-    });
+    };
+    // On the reading pool: a problem's place may read its document again (see `yaml`).
+    let pool = if accounts.len() >= 2 * PARALLEL_FROM {
+        super::reading_pool()
+    } else {
+        None
+    };
+    let checked: Vec<_> = match pool {
+        Some(pool) => pool.install(|| {
+            (0..accounts.len())
+                .into_par_iter()
+                .with_min_len(PARALLEL_FROM)
+                .map(check_one)
+                .collect()
+        }),
+        None => (0..accounts.len()).map(check_one).collect(),
+    };
     for (account, mut diags) in checked {
         state.accounts.extend(account);
         c.diags.append(&mut diags);
@@ -208,8 +225,8 @@ pub(super) fn check_documents(
     state
 }
 
-/// Below this many accounts per core, checking them on one thread is cheaper than starting
-/// more.
+/// Fewer accounts than this per piece of work cost more to hand to another thread than to
+/// check: below twice as many, all are checked on the calling thread.
 const PARALLEL_FROM: usize = 500;
 
 fn place(doc: &Document, path: &Path) -> String {

@@ -212,9 +212,42 @@ fn read_one_file_positioned(file: &SourceFile, validators: &schema::Validators) 
     }
 }
 
-/// [`read_one_file`] for every file, on up to one thread per core; results in file order.
+/// [`read_one_file`] for every file, on the reading pool (one thread per core); results in file
+/// order. A single file is read on the calling thread: handing it over gains nothing.
 fn read_files_parallel(files: &[SourceFile], validators: &schema::Validators) -> Vec<FileOutcome> {
-    crate::parallel::on_every_core(files.len(), 1, |i| read_one_file(&files[i], validators))
+    use rayon::prelude::*;
+    let read = |file: &SourceFile| read_one_file(file, validators);
+    // The pool is built only when it is used: its stacks are address space, which a process
+    // under `ulimit -v` may not have to spare.
+    let pool = if files.len() > 1 {
+        reading_pool()
+    } else {
+        None
+    };
+    match pool {
+        Some(pool) => pool.install(|| files.par_iter().map(read).collect()),
+        None => files.iter().map(read).collect(),
+    }
+}
+
+/// Stack of each reading thread. The YAML readers recurse once per nesting level and stop at
+/// 64 levels (the simple reader at 48), but in a debug build those 64 levels of a block mapping
+/// take more than rayon's default 2 MiB: `deeply_nested_files_are_read_on_the_worker_threads`.
+const READER_STACK_BYTES: usize = 32 * 1024 * 1024;
+
+/// The threads manifests are read and checked on, with stacks roomy enough for the readers;
+/// built once per process. `None` should no thread start: the work is then done on the
+/// calling thread.
+pub(crate) fn reading_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("rolecall-read-{i}"))
+            .stack_size(READER_STACK_BYTES)
+            .build()
+            .ok()
+    })
+    .as_ref()
 }
 
 #[cfg(test)]
@@ -277,6 +310,59 @@ mod tests {
         assert!(
             errors[0].starts_with("fleet.yaml:19:14: spec.members[0].email:"),
             "{errors:?}"
+        );
+    }
+
+    /// The readers run on the reading pool's threads once there are several files: nesting far
+    /// past the readers' limits is refused there in a sentence, without overflowing a stack
+    /// (on rayon's default 2 MiB stacks, a debug build overflows on the deep block mapping).
+    #[test]
+    fn deeply_nested_files_are_read_on_the_worker_threads() {
+        let mut block = String::new();
+        for depth in 0..500 {
+            block.push_str(&format!("{}k{depth}:\n", "  ".repeat(depth)));
+        }
+        let mut seq = String::new();
+        for depth in 0..500 {
+            seq.push_str(&format!("{}-\n", "  ".repeat(depth)));
+        }
+        let texts = [
+            format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000)),
+            format!("{}{}\n", "{a: ".repeat(10_000), "}".repeat(10_000)),
+            block,
+            seq,
+            format!(
+                "apiVersion: rolecall.dev/v1alpha1\nkind: CustomerAccount\nmetadata: {{name: deep}}\nspec:\n  customerNumber: \"1\"\n  members: {}{}\n",
+                "[".repeat(200),
+                "]".repeat(200)
+            ),
+        ];
+        let files: Vec<SourceFile> = texts
+            .into_iter()
+            .enumerate()
+            .map(|(i, text)| SourceFile {
+                name: format!("deep{i}.yaml"),
+                text,
+            })
+            .collect();
+        let now = "2026-11-26T09:00:00Z".parse().unwrap();
+        let checked = check_files(&files, now);
+        for file in &files {
+            assert!(
+                checked
+                    .errors()
+                    .any(|d| d.to_string().starts_with(&format!("{}:", file.name))),
+                "{}: {:?}",
+                file.name,
+                checked.diagnostics
+            );
+        }
+        assert!(
+            checked
+                .errors()
+                .any(|d| d.to_string().contains("nested deeper than the 64 levels")),
+            "{:?}",
+            checked.diagnostics
         );
     }
 }

@@ -1,16 +1,20 @@
 //! A regression guard that times nothing: planning compares join keys (customer numbers,
 //! case-folded e-mails; see `key`) a number of times that grows at most like n·log n with the
-//! fleet. A quadratic step — a linear search of the observed members for each desired one —
+//! fleet. The planner is generic over its join key; here it plans with [`Counted`], a key
+//! that counts its comparisons, so that the planner's own code holds no counter. A quadratic step — a linear search of the observed members for each desired one —
 //! makes the count grow like n², which no machine's speed hides and no slow CI runner fakes.
 //!
 //! Each dimension that can grow on its own is measured alone: accounts in a fleet, members in
 //! an account, contacts in an account. Run with `--nocapture` to see the counts.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use jiff::Timestamp;
 
-use super::key::comparisons_in;
+use super::key::JoinKey;
 use super::*;
 use crate::domain::{
     AccountPolicy, DesiredAccount, DesiredContact, DesiredMember, DesiredRole, Email, RemovalLimit,
@@ -20,6 +24,65 @@ use crate::portal::{Account, Contact, Member, PrincipalKind, RoleGrant};
 use crate::reference::store::{
     COCKPIT_ACCESS, CUSTOMER_ADMIN, TECHNICAL_CONTACT, reference_catalog,
 };
+
+/// Comparisons of [`Counted`] keys, on every thread: a fleet planned on several threads counts
+/// exactly as one planned on one.
+static COMPARISONS: AtomicU64 = AtomicU64::new(0);
+
+/// Held while counting: the tests of this module run side by side, and each counts only its
+/// own planning.
+static COUNTING: Mutex<()> = Mutex::new(());
+
+/// A join key that counts its comparisons in [`COMPARISONS`].
+#[derive(Debug, Clone)]
+struct Counted(String);
+
+impl JoinKey for Counted {
+    fn new(text: String) -> Self {
+        Counted(text)
+    }
+}
+
+impl PartialEq for Counted {
+    fn eq(&self, other: &Self) -> bool {
+        COMPARISONS.fetch_add(1, Relaxed);
+        self.0 == other.0
+    }
+}
+
+impl Eq for Counted {}
+
+impl PartialOrd for Counted {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Counted {
+    fn cmp(&self, other: &Self) -> Ordering {
+        COMPARISONS.fetch_add(1, Relaxed);
+        self.0.cmp(&other.0)
+    }
+}
+
+/// Runs `f` and returns what it returns with the number of [`Counted`] comparisons it made.
+fn comparisons_in<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    let _alone = COUNTING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let before = COMPARISONS.load(Relaxed);
+    let result = f();
+    (result, COMPARISONS.load(Relaxed) - before)
+}
+
+/// [`plan`] joining on [`Counted`] keys.
+fn plan_counted(
+    desired: &[DesiredAccount],
+    observed: &BTreeMap<String, ObservedAccount>,
+    ctx: &Context,
+) -> Vec<AccountPlan> {
+    plan_keyed::<Counted>(desired, observed, ctx)
+}
 
 /// The sizes planned, each twice the one before: the smallest is large enough that fixed costs
 /// do not hide the growth, the largest small enough for a debug build (well under a second).
@@ -52,14 +115,17 @@ fn planning_an_account_of_many_contacts_compares_keys_no_more_than_n_log_n_times
 fn a_fleet_planned_on_several_threads_is_planned_as_one_account_after_another() {
     let (desired, observed) = fleet(4 * ACCOUNTS_PER_THREAD + 3, FEW, FEW);
     with_context(|ctx| {
-        let (threaded, count) = comparisons_in(|| plan(&desired, &observed, ctx));
+        let (threaded, count) = comparisons_in(|| plan_counted(&desired, &observed, ctx));
         let empty = ObservedAccount::default();
         let mut in_order: Vec<&DesiredAccount> = desired.iter().collect();
         in_order.sort_by(|a, b| a.customer_number.cmp(&b.customer_number));
         let (one_by_one, count_one_by_one) = comparisons_in(|| {
             in_order
                 .iter()
-                .map(|d| plan_account(d, observed.get(&d.customer_number).unwrap_or(&empty), ctx))
+                .map(|d| {
+                    let o = observed.get(&d.customer_number).unwrap_or(&empty);
+                    account::plan_account_keyed::<Counted>(d, o, ctx)
+                })
                 .collect::<Vec<_>>()
         });
         assert_eq!(threaded, one_by_one);
@@ -97,7 +163,7 @@ fn assert_linearithmic(what: &str, each: &str, count: impl Fn(usize) -> u64) {
     assert!(
         growth >= fleet / 2.0,
         "planning {fleet:.0}× the {what} compared join keys only {growth:.1}× as often: the joins \
-         no longer go through plan::key::Key, so this guard sees nothing ({figures})"
+         no longer go through plan::key::JoinKey, so this guard sees nothing ({figures})"
     );
 }
 
@@ -105,7 +171,8 @@ fn assert_linearithmic(what: &str, each: &str, count: impl Fn(usize) -> u64) {
 /// `contacts` contacts, after checking that the plan really joins (nothing refused).
 fn comparisons(accounts: usize, members: usize, contacts: usize) -> u64 {
     let (desired, observed) = fleet(accounts, members, contacts);
-    let (plans, count) = with_context(|ctx| comparisons_in(|| plan(&desired, &observed, ctx)));
+    let (plans, count) =
+        with_context(|ctx| comparisons_in(|| plan_counted(&desired, &observed, ctx)));
     assert_eq!(plans.len(), accounts);
     for p in &plans {
         assert!(

@@ -41,7 +41,7 @@ pub struct PlanDocument {
     pub summary: BTreeMap<String, usize>,
     pub accounts: Vec<AccountDocument>,
     pub warnings: Vec<String>,
-    pub refused: Vec<Refusal>,
+    pub refused: Vec<RefusedAccount>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -83,9 +83,12 @@ fn is_apply(m: &ModeWord) -> bool {
     *m == ModeWord::Apply
 }
 
+// An account the plan refused, with the reason in words (a `plan::Refusal` when planned). A
+// plain comment, and the schema's old name: the published schema stays as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Refusal {
+#[schemars(rename = "Refusal")]
+pub struct RefusedAccount {
     pub customer_number: String,
     pub reason: String,
 }
@@ -128,9 +131,9 @@ impl PlanDocument {
         let refused = plans
             .iter()
             .filter_map(|p| {
-                p.refused.as_ref().map(|r| Refusal {
+                p.refused.as_ref().map(|r| RefusedAccount {
                     customer_number: p.customer_number.clone(),
-                    reason: r.clone(),
+                    reason: r.to_string(),
                 })
             })
             .collect();
@@ -151,18 +154,27 @@ impl PlanDocument {
     }
 
     /// Reads a saved plan; the error is a sentence.
-    pub fn from_json(text: &str) -> Result<PlanDocument, String> {
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| format!("is not a rolecall plan: not JSON ({e})"))?;
+    pub fn from_json(text: &str) -> Result<PlanDocument, PlanFileError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(PlanFileError::NotJson)?;
         match value.get("formatVersion").and_then(|v| v.as_u64()) {
             Some(v) if v == u64::from(FORMAT_VERSION) => {}
-            Some(v) => {
-                return Err(format!(
-                    "has plan format version {v}; this rolecall reads version {FORMAT_VERSION}"
-                ));
-            }
-            None => return Err("is not a rolecall plan: it has no formatVersion".into()),
+            Some(v) => return Err(PlanFileError::Version(v)),
+            None => return Err(PlanFileError::NoVersion),
         }
-        serde_json::from_value(value).map_err(|e| format!("is not a valid rolecall plan: {e}"))
+        serde_json::from_value(value).map_err(PlanFileError::Invalid)
     }
+}
+
+/// Why a saved plan cannot be read; shown after the file's name.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanFileError {
+    #[error("is not a rolecall plan: not JSON ({0})")]
+    NotJson(#[source] serde_json::Error),
+    #[error("has plan format version {0}; this rolecall reads version {FORMAT_VERSION}")]
+    Version(u64),
+    #[error("is not a rolecall plan: it has no formatVersion")]
+    NoVersion,
+    #[error("is not a valid rolecall plan: {0}")]
+    Invalid(#[source] serde_json::Error),
 }

@@ -10,6 +10,7 @@ mod carriers;
 mod complexity_tests;
 mod document;
 mod key;
+mod refusal;
 mod saved;
 #[cfg(test)]
 mod tests;
@@ -23,8 +24,9 @@ use serde::{Deserialize, Serialize};
 pub use account::plan_account;
 pub use carriers::carriers;
 pub use document::*;
-use key::Key;
-pub use saved::check_saved_account;
+use key::JoinKey;
+pub use refusal::Refusal;
+pub use saved::{SavedPlanError, check_saved_account};
 
 use crate::domain::{DesiredAccount, Mode, SourceRef};
 use crate::portal::{
@@ -273,7 +275,7 @@ pub struct AccountPlan {
     pub changes: Vec<Change>,
     pub operations: Vec<Operation>,
     /// Why a safety rule refused the whole account (nothing of it is applied).
-    pub refused: Option<String>,
+    pub refused: Option<Refusal>,
     /// Manifest problems only the portal could reveal (unknown roles, for example).
     pub errors: Vec<PlanError>,
     /// Things worth knowing that are not changes ("granted from 2026-12-01").
@@ -295,20 +297,16 @@ impl AccountPlan {
     /// The plan of an account the principal can see but may not manage (the portal refused to
     /// show its members): refused, with nothing planned, so that the other accounts go on.
     pub fn not_manageable(d: &DesiredAccount, principal: &Whoami) -> AccountPlan {
-        let who = match &principal.email {
-            Some(email) => format!("the principal rolecall acts as ({email})"),
-            None => "the principal rolecall acts as".to_string(),
-        };
         AccountPlan {
             customer_number: d.customer_number.clone(),
             source: d.source.to_string(),
             mode: d.policy.mode,
             changes: Vec::new(),
             operations: Vec::new(),
-            refused: Some(format!(
-                "{who} may not manage customer account {}: the portal refuses to show its members and contacts (a user needs an effective customer-admin and cockpit-access there), so nothing of it was planned",
-                d.customer_number
-            )),
+            refused: Some(Refusal::NotManageable {
+                customer_number: d.customer_number.clone(),
+                principal: principal.email.clone(),
+            }),
             errors: Vec::new(),
             notes: Vec::new(),
             next_transition: None,
@@ -352,18 +350,27 @@ pub fn plan(
     observed: &BTreeMap<String, ObservedAccount>,
     ctx: &Context,
 ) -> Vec<AccountPlan> {
+    plan_keyed::<String>(desired, observed, ctx)
+}
+
+/// [`plan`], joining on `K` (see `key`).
+fn plan_keyed<K: JoinKey>(
+    desired: &[DesiredAccount],
+    observed: &BTreeMap<String, ObservedAccount>,
+    ctx: &Context,
+) -> Vec<AccountPlan> {
     let empty = ObservedAccount::default();
-    // A merge join on counted keys (see `key`): the declared accounts in customer-number order
-    // (a stable sort, so that a number declared twice keeps the manifests' order), walked in
-    // step with the observed ones, which a BTreeMap already holds in that order.
-    let mut declared: Vec<(Key<&str>, &DesiredAccount)> = desired
+    // A merge join: the declared accounts in customer-number order (a stable sort, so that a
+    // number declared twice keeps the manifests' order), walked in step with the observed
+    // ones, which a BTreeMap already holds in that order.
+    let mut declared: Vec<(K, &DesiredAccount)> = desired
         .iter()
-        .map(|d| (Key(d.customer_number.as_str()), d))
+        .map(|d| (K::new(d.customer_number.clone()), d))
         .collect();
     declared.sort_by(|a, b| a.0.cmp(&b.0));
     let mut observed = observed
         .iter()
-        .map(|(number, o)| (Key(number.as_str()), o))
+        .map(|(number, o)| (K::new(number.clone()), o))
         .peekable();
     let mut pairs = Vec::with_capacity(declared.len());
     for (number, d) in declared {
@@ -374,26 +381,31 @@ pub fn plan(
         };
         pairs.push((d, o));
     }
-    plan_accounts(&pairs, ctx)
+    plan_accounts::<K>(&pairs, ctx)
 }
 
-/// Fewer accounts than this per thread cost more to hand over than to plan.
+/// Fewer accounts than this per piece of work cost more to hand to another thread than to
+/// plan: below twice as many, all are planned on the calling thread.
 const ACCOUNTS_PER_THREAD: usize = 256;
 
-/// Plans each (declared, observed) account, on up to one thread per core for a large fleet;
-/// plans in the order of `pairs` either way. Accounts are independent, so the result is the
-/// same as planning them one by one.
-fn plan_accounts(pairs: &[(&DesiredAccount, &ObservedAccount)], ctx: &Context) -> Vec<AccountPlan> {
-    crate::parallel::on_every_core(pairs.len(), ACCOUNTS_PER_THREAD, |i| {
-        let (d, o) = pairs[i];
-        key::carried(|| plan_account(d, o, ctx))
-    })
-    .into_iter()
-    .map(|(plan, carried)| {
-        carried.land();
-        plan
-    })
-    .collect()
+/// Plans each (declared, observed) account, on rayon's threads for a large fleet; plans in
+/// the order of `pairs` either way. Accounts are independent, so the result is the same as
+/// planning them one by one.
+fn plan_accounts<K: JoinKey>(
+    pairs: &[(&DesiredAccount, &ObservedAccount)],
+    ctx: &Context,
+) -> Vec<AccountPlan> {
+    use rayon::prelude::*;
+    let plan_one =
+        |&(d, o): &(&DesiredAccount, &ObservedAccount)| account::plan_account_keyed::<K>(d, o, ctx);
+    if pairs.len() < 2 * ACCOUNTS_PER_THREAD {
+        return pairs.iter().map(plan_one).collect();
+    }
+    pairs
+        .par_iter()
+        .with_min_len(ACCOUNTS_PER_THREAD)
+        .map(plan_one)
+        .collect()
 }
 
 /// Counts of changes by action, over accounts that will be applied or shown.

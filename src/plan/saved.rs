@@ -8,9 +8,37 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::account::{ADMIN_ROLE, LOGIN_ROLE, grants, idempotency_key};
-use super::{AccountDocument, Action, Change, Context, ObservedAccount, Operation};
+use super::{AccountDocument, Action, Change, Context, ObservedAccount, Operation, Refusal};
 use crate::domain::{RemovalLimit, Services};
 use crate::portal::{AccountPatch, ContactPut, Member, MemberPut, NewAccount, PrincipalKind};
+
+/// Why an account of a saved plan is refused when it is applied; its `Display` is a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SavedPlanError {
+    /// The operations are not what the changes make of the portal's state.
+    #[error(
+        "the plan's operations are not what its changes make of the portal's state ({0}); the plan file was edited or is damaged: make a new plan"
+    )]
+    Edited(String),
+    /// A change that cannot be carried out on the portal's state.
+    #[error(
+        "the plan's change {action} {email} {why}; the plan file was edited or is damaged: make a new plan"
+    )]
+    Unfit {
+        action: Action,
+        /// Quoted and shortened.
+        email: String,
+        why: String,
+    },
+    /// `maxRemovals` is neither a count nor a percentage (quoted and shortened).
+    #[error(
+        "the plan's maxRemovals {0} is not a count or a percentage; the plan file was edited or is damaged: make a new plan"
+    )]
+    MaxRemovals(String),
+    /// A safety rule, with the principal that applies.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
 
 /// Checks one account of a saved plan against the portal's current state. The error is the
 /// reason the account is refused, a sentence.
@@ -18,15 +46,11 @@ pub fn check_saved_account(
     a: &AccountDocument,
     o: &ObservedAccount,
     ctx: &Context,
-) -> Result<(), String> {
+) -> Result<(), SavedPlanError> {
     let derived = derive(a, o, ctx)?;
     let mut used = vec![false; derived.len()];
     let mut phase = 0;
-    let edited = |what: String| {
-        format!(
-            "the plan's operations are not what its changes make of the portal's state ({what}); the plan file was edited or is damaged: make a new plan"
-        )
-    };
+    let edited = SavedPlanError::Edited;
     for (i, op) in a.operations.iter().enumerate() {
         let op = normalise(op);
         let found = derived
@@ -126,20 +150,13 @@ fn derive(
     a: &AccountDocument,
     o: &ObservedAccount,
     ctx: &Context,
-) -> Result<Vec<(u8, Operation)>, String> {
+) -> Result<Vec<(u8, Operation)>, SavedPlanError> {
     let cn = &a.customer_number;
     let scheduled = ctx.catalog.capabilities.scheduled_revocation;
     let key = |action: Action, email: &str| idempotency_key(ctx.plan_id, cn, action, email);
     let mut ops = Vec::new();
     let mut members: BTreeMap<String, Vec<&Change>> = BTreeMap::new();
     let mut contacts: BTreeMap<String, Vec<&Change>> = BTreeMap::new();
-    let unfit = |c: &Change, why: &str| {
-        format!(
-            "the plan's change {} {} {why}; the plan file was edited or is damaged: make a new plan",
-            c.action,
-            crate::manifest::quote_short(c.email.as_deref().unwrap_or(""))
-        )
-    };
     for c in &a.changes {
         match c.action {
             Action::CreateAccount => {
@@ -199,37 +216,7 @@ fn derive(
             .iter()
             .find(|c| crate::domain::email_key(&c.email) == *lower);
         for c in cs {
-            let email = c.email.clone().unwrap_or_default();
-            let after = c.after.as_ref();
-            let body = || ContactPut {
-                name: text(after.and_then(|v| v.get("name"))).unwrap_or_default(),
-                notifications: strings(after.and_then(|v| v.get("notifications")))
-                    .unwrap_or_default(),
-            };
-            let op = match (c.action, oc) {
-                (Action::AddContact, None) => Operation::PutContact {
-                    email,
-                    contact: body(),
-                    if_match: None,
-                },
-                (Action::UpdateContact, Some(oc)) => Operation::PutContact {
-                    email,
-                    contact: body(),
-                    if_match: Some(oc.etag.clone()),
-                },
-                (Action::RemoveContact, Some(oc)) => {
-                    ops.push((
-                        4,
-                        Operation::DeleteContact {
-                            email: oc.email.clone(),
-                            if_match: Some(oc.etag.clone()),
-                        },
-                    ));
-                    continue;
-                }
-                _ => return Err(unfit(c, "does not fit the portal's contacts")),
-            };
-            ops.push((2, op));
+            ops.push(derive_contact(c, oc)?);
         }
     }
     for (lower, cs) in &members {
@@ -237,9 +224,45 @@ fn derive(
             .members
             .iter()
             .find(|m| crate::domain::email_key(&m.email) == *lower);
-        derive_member(cs, m, scheduled, &key, &unfit, &mut ops)?;
+        derive_member(cs, m, scheduled, &key, &mut ops)?;
     }
     Ok(ops.into_iter().map(|(p, op)| (p, normalise(&op))).collect())
+}
+
+/// The write (with its phase) that a contact's change makes of the contact the portal holds.
+fn derive_contact(
+    c: &Change,
+    oc: Option<&crate::portal::Contact>,
+) -> Result<(u8, Operation), SavedPlanError> {
+    let email = c.email.clone().unwrap_or_default();
+    let after = c.after.as_ref();
+    let body = || ContactPut {
+        name: text(after.and_then(|v| v.get("name"))).unwrap_or_default(),
+        notifications: strings(after.and_then(|v| v.get("notifications"))).unwrap_or_default(),
+    };
+    let op = match (c.action, oc) {
+        (Action::AddContact, None) => Operation::PutContact {
+            email,
+            contact: body(),
+            if_match: None,
+        },
+        (Action::UpdateContact, Some(oc)) => Operation::PutContact {
+            email,
+            contact: body(),
+            if_match: Some(oc.etag.clone()),
+        },
+        (Action::RemoveContact, Some(oc)) => {
+            return Ok((
+                4,
+                Operation::DeleteContact {
+                    email: oc.email.clone(),
+                    if_match: Some(oc.etag.clone()),
+                },
+            ));
+        }
+        _ => return Err(unfit(c, "does not fit the portal's contacts")),
+    };
+    Ok((2, op))
 }
 
 fn derive_member(
@@ -247,9 +270,8 @@ fn derive_member(
     m: Option<&Member>,
     scheduled: bool,
     key: &dyn Fn(Action, &str) -> String,
-    unfit: &dyn Fn(&Change, &str) -> String,
     ops: &mut Vec<(u8, Operation)>,
-) -> Result<(), String> {
+) -> Result<(), SavedPlanError> {
     let email = cs[0].email.clone().unwrap_or_default();
     let sent = |c: &Change| if scheduled { c.until.clone() } else { None };
     if let Some(c) = cs.iter().find(|c| c.action == Action::RemoveMember) {
@@ -269,118 +291,9 @@ fn derive_member(
         return Ok(());
     }
     if let Some(add) = cs.iter().find(|c| c.action == Action::AddMember) {
-        if m.is_some() {
-            return Err(unfit(add, "adds a member the portal already holds"));
-        }
-        let mut roles = BTreeMap::new();
-        for c in cs {
-            match c.action {
-                Action::AddMember | Action::Invite => {}
-                Action::Grant => {
-                    let role = c.role.clone().ok_or_else(|| unfit(c, "names no role"))?;
-                    roles.insert(role, sent(c));
-                }
-                _ => return Err(unfit(c, "does not fit a member being added")),
-            }
-        }
-        let after = add.after.as_ref();
-        let listed: BTreeSet<String> = strings(after.and_then(|v| v.get("roles")))
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        if listed != roles.keys().cloned().collect::<BTreeSet<_>>() {
-            return Err(unfit(add, "lists other roles than its grants"));
-        }
-        let member = MemberPut {
-            name: text(after.and_then(|v| v.get("name"))),
-            roles: grants(&roles),
-            services: services(after.and_then(|v| v.get("services")))
-                .map_err(|e| unfit(add, &e))?,
-            notifications: strings(after.and_then(|v| v.get("notifications"))),
-        };
-        ops.push((
-            1,
-            Operation::PutMember {
-                email: email.clone(),
-                member,
-                if_match: None,
-            },
-        ));
+        derive_added_member(cs, add, m.is_some(), &email, &sent, ops)?;
     } else {
-        let Some(m) = m else {
-            return Err(unfit(cs[0], "changes a member the portal does not hold"));
-        };
-        let observed: BTreeMap<String, Option<String>> = m
-            .roles
-            .iter()
-            .map(|r| (r.name.clone(), r.until.clone()))
-            .collect();
-        let mut target = observed.clone();
-        let (mut grew, mut shrank) = (false, false);
-        // Only what the changes change is written (the planner's rule): the rest keeps its
-        // value on the portal.
-        let mut name = None;
-        let mut scope = None;
-        let mut kinds = None;
-        for c in cs {
-            let role = || c.role.clone().ok_or_else(|| unfit(c, "names no role"));
-            match c.action {
-                Action::Grant => {
-                    target.insert(role()?, sent(c));
-                    grew = true;
-                }
-                Action::ChangeWindow => {
-                    let r = role()?;
-                    if !observed.contains_key(&r) {
-                        return Err(unfit(c, "changes a role the member does not hold"));
-                    }
-                    target.insert(r, c.until.clone());
-                    grew = true;
-                }
-                Action::Revoke => {
-                    if target.remove(&role()?).is_none() {
-                        return Err(unfit(c, "revokes a role the member does not hold"));
-                    }
-                    shrank = true;
-                }
-                Action::UpdateMember => {
-                    let after = c.after.as_ref();
-                    if let Some(v) = after.and_then(|v| v.get("name")) {
-                        name = v.as_str().map(str::to_string);
-                    }
-                    if let Some(s) =
-                        services(after.and_then(|v| v.get("services"))).map_err(|e| unfit(c, &e))?
-                    {
-                        scope = Some(s);
-                    }
-                    if let Some(k) = strings(after.and_then(|v| v.get("notifications"))) {
-                        kinds = Some(k);
-                    }
-                    grew = true;
-                }
-                Action::Invite | Action::ResendInvitation | Action::CancelInvitation => {}
-                _ => return Err(unfit(c, "does not fit a member the portal holds")),
-            }
-        }
-        let body = |roles: &BTreeMap<String, Option<String>>| MemberPut {
-            name: name.clone(),
-            roles: grants(roles),
-            services: scope.clone(),
-            notifications: kinds.clone(),
-        };
-        let put = |roles: &BTreeMap<String, Option<String>>| Operation::PutMember {
-            email: email.clone(),
-            member: body(roles),
-            if_match: Some(m.etag.clone()),
-        };
-        if grew && shrank {
-            let mut union = observed.clone();
-            union.extend(target.iter().map(|(k, v)| (k.clone(), v.clone())));
-            ops.push((1, put(&union)));
-            ops.push((4, put(&target)));
-        } else if grew || shrank {
-            ops.push((if grew { 1 } else { 4 }, put(&target)));
-        }
+        derive_held_member(cs, m, &email, &sent, ops)?;
     }
     for c in cs {
         match c.action {
@@ -412,6 +325,148 @@ fn derive_member(
     Ok(())
 }
 
+/// The write of a member the changes add.
+fn derive_added_member(
+    cs: &[&Change],
+    add: &Change,
+    held: bool,
+    email: &str,
+    sent: &dyn Fn(&Change) -> Option<String>,
+    ops: &mut Vec<(u8, Operation)>,
+) -> Result<(), SavedPlanError> {
+    if held {
+        return Err(unfit(add, "adds a member the portal already holds"));
+    }
+    let mut roles = BTreeMap::new();
+    for c in cs {
+        match c.action {
+            Action::AddMember | Action::Invite => {}
+            Action::Grant => {
+                let role = c.role.clone().ok_or_else(|| unfit(c, "names no role"))?;
+                roles.insert(role, sent(c));
+            }
+            _ => return Err(unfit(c, "does not fit a member being added")),
+        }
+    }
+    let after = add.after.as_ref();
+    let listed: BTreeSet<String> = strings(after.and_then(|v| v.get("roles")))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    if listed != roles.keys().cloned().collect::<BTreeSet<_>>() {
+        return Err(unfit(add, "lists other roles than its grants"));
+    }
+    let member = MemberPut {
+        name: text(after.and_then(|v| v.get("name"))),
+        roles: grants(&roles),
+        services: services(after.and_then(|v| v.get("services"))).map_err(|e| unfit(add, &e))?,
+        notifications: strings(after.and_then(|v| v.get("notifications"))),
+    };
+    ops.push((
+        1,
+        Operation::PutMember {
+            email: email.to_string(),
+            member,
+            if_match: None,
+        },
+    ));
+    Ok(())
+}
+
+/// The writes of a member the portal holds.
+fn derive_held_member(
+    cs: &[&Change],
+    m: Option<&Member>,
+    email: &str,
+    sent: &dyn Fn(&Change) -> Option<String>,
+    ops: &mut Vec<(u8, Operation)>,
+) -> Result<(), SavedPlanError> {
+    let Some(m) = m else {
+        return Err(unfit(cs[0], "changes a member the portal does not hold"));
+    };
+    let observed: BTreeMap<String, Option<String>> = m
+        .roles
+        .iter()
+        .map(|r| (r.name.clone(), r.until.clone()))
+        .collect();
+    let mut target = observed.clone();
+    let (mut grew, mut shrank) = (false, false);
+    // Only what the changes change is written (the planner's rule): the rest keeps its
+    // value on the portal.
+    let mut name = None;
+    let mut scope = None;
+    let mut kinds = None;
+    for c in cs {
+        let role = || c.role.clone().ok_or_else(|| unfit(c, "names no role"));
+        match c.action {
+            Action::Grant => {
+                target.insert(role()?, sent(c));
+                grew = true;
+            }
+            Action::ChangeWindow => {
+                let r = role()?;
+                if !observed.contains_key(&r) {
+                    return Err(unfit(c, "changes a role the member does not hold"));
+                }
+                target.insert(r, c.until.clone());
+                grew = true;
+            }
+            Action::Revoke => {
+                if target.remove(&role()?).is_none() {
+                    return Err(unfit(c, "revokes a role the member does not hold"));
+                }
+                shrank = true;
+            }
+            Action::UpdateMember => {
+                let after = c.after.as_ref();
+                if let Some(v) = after.and_then(|v| v.get("name")) {
+                    name = v.as_str().map(str::to_string);
+                }
+                if let Some(s) =
+                    services(after.and_then(|v| v.get("services"))).map_err(|e| unfit(c, &e))?
+                {
+                    scope = Some(s);
+                }
+                if let Some(k) = strings(after.and_then(|v| v.get("notifications"))) {
+                    kinds = Some(k);
+                }
+                grew = true;
+            }
+            Action::Invite | Action::ResendInvitation | Action::CancelInvitation => {}
+            _ => return Err(unfit(c, "does not fit a member the portal holds")),
+        }
+    }
+    let body = |roles: &BTreeMap<String, Option<String>>| MemberPut {
+        name: name.clone(),
+        roles: grants(roles),
+        services: scope.clone(),
+        notifications: kinds.clone(),
+    };
+    let put = |roles: &BTreeMap<String, Option<String>>| Operation::PutMember {
+        email: email.to_string(),
+        member: body(roles),
+        if_match: Some(m.etag.clone()),
+    };
+    if grew && shrank {
+        let mut union = observed.clone();
+        union.extend(target.iter().map(|(k, v)| (k.clone(), v.clone())));
+        ops.push((1, put(&union)));
+        ops.push((4, put(&target)));
+    } else if grew || shrank {
+        ops.push((if grew { 1 } else { 4 }, put(&target)));
+    }
+    Ok(())
+}
+
+/// The refusal of a change that cannot be carried out on the portal's state.
+fn unfit(c: &Change, why: &str) -> SavedPlanError {
+    SavedPlanError::Unfit {
+        action: c.action,
+        email: crate::manifest::quote_short(c.email.as_deref().unwrap_or("")),
+        why: why.to_string(),
+    }
+}
+
 /// Removals the manifests asked for by date do not count against `maxRemovals`.
 fn counted(c: &Change) -> bool {
     let reason = c.reason.as_deref().unwrap_or("");
@@ -424,16 +479,11 @@ fn counted(c: &Change) -> bool {
 }
 
 /// `maxRemovals` as the plan document writes it.
-fn parse_limit(text: Option<&str>) -> Result<RemovalLimit, String> {
+fn parse_limit(text: Option<&str>) -> Result<RemovalLimit, SavedPlanError> {
     let Some(t) = text else {
         return Ok(RemovalLimit::Default);
     };
-    let bad = || {
-        format!(
-            "the plan's maxRemovals {} is not a count or a percentage; the plan file was edited or is damaged: make a new plan",
-            crate::manifest::quote_short(t)
-        )
-    };
+    let bad = || SavedPlanError::MaxRemovals(crate::manifest::quote_short(t));
     match t.strip_suffix('%') {
         Some(p) => p
             .parse::<u32>()
@@ -447,7 +497,7 @@ fn parse_limit(text: Option<&str>) -> Result<RemovalLimit, String> {
 
 /// The safety rules of the planner, against the state the (checked) operations make of `o`,
 /// with the principal that applies.
-fn safety(a: &AccountDocument, o: &ObservedAccount, ctx: &Context) -> Result<(), String> {
+fn safety(a: &AccountDocument, o: &ObservedAccount, ctx: &Context) -> Result<(), SavedPlanError> {
     let removals = a
         .changes
         .iter()
@@ -457,9 +507,13 @@ fn safety(a: &AccountDocument, o: &ObservedAccount, ctx: &Context) -> Result<(),
     let limit = parse_limit(a.max_removals.as_deref())?;
     let allowed = limit.allowed(current);
     if removals > allowed {
-        return Err(format!(
-            "the plan would remove or revoke {removals} of {current} members and contacts, more than maxRemovals {limit} allows ({allowed}); raise policy.maxRemovals if this is intended"
-        ));
+        return Err(Refusal::MaxRemovals {
+            removals,
+            current,
+            limit,
+            allowed,
+        }
+        .into());
     }
     // Each member as the operations leave it: (linked, roles).
     let mut after: BTreeMap<String, (bool, BTreeSet<String>)> = o
@@ -505,10 +559,10 @@ fn safety(a: &AccountDocument, o: &ObservedAccount, ctx: &Context) -> Result<(),
         .count();
     let admins_after = after.values().filter(|(l, r)| is_admin(*l, r)).count();
     if admins_before > 0 && admins_after == 0 {
-        return Err(format!(
-            "the plan would leave customer account {} without an effective admin (a linked member holding both {ADMIN_ROLE} and {LOGIN_ROLE}); grant the role to a member who has accepted their invitation first",
-            a.customer_number
-        ));
+        return Err(Refusal::LastAdmin {
+            customer_number: a.customer_number.clone(),
+        }
+        .into());
     }
     let principal = ctx.principal;
     if principal.kind == PrincipalKind::User
@@ -523,10 +577,12 @@ fn safety(a: &AccountDocument, o: &ObservedAccount, ctx: &Context) -> Result<(),
         for role in [ADMIN_ROLE, LOGIN_ROLE] {
             let had = m.roles.iter().any(|r| r.name == role);
             if had && !keeps.is_some_and(|r| r.contains(role)) {
-                return Err(format!(
-                    "the plan would revoke {role} from {}, the principal this apply acts as; set policy.allowSelfRevoke to allow it",
-                    m.email
-                ));
+                return Err(Refusal::SelfLockout {
+                    role: role.to_string(),
+                    email: m.email.clone(),
+                    applying: true,
+                }
+                .into());
             }
         }
     }

@@ -40,7 +40,7 @@ pub fn markdown_with_warnings(plans: &[AccountPlan], warnings: &[String]) -> Str
     for p in &changed {
         let c = Counts::of(&p.changes);
         let status = if let Some(r) = &p.refused {
-            format!("⛔ refused: {}", escape(r))
+            format!("⛔ refused: {}", escape(&r.to_string()))
         } else if !p.errors.is_empty() {
             format!("⛔ {} error(s)", p.errors.len())
         } else if p.mode == Mode::Observe {
@@ -70,7 +70,7 @@ pub fn markdown_with_warnings(plans: &[AccountPlan], warnings: &[String]) -> Str
         );
         let _ = writeln!(out, "```diff");
         if let Some(reason) = &p.refused {
-            let _ = writeln!(out, "! refused: {}", fence_safe(reason));
+            let _ = writeln!(out, "! refused: {}", fence_safe(&reason.to_string()));
         }
         for e in &p.errors {
             let _ = writeln!(out, "! {}", fence_safe(&e.to_string()));

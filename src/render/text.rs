@@ -73,7 +73,7 @@ pub fn text_with_warnings(plans: &[AccountPlan], warnings: &[String], style: Sty
             printable(&p.source)
         );
         if let Some(reason) = &p.refused {
-            let line = format!("  ! refused: {}", printable(reason));
+            let line = format!("  ! refused: {}", printable(&reason.to_string()));
             let _ = writeln!(out, "{}", style.paint('!', &line));
         }
         for e in &p.errors {
