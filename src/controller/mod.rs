@@ -27,7 +27,7 @@ use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::runtime::{WatchStreamExt, reflector::Lookup};
+use kube::runtime::{Predicate, WatchStreamExt, predicates, reflector::Lookup};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
@@ -86,6 +86,36 @@ impl Error {
     }
 }
 
+/// Why the controller stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot connect to the Kubernetes API (in-cluster or KUBECONFIG): {0}")]
+    Connect(#[source] kube::Error),
+    #[error(transparent)]
+    Crds(#[from] CrdError),
+    #[error(transparent)]
+    Metrics(metrics::ServeError),
+    #[error("the metrics server stopped: {0}")]
+    MetricsTask(#[source] tokio::task::JoinError),
+}
+
+/// Why the rolecall.dev resources cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CrdError {
+    #[error(
+        "the CustomResourceDefinition {plural}.rolecall.dev is not installed in this cluster: install them with `rolecall crds | kubectl apply -f -` or the Helm chart"
+    )]
+    NotInstalled { plural: String },
+    #[error("the controller may not list {plural}.rolecall.dev: {message}; check its ClusterRole")]
+    Forbidden { plural: String, message: String },
+    #[error("cannot list {plural}.rolecall.dev: {source}")]
+    List {
+        plural: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
@@ -135,10 +165,8 @@ pub fn key_of<K: Resource>(obj: &K) -> String {
 }
 
 /// Runs the controller until SIGTERM or Ctrl-C.
-pub async fn run(config: Config) -> Result<(), String> {
-    let client = Client::try_default().await.map_err(|e| {
-        format!("cannot connect to the Kubernetes API (in-cluster or KUBECONFIG): {e}")
-    })?;
+pub async fn run(config: Config) -> Result<(), RunError> {
+    let client = Client::try_default().await.map_err(RunError::Connect)?;
     check_crds(&client, config.namespace.as_deref()).await?;
 
     let metrics = Arc::new(Metrics::new());
@@ -164,16 +192,15 @@ pub async fn run(config: Config) -> Result<(), String> {
             duration: config.lease_duration,
         },
     );
-    let result = lead(&client, &config, &metrics, &elector, shutdown_rx).await;
+    lead(&client, &config, &metrics, &elector, shutdown_rx).await;
     if let Err(e) = elector.release().await {
         tracing::warn!(error = %e, "could not release the leader Lease");
     }
     match server.await {
-        Ok(Err(e)) => return Err(e),
-        Err(e) => return Err(format!("the metrics server stopped: {e}")),
-        Ok(Ok(())) => {}
+        Ok(Err(e)) => Err(RunError::Metrics(e)),
+        Err(e) => Err(RunError::MetricsTask(e)),
+        Ok(Ok(())) => Ok(()),
     }
-    result
 }
 
 /// Waits for the Lease, works while holding it, and waits again if it is lost.
@@ -183,13 +210,13 @@ async fn lead(
     metrics: &Arc<Metrics>,
     elector: &Elector,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
-) -> Result<(), String> {
+) {
     let retry = elector.config().retry();
     loop {
         // Candidate: ask until the Lease is ours or we are told to stop.
         loop {
             if *shutdown.borrow() {
-                return Ok(());
+                return;
             }
             match elector.try_acquire().await {
                 Ok(true) => break,
@@ -241,8 +268,31 @@ async fn lead(
         }
         metrics.set_leader(false);
         if stopping {
-            return Ok(());
+            return;
         }
+    }
+}
+
+/// What of each object was last seen, by uid: its generation and finalizers, hashed by kube's
+/// predicates.
+#[derive(Default)]
+struct Changes {
+    seen: HashMap<String, Option<u64>>,
+}
+
+impl Changes {
+    /// Whether `obj` has a new generation or other finalizers than when last seen.
+    fn changed<K: Resource>(&mut self, obj: &K) -> bool {
+        let uid = obj.meta().uid.clone().unwrap_or_default();
+        let now = predicates::generation
+            .combine(predicates::finalizers)
+            .hash_property(obj);
+        self.seen.insert(uid, now) != Some(now)
+    }
+
+    fn forget<K: Resource>(&mut self, obj: &K) {
+        self.seen
+            .remove(obj.meta().uid.as_deref().unwrap_or_default());
     }
 }
 
@@ -264,18 +314,16 @@ where
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tasks.push(tokio::spawn(async move {
         // Only spec changes (a new generation), finalizer changes and deletions trigger: the
-        // controller's own status writes would otherwise wake it again and again. Objects of
-        // a (re)list are held back until the list is complete and the store holds all of
-        // them, so that no reconcile looks an object up before the store has it.
-        let mut generations: HashMap<String, (Option<i64>, Vec<String>)> = HashMap::new();
+        // controller's own status writes would otherwise wake it again and again. kube's
+        // predicates say what changed; they are asked per event rather than through
+        // `predicate_filter` because objects of a (re)list are held back until the list is
+        // complete and the store holds all of them, so that no reconcile looks an object up
+        // before the store has it, and because a deletion always passes.
+        let mut changes = Changes::default();
         let mut listed: Vec<K> = Vec::new();
         let mut events = std::pin::pin!(watcher(api, watch).default_backoff().reflect(writer));
         while let Some(event) = events.next().await {
-            let mut changed = |obj: &K| {
-                let uid = obj.meta().uid.clone().unwrap_or_default();
-                let seen = (obj.meta().generation, obj.finalizers().to_vec());
-                generations.insert(uid, seen.clone()) != Some(seen)
-            };
+            let mut changed = |obj: &K| changes.changed(obj);
             let ready: Vec<Result<K, watcher::Error>> = match event {
                 Ok(watcher::Event::Apply(obj)) => {
                     if changed(&obj) {
@@ -298,7 +346,7 @@ where
                     vec![]
                 }
                 Ok(watcher::Event::Delete(obj)) => {
-                    generations.remove(obj.meta().uid.as_deref().unwrap_or_default());
+                    changes.forget(&obj);
                     vec![Ok(obj)]
                 }
                 Err(e) => {
@@ -488,8 +536,8 @@ async fn wait_for_signal() {
 }
 
 /// Fails with a clear sentence when the rolecall CRDs are not installed.
-async fn check_crds(client: &Client, namespace: Option<&str>) -> Result<(), String> {
-    async fn probe<K>(client: &Client, namespace: Option<&str>) -> Result<(), String>
+async fn check_crds(client: &Client, namespace: Option<&str>) -> Result<(), CrdError> {
+    async fn probe<K>(client: &Client, namespace: Option<&str>) -> Result<(), CrdError>
     where
         K: Resource<Scope = kube::core::NamespaceResourceScope>
             + Clone
@@ -503,14 +551,12 @@ async fn check_crds(client: &Client, namespace: Option<&str>) -> Result<(), Stri
             .await
         {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 404 => Err(format!(
-                "the CustomResourceDefinition {plural}.rolecall.dev is not installed in this cluster: install them with `rolecall crds | kubectl apply -f -` or the Helm chart"
-            )),
-            Err(kube::Error::Api(e)) if e.code == 403 => Err(format!(
-                "the controller may not list {plural}.rolecall.dev: {}; check its ClusterRole",
-                e.message
-            )),
-            Err(e) => Err(format!("cannot list {plural}.rolecall.dev: {e}")),
+            Err(kube::Error::Api(e)) if e.code == 404 => Err(CrdError::NotInstalled { plural }),
+            Err(kube::Error::Api(e)) if e.code == 403 => Err(CrdError::Forbidden {
+                plural,
+                message: e.message,
+            }),
+            Err(source) => Err(CrdError::List { plural, source }),
         }
     }
     probe::<CustomerAccount>(client, namespace).await?;
@@ -518,4 +564,44 @@ async fn check_crds(client: &Client, namespace: Option<&str>) -> Result<(), Stri
     probe::<NotificationContact>(client, namespace).await?;
     probe::<Portal>(client, namespace).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CustomerAccountSpec;
+
+    fn object(generation: i64, finalizers: &[&str], resource_version: &str) -> CustomerAccount {
+        let mut a = CustomerAccount::new(
+            "acme",
+            CustomerAccountSpec {
+                portal_ref: None,
+                customer_number: "10042".into(),
+                display_name: None,
+                time_zone: None,
+                members: vec![],
+                contacts: vec![],
+                policy: None,
+            },
+        );
+        a.metadata.uid = Some("uid-1".into());
+        a.metadata.generation = Some(generation);
+        a.metadata.resource_version = Some(resource_version.into());
+        a.metadata.finalizers = Some(finalizers.iter().map(|f| (*f).to_string()).collect());
+        a
+    }
+
+    /// A status write (a new resourceVersion, the same generation) does not wake the
+    /// controller; a new generation or a finalizer change does, and a forgotten object is new.
+    #[test]
+    fn only_generation_and_finalizer_changes_trigger() {
+        let mut changes = Changes::default();
+        assert!(changes.changed(&object(1, &[], "10")));
+        assert!(!changes.changed(&object(1, &[], "11")));
+        assert!(changes.changed(&object(1, &[FINALIZER], "12")));
+        assert!(!changes.changed(&object(1, &[FINALIZER], "13")));
+        assert!(changes.changed(&object(2, &[FINALIZER], "14")));
+        changes.forget(&object(2, &[FINALIZER], "15"));
+        assert!(changes.changed(&object(2, &[FINALIZER], "16")));
+    }
 }

@@ -442,7 +442,7 @@ async fn connect_whmcs_portal(
     now: Timestamp,
 ) -> Result<AnyPortal, Error> {
     let url = &portal.spec.url;
-    whmcs::check_transport(url).map_err(|e| Error::reconcile("InvalidSpec", e))?;
+    whmcs::check_transport(url).map_err(|e| Error::reconcile("InvalidSpec", e.to_string()))?;
     let Some((secret, r)) = secret_of(ctx, portal).await? else {
         return Err(Error::reconcile(
             "InvalidSpec",
@@ -476,7 +476,7 @@ async fn connect_billmgr_portal(
     now: Timestamp,
 ) -> Result<AnyPortal, Error> {
     let url = &portal.spec.url;
-    billmgr::check_transport(url).map_err(|e| Error::reconcile("InvalidSpec", e))?;
+    billmgr::check_transport(url).map_err(|e| Error::reconcile("InvalidSpec", e.to_string()))?;
     let Some((secret, r)) = secret_of(ctx, portal).await? else {
         return Err(Error::reconcile(
             "InvalidSpec",
