@@ -15,13 +15,42 @@ use crate::portal::billmgr::Credentials;
 pub const USERNAME_KEY: &str = "username";
 
 /// Whether the Portal's URL selects the BILLmanager adapter.
+/// Why the controller cannot talk to a BILLmanager Portal. The words name URLs and keys, never
+/// a Secret's values.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "{}: the controller sends a BILLmanager login only over billmgr+https:// (billmgr+http:// is accepted for loopback addresses only)",
+        crate::manifest::quote_short(url)
+    )]
+    PlainHttp { url: String },
+    #[error("the Secret {name:?} key {key:?} is not UTF-8 text")]
+    NotText {
+        name: String,
+        key: String,
+        #[source]
+        source: std::str::Utf8Error,
+    },
+    #[error(
+        "for a BILLmanager portal, spec.tokenSecretRef.key names the key holding the password; {USERNAME_KEY:?} is the fixed key of the username (use key: password)"
+    )]
+    FixedKey,
+    #[error(
+        "the Secret {name:?} needs the BILLmanager username under the key {USERNAME_KEY:?} and the password under {key:?}"
+    )]
+    Missing { name: String, key: String },
+    /// The adapter refused the values (its sentence names where they came from).
+    #[error("{0}")]
+    Credentials(String),
+}
+
 pub fn is_billmgr(url: &str) -> bool {
     url.starts_with("billmgr+")
 }
 
 /// `billmgr+http://` only to a loopback address: the login goes in a request body, so plain
 /// HTTP to another host would hand it to the network.
-pub fn check_transport(url: &str) -> Result<(), String> {
+pub fn check_transport(url: &str) -> Result<(), Error> {
     let Some(plain) = url.strip_prefix("billmgr+http://") else {
         return Ok(());
     };
@@ -38,20 +67,24 @@ pub fn check_transport(url: &str) -> Result<(), String> {
     if loopback {
         Ok(())
     } else {
-        Err(format!(
-            "{}: the controller sends a BILLmanager login only over billmgr+https:// (billmgr+http:// is accepted for loopback addresses only)",
-            crate::manifest::quote_short(url)
-        ))
+        Err(Error::PlainHttp {
+            url: url.to_string(),
+        })
     }
 }
 
-fn text(secret: &Secret, name: &str, key: &str) -> Result<Option<String>, String> {
+fn text(secret: &Secret, name: &str, key: &str) -> Result<Option<String>, Error> {
     let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(key)) else {
         return Ok(None);
     };
     String::from_utf8(bytes.0.clone())
         .map(Some)
-        .map_err(|_| format!("the Secret {name:?} key {key:?} is not UTF-8 text"))
+        .map_err(|e| Error::NotText {
+            name: name.to_string(),
+            key: key.to_string(),
+            // The UTF-8 error alone: the one from `from_utf8` holds the bytes.
+            source: e.utf8_error(),
+        })
 }
 
 /// The BILLmanager login from the Portal's Secret. The error is a sentence that names keys,
@@ -60,26 +93,24 @@ pub fn credentials(
     secret: &Secret,
     r: &SecretKeyRef,
     namespace: &str,
-) -> Result<Credentials, String> {
+) -> Result<Credentials, Error> {
     if r.key == USERNAME_KEY {
-        return Err(format!(
-            "for a BILLmanager portal, spec.tokenSecretRef.key names the key holding the password; {USERNAME_KEY:?} is the fixed key of the username (use key: password)"
-        ));
+        return Err(Error::FixedKey);
     }
     let (Some(username), Some(password)) = (
         text(secret, &r.name, USERNAME_KEY)?,
         text(secret, &r.name, &r.key)?,
     ) else {
-        return Err(format!(
-            "the Secret {:?} needs the BILLmanager username under the key {USERNAME_KEY:?} and the password under {:?}",
-            r.name, r.key
-        ));
+        return Err(Error::Missing {
+            name: r.name.clone(),
+            key: r.key.clone(),
+        });
     };
     let source = format!(
         "Secret {namespace}/{} keys {USERNAME_KEY}, {}",
         r.name, r.key
     );
-    Credentials::new(&username, &password, &source)
+    Credentials::new(&username, &password, &source).map_err(|e| Error::Credentials(e.to_string()))
 }
 
 #[cfg(test)]
@@ -116,7 +147,8 @@ mod tests {
             &key("password"),
             "team",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("\"username\"") && !err.contains("s3cret-pw"),
             "{err}"

@@ -226,12 +226,25 @@ async fn readyz(State(m): State<Arc<Metrics>>) -> (StatusCode, &'static str) {
     }
 }
 
+/// Why the metrics server could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("--metrics-addr {addr}: cannot listen: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the metrics server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
 /// Serves `/metrics`, `/healthz` and `/readyz` until `shutdown` completes.
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     let app = Router::new()
         .route("/metrics", get(render))
         .route("/healthz", get(healthz))
@@ -239,14 +252,14 @@ pub async fn serve(
         .with_state(metrics);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("--metrics-addr {addr}: cannot listen: {e}"))?;
+        .map_err(|source| ServeError::Listen { addr, source })?;
     if let Ok(local) = listener.local_addr() {
         tracing::info!(addr = %local, "serving /metrics, /healthz and /readyz");
     }
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|e| format!("the metrics server failed: {e}"))
+        .map_err(ServeError::Serve)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod lease;
 pub mod metrics;
 mod reconcile;
 mod status;
+mod watch;
 mod whmcs;
 
 use std::collections::HashMap;
@@ -21,19 +22,19 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::runtime::{WatchStreamExt, reflector::Lookup};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::model::{AccountMember, CustomerAccount, NotificationContact, Portal};
 use lease::{Elector, LeaseConfig};
 use metrics::Metrics;
+use watch::reflect;
 
 /// The field manager of every status the controller writes (server-side apply).
 pub const FIELD_MANAGER: &str = "rolecall-controller";
@@ -86,6 +87,36 @@ impl Error {
     }
 }
 
+/// Why the controller stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot connect to the Kubernetes API (in-cluster or KUBECONFIG): {0}")]
+    Connect(#[source] kube::Error),
+    #[error(transparent)]
+    Crds(#[from] CrdError),
+    #[error(transparent)]
+    Metrics(metrics::ServeError),
+    #[error("the metrics server stopped: {0}")]
+    MetricsTask(#[source] tokio::task::JoinError),
+}
+
+/// Why the rolecall.dev resources cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CrdError {
+    #[error(
+        "the CustomResourceDefinition {plural}.rolecall.dev is not installed in this cluster: install them with `rolecall crds | kubectl apply -f -` or the Helm chart"
+    )]
+    NotInstalled { plural: String },
+    #[error("the controller may not list {plural}.rolecall.dev: {message}; check its ClusterRole")]
+    Forbidden { plural: String, message: String },
+    #[error("cannot list {plural}.rolecall.dev: {source}")]
+    List {
+        plural: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
@@ -135,10 +166,8 @@ pub fn key_of<K: Resource>(obj: &K) -> String {
 }
 
 /// Runs the controller until SIGTERM or Ctrl-C.
-pub async fn run(config: Config) -> Result<(), String> {
-    let client = Client::try_default().await.map_err(|e| {
-        format!("cannot connect to the Kubernetes API (in-cluster or KUBECONFIG): {e}")
-    })?;
+pub async fn run(config: Config) -> Result<(), RunError> {
+    let client = Client::try_default().await.map_err(RunError::Connect)?;
     check_crds(&client, config.namespace.as_deref()).await?;
 
     let metrics = Arc::new(Metrics::new());
@@ -164,16 +193,15 @@ pub async fn run(config: Config) -> Result<(), String> {
             duration: config.lease_duration,
         },
     );
-    let result = lead(&client, &config, &metrics, &elector, shutdown_rx).await;
+    lead(&client, &config, &metrics, &elector, shutdown_rx).await;
     if let Err(e) = elector.release().await {
         tracing::warn!(error = %e, "could not release the leader Lease");
     }
     match server.await {
-        Ok(Err(e)) => return Err(e),
-        Err(e) => return Err(format!("the metrics server stopped: {e}")),
-        Ok(Ok(())) => {}
+        Ok(Err(e)) => Err(RunError::Metrics(e)),
+        Err(e) => Err(RunError::MetricsTask(e)),
+        Ok(Ok(())) => Ok(()),
     }
-    result
 }
 
 /// Waits for the Lease, works while holding it, and waits again if it is lost.
@@ -183,13 +211,13 @@ async fn lead(
     metrics: &Arc<Metrics>,
     elector: &Elector,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
-) -> Result<(), String> {
+) {
     let retry = elector.config().retry();
     loop {
         // Candidate: ask until the Lease is ours or we are told to stop.
         loop {
             if *shutdown.borrow() {
-                return Ok(());
+                return;
             }
             match elector.try_acquire().await {
                 Ok(true) => break,
@@ -241,82 +269,9 @@ async fn lead(
         }
         metrics.set_leader(false);
         if stopping {
-            return Ok(());
+            return;
         }
     }
-}
-
-/// A reflector driven by its own task, and the stream of objects it saw change.
-fn reflect<K>(
-    api: Api<K>,
-    watch: watcher::Config,
-    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
-) -> (
-    Store<K>,
-    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: Resource + Lookup + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    <K as Lookup>::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
-    <K as Resource>::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let (reader, writer) = reflector::store();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tasks.push(tokio::spawn(async move {
-        // Only spec changes (a new generation), finalizer changes and deletions trigger: the
-        // controller's own status writes would otherwise wake it again and again. Objects of
-        // a (re)list are held back until the list is complete and the store holds all of
-        // them, so that no reconcile looks an object up before the store has it.
-        let mut generations: HashMap<String, (Option<i64>, Vec<String>)> = HashMap::new();
-        let mut listed: Vec<K> = Vec::new();
-        let mut events = std::pin::pin!(watcher(api, watch).default_backoff().reflect(writer));
-        while let Some(event) = events.next().await {
-            let mut changed = |obj: &K| {
-                let uid = obj.meta().uid.clone().unwrap_or_default();
-                let seen = (obj.meta().generation, obj.finalizers().to_vec());
-                generations.insert(uid, seen.clone()) != Some(seen)
-            };
-            let ready: Vec<Result<K, watcher::Error>> = match event {
-                Ok(watcher::Event::Apply(obj)) => {
-                    if changed(&obj) {
-                        vec![Ok(obj)]
-                    } else {
-                        vec![]
-                    }
-                }
-                Ok(watcher::Event::InitApply(obj)) => {
-                    if changed(&obj) {
-                        listed.push(obj);
-                    }
-                    vec![]
-                }
-                Ok(watcher::Event::InitDone) => {
-                    std::mem::take(&mut listed).into_iter().map(Ok).collect()
-                }
-                Ok(watcher::Event::Init) => {
-                    listed.clear();
-                    vec![]
-                }
-                Ok(watcher::Event::Delete(obj)) => {
-                    generations.remove(obj.meta().uid.as_deref().unwrap_or_default());
-                    vec![Ok(obj)]
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "watch failed; retrying");
-                    vec![Err(e)]
-                }
-            };
-            for item in ready {
-                if tx.send(item).is_err() {
-                    return;
-                }
-            }
-        }
-    }));
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|event| (event, rx))
-    });
-    (reader, stream)
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -378,32 +333,9 @@ async fn work(
             return;
         }
     }
-    tracing::info!(
-        accounts = accounts.len(),
-        members = members.len(),
-        contacts = contacts.len(),
-        portals = portals.len(),
-        "caches filled; reconciling"
+    let ctx = context(
+        &client, &config, metrics, &accounts, &members, &contacts, &portals,
     );
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance: Some(config.identity.clone()),
-        },
-    );
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        config: config.clone(),
-        recorder,
-        metrics,
-        accounts: accounts.clone(),
-        members: members.clone(),
-        contacts: contacts.clone(),
-        portals: portals.clone(),
-        failures: Mutex::new(HashMap::new()),
-        invitations: Mutex::new(HashMap::new()),
-    });
 
     let by_account = |ns: Option<String>, name: &str| -> Option<ObjectRef<CustomerAccount>> {
         ns.map(|ns| ObjectRef::new(name).within(&ns))
@@ -411,19 +343,7 @@ async fn work(
     let controller_config =
         kube::runtime::controller::Config::default().concurrency(config.concurrency);
     let portal_accounts = accounts.clone();
-    let (portal_tx, portal_rx) =
-        tokio::sync::mpsc::unbounded_channel::<Result<Portal, watcher::Error>>();
-    // Portal changes go both to the account controller (to the accounts that use the Portal)
-    // and to the Portal controller (its own status).
-    let portal_events = portal_events.map(move |event| {
-        if let Ok(p) = &event {
-            let _ = portal_tx.send(Ok(p.clone()));
-        }
-        event
-    });
-    let portal_trigger = futures::stream::unfold(portal_rx, |mut rx| async move {
-        rx.recv().await.map(|event| (event, rx))
-    });
+    let (portal_events, portal_trigger) = watch::fan_out(portal_events);
     let account_controller = Controller::for_stream(account_events, accounts.clone())
         .with_config(controller_config.clone())
         .watches_stream(member_events, move |m: AccountMember| {
@@ -463,6 +383,44 @@ async fn work(
     }
 }
 
+/// What every reconcile of this leadership term shares, once the caches are filled.
+fn context(
+    client: &Client,
+    config: &Config,
+    metrics: Arc<Metrics>,
+    accounts: &Store<CustomerAccount>,
+    members: &Store<AccountMember>,
+    contacts: &Store<NotificationContact>,
+    portals: &Store<Portal>,
+) -> Arc<Context> {
+    tracing::info!(
+        accounts = accounts.len(),
+        members = members.len(),
+        contacts = contacts.len(),
+        portals = portals.len(),
+        "caches filled; reconciling"
+    );
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: Some(config.identity.clone()),
+        },
+    );
+    Arc::new(Context {
+        client: client.clone(),
+        config: config.clone(),
+        recorder,
+        metrics,
+        accounts: accounts.clone(),
+        members: members.clone(),
+        contacts: contacts.clone(),
+        portals: portals.clone(),
+        failures: Mutex::new(HashMap::new()),
+        invitations: Mutex::new(HashMap::new()),
+    })
+}
+
 /// Completes when the flag turns true.
 async fn stopped(mut flag: tokio::sync::watch::Receiver<bool>) {
     while !*flag.borrow() {
@@ -488,8 +446,8 @@ async fn wait_for_signal() {
 }
 
 /// Fails with a clear sentence when the rolecall CRDs are not installed.
-async fn check_crds(client: &Client, namespace: Option<&str>) -> Result<(), String> {
-    async fn probe<K>(client: &Client, namespace: Option<&str>) -> Result<(), String>
+async fn check_crds(client: &Client, namespace: Option<&str>) -> Result<(), CrdError> {
+    async fn probe<K>(client: &Client, namespace: Option<&str>) -> Result<(), CrdError>
     where
         K: Resource<Scope = kube::core::NamespaceResourceScope>
             + Clone
@@ -503,14 +461,12 @@ async fn check_crds(client: &Client, namespace: Option<&str>) -> Result<(), Stri
             .await
         {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 404 => Err(format!(
-                "the CustomResourceDefinition {plural}.rolecall.dev is not installed in this cluster: install them with `rolecall crds | kubectl apply -f -` or the Helm chart"
-            )),
-            Err(kube::Error::Api(e)) if e.code == 403 => Err(format!(
-                "the controller may not list {plural}.rolecall.dev: {}; check its ClusterRole",
-                e.message
-            )),
-            Err(e) => Err(format!("cannot list {plural}.rolecall.dev: {e}")),
+            Err(kube::Error::Api(e)) if e.code == 404 => Err(CrdError::NotInstalled { plural }),
+            Err(kube::Error::Api(e)) if e.code == 403 => Err(CrdError::Forbidden {
+                plural,
+                message: e.message,
+            }),
+            Err(source) => Err(CrdError::List { plural, source }),
         }
     }
     probe::<CustomerAccount>(client, namespace).await?;

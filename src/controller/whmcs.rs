@@ -21,6 +21,35 @@ pub const IDENTIFIER_KEY: &str = "identifier";
 /// The Secret key holding the optional WHMCS API access key.
 pub const ACCESSKEY_KEY: &str = "accesskey";
 
+/// Why the controller cannot talk to a WHMCS Portal. The words name URLs and keys, never a
+/// Secret's values.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "{}: the controller sends WHMCS credentials only over whmcs+https:// (whmcs+http:// is accepted for loopback addresses only)",
+        crate::manifest::quote_short(url)
+    )]
+    PlainHttp { url: String },
+    #[error("the Secret {name:?} key {key:?} is not UTF-8 text")]
+    NotText {
+        name: String,
+        key: String,
+        #[source]
+        source: std::str::Utf8Error,
+    },
+    #[error(
+        "for a WHMCS portal, spec.tokenSecretRef.key names the key holding the API secret; {IDENTIFIER_KEY:?} and {ACCESSKEY_KEY:?} are the fixed keys of the identifier and access key (use key: secret)"
+    )]
+    FixedKey,
+    #[error(
+        "the Secret {name:?} needs the WHMCS API identifier under the key {IDENTIFIER_KEY:?} and its secret under {key:?} (and the access key under {ACCESSKEY_KEY:?} where the installation needs one)"
+    )]
+    Missing { name: String, key: String },
+    /// The adapter refused the values (its sentence names where they came from).
+    #[error("{0}")]
+    Credentials(String),
+}
+
 /// Whether the Portal's URL selects the WHMCS adapter.
 pub fn is_whmcs(url: &str) -> bool {
     url.starts_with("whmcs+")
@@ -28,7 +57,7 @@ pub fn is_whmcs(url: &str) -> bool {
 
 /// `whmcs+http://` only to a loopback address: WHMCS sends the identifier and secret in
 /// every request body, so plain HTTP to another host would hand them to the network.
-pub fn check_transport(url: &str) -> Result<(), String> {
+pub fn check_transport(url: &str) -> Result<(), Error> {
     let Some(plain) = url.strip_prefix("whmcs+http://") else {
         return Ok(());
     };
@@ -45,22 +74,26 @@ pub fn check_transport(url: &str) -> Result<(), String> {
     if loopback {
         Ok(())
     } else {
-        Err(format!(
-            "{}: the controller sends WHMCS credentials only over whmcs+https:// (whmcs+http:// is accepted for loopback addresses only)",
-            crate::manifest::quote_short(url)
-        ))
+        Err(Error::PlainHttp {
+            url: url.to_string(),
+        })
     }
 }
 
 /// One key of the Secret as text: `Ok(None)` when absent, an error naming the key (never its
 /// value) when it is not UTF-8.
-fn text(secret: &Secret, name: &str, key: &str) -> Result<Option<String>, String> {
+fn text(secret: &Secret, name: &str, key: &str) -> Result<Option<String>, Error> {
     let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(key)) else {
         return Ok(None);
     };
     String::from_utf8(bytes.0.clone())
         .map(Some)
-        .map_err(|_| format!("the Secret {name:?} key {key:?} is not UTF-8 text"))
+        .map_err(|e| Error::NotText {
+            name: name.to_string(),
+            key: key.to_string(),
+            // The UTF-8 error alone: the one from `from_utf8` holds the bytes.
+            source: e.utf8_error(),
+        })
 }
 
 /// The WHMCS credentials from the Portal's Secret (see the module documentation for the
@@ -69,26 +102,25 @@ pub fn credentials(
     secret: &Secret,
     r: &SecretKeyRef,
     namespace: &str,
-) -> Result<Credentials, String> {
+) -> Result<Credentials, Error> {
     if r.key == IDENTIFIER_KEY || r.key == ACCESSKEY_KEY {
-        return Err(format!(
-            "for a WHMCS portal, spec.tokenSecretRef.key names the key holding the API secret; {IDENTIFIER_KEY:?} and {ACCESSKEY_KEY:?} are the fixed keys of the identifier and access key (use key: secret)"
-        ));
+        return Err(Error::FixedKey);
     }
     let secret_value = text(secret, &r.name, &r.key)?;
     let identifier = text(secret, &r.name, IDENTIFIER_KEY)?;
     let accesskey = text(secret, &r.name, ACCESSKEY_KEY)?;
     let (Some(identifier), Some(secret_value)) = (identifier, secret_value) else {
-        return Err(format!(
-            "the Secret {:?} needs the WHMCS API identifier under the key {IDENTIFIER_KEY:?} and its secret under {:?} (and the access key under {ACCESSKEY_KEY:?} where the installation needs one)",
-            r.name, r.key
-        ));
+        return Err(Error::Missing {
+            name: r.name.clone(),
+            key: r.key.clone(),
+        });
     };
     let source = format!(
         "Secret {namespace}/{} keys {IDENTIFIER_KEY}, {}, {ACCESSKEY_KEY}",
         r.name, r.key
     );
     Credentials::new(&identifier, &secret_value, accesskey.as_deref(), &source)
+        .map_err(|e| Error::Credentials(e.to_string()))
 }
 
 /// The adapter's records from the status entries. An entry whose times cannot be read (the
@@ -183,17 +215,50 @@ mod tests {
         assert_eq!(format!("{c:?}"), "Credentials(***)");
 
         let missing = secret(&[("secret", "S3CR3T")]);
-        let err = credentials(&missing, &key("secret"), "ns").unwrap_err();
+        let err = credentials(&missing, &key("secret"), "ns")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("\"identifier\""), "{err}");
         assert!(!err.contains("S3CR3T"), "{err}");
 
         let bad = secret(&[("identifier", "ID 1"), ("secret", "S3CR3T")]);
-        let err = credentials(&bad, &key("secret"), "ns").unwrap_err();
+        let err = credentials(&bad, &key("secret"), "ns")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("ID 1") && !err.contains("S3CR3T"), "{err}");
 
-        let err = credentials(&s, &key("identifier"), "ns").unwrap_err();
+        let err = credentials(&s, &key("identifier"), "ns")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("API secret"), "{err}");
         assert!(!err.contains("ID-1"), "{err}");
+    }
+
+    /// The typed errors say what the sentences said, and neither their words nor their
+    /// debug form carry a value of the Secret.
+    #[test]
+    fn the_errors_keep_their_words_and_hide_the_values() {
+        let err = check_transport("whmcs+http://billing.example.net/").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"whmcs+http://billing.example.net/\": the controller sends WHMCS credentials only over whmcs+https:// (whmcs+http:// is accepted for loopback addresses only)"
+        );
+        let mut s = secret(&[("identifier", "ID-1")]);
+        if let Some(d) = s.data.as_mut() {
+            d.insert("secret".into(), ByteString(b"S3CR3T\xff".to_vec()));
+        }
+        let err = credentials(&s, &key("secret"), "ns").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the Secret \"whmcs-api\" key \"secret\" is not UTF-8 text"
+        );
+        assert!(std::error::Error::source(&err).is_some());
+        assert!(!format!("{err:?}").contains("83, 51"), "{err:?}");
+        let err = credentials(&secret(&[]), &key("secret"), "ns").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the Secret \"whmcs-api\" needs the WHMCS API identifier under the key \"identifier\" and its secret under \"secret\" (and the access key under \"accesskey\" where the installation needs one)"
+        );
     }
 
     #[test]

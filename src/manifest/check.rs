@@ -58,7 +58,20 @@ struct Declared<'a> {
     path: Path,
 }
 
-pub(super) fn check_documents(
+/// The structural checks of one document already read into a tree (the controller's objects
+/// arrive as values, not text): apiVersion, kind and the kind's schema, as for a file.
+pub(crate) fn check_structure(
+    file: &str,
+    root: super::yaml::Node,
+    validators: &super::schema::Validators,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Document> {
+    super::structure::check_document(file, root, validators, diags)
+}
+
+/// The semantic checks across documents (SPEC §2) and their resolution into the desired state;
+/// for files and for the controller's typed objects alike.
+pub(crate) fn check_documents(
     docs: &[Document],
     now: Timestamp,
     diags: &mut Vec<Diagnostic>,

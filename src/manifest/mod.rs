@@ -2,7 +2,7 @@
 //! the semantic checks (SPEC §2). Every problem is collected, located and sorted; nothing stops
 //! at the first one.
 
-mod check;
+pub(crate) mod check;
 pub mod diagnostic;
 pub mod load;
 pub mod schema;

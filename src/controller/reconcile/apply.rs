@@ -1,0 +1,145 @@
+//! Observe, plan and apply one account, or only report in Observe mode.
+
+use super::*;
+
+pub(super) async fn plan_and_apply(
+    obj: &CustomerAccount,
+    account: &DesiredAccount,
+    portals: &[Arc<Portal>],
+    ctx: &Context,
+    now: Timestamp,
+    ledger: &Ledger,
+) -> Result<Report, Error> {
+    let portal = portal_of(obj, portals)?;
+    if let Some(owner) = claimed_elsewhere(ctx, obj, &portal.spec.url) {
+        let message = if billmgr::is_billmgr(&portal.spec.url) {
+            format!(
+                "the BILLmanager portal serves one client account, and CustomerAccount {owner} declares it already; this object changes nothing (give it a Portal of its own)"
+            )
+        } else {
+            format!(
+                "customer number {:?} is already claimed by CustomerAccount {owner} on the same portal; this object changes nothing",
+                obj.spec.customer_number
+            )
+        };
+        warn(ctx, obj, "Conflict", "Claim", &message).await;
+        return Ok(Report::failed("Conflict", message, Outcome::Conflict));
+    }
+    let connected = connect(ctx, portal, ledger.store(), now).await?;
+    let cn = &account.customer_number;
+    let url = &portal.spec.url;
+    let observed = observe_account(&connected.portal, cn)
+        .await
+        .map_err(|e| portal_error(url, "reading the account", &e))?;
+    let plan_id = crate::reconcile::new_plan_id(now);
+    let plan = crate::reconcile::plan_account(
+        account,
+        &observed,
+        &connected.principal,
+        &connected.catalog,
+        now,
+        &plan_id,
+    );
+    let summary = summary_text(&plan);
+    if !plan.errors.is_empty() {
+        let message = plan
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        warn(ctx, obj, "InvalidSpec", "Plan", &message).await;
+        return Ok(Report {
+            plan: Some(plan),
+            ..Report::failed("InvalidSpec", message, Outcome::Invalid)
+        });
+    }
+    if let Some(refusal) = &plan.refused {
+        let message = format!("the plan was refused and nothing was changed: {refusal}");
+        warn(ctx, obj, "Refused", "Plan", &message).await;
+        return Ok(Report {
+            observed: Some(observed),
+            plan: Some(plan),
+            ..Report::failed("Refused", message, Outcome::Refused)
+        });
+    }
+    if plan.mode == Mode::Observe {
+        let in_sync = !plan.has_changes();
+        let message = if in_sync {
+            "the portal matches the declaration (mode Observe)".to_string()
+        } else {
+            format!("mode Observe: {summary} pending, not applied")
+        };
+        return Ok(Report {
+            ready: (
+                in_sync,
+                if in_sync { "InSync" } else { "Drift" },
+                message.clone(),
+            ),
+            synced: (true, "Observed", message),
+            observed: Some(observed),
+            plan: Some(plan),
+            outcome: Outcome::Observed,
+        });
+    }
+    if !plan.has_changes() {
+        return Ok(Report {
+            ready: (true, "InSync", "the portal matches the declaration".into()),
+            synced: (true, "InSync", "nothing to change".into()),
+            observed: Some(observed),
+            plan: Some(plan),
+            outcome: Outcome::InSync,
+        });
+    }
+    let outcome = apply_account(&connected.portal, cn, &plan.operations).await;
+    if let Some(error) = &outcome.error {
+        let reason = outcome.cause.map_or("ApplyFailed", reason_of);
+        return Err(Error::reconcile(
+            reason,
+            format!(
+                "{} of {} writes applied, then: {error}",
+                outcome.applied, outcome.total
+            ),
+        ));
+    }
+    announce(ctx, obj, &plan).await;
+    // Counts for the status come from the portal as it now is.
+    let after = observe_account(&connected.portal, cn)
+        .await
+        .unwrap_or(observed);
+    Ok(Report {
+        ready: (true, "Applied", format!("applied {summary}")),
+        synced: (true, "Applied", format!("applied {summary}")),
+        observed: Some(after),
+        plan: Some(plan),
+        outcome: Outcome::Applied,
+    })
+}
+
+/// `2 grant, 1 invite`.
+pub(super) fn summary_text(plan: &AccountPlan) -> String {
+    let mut counts: BTreeMap<Action, usize> = BTreeMap::new();
+    for c in &plan.changes {
+        *counts.entry(c.action).or_default() += 1;
+    }
+    if counts.is_empty() {
+        return "no changes".into();
+    }
+    counts
+        .iter()
+        .map(|(a, n)| format!("{n} {}", a.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) fn plan_summary(plan: &AccountPlan) -> PlanSummary {
+    let counts = crate::render::Counts::of(&plan.changes);
+    let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+    PlanSummary {
+        add: n(counts.add),
+        change: n(counts.change),
+        remove: n(counts.remove),
+        invite: n(counts.invite),
+        refused: plan.refused.is_some(),
+    }
+}

@@ -1,0 +1,284 @@
+//! From a Portal object to a connected portal: the Portal an account names, its Secret and the adapter its URL selects.
+
+use super::*;
+
+/// The portal the account names, or the only one of its namespace.
+pub(super) fn portal_of<'a>(
+    obj: &CustomerAccount,
+    portals: &'a [Arc<Portal>],
+) -> Result<&'a Arc<Portal>, Error> {
+    match &obj.spec.portal_ref {
+        Some(r) => portals
+            .iter()
+            .find(|p| p.name_any() == r.name)
+            .ok_or_else(|| {
+                Error::reconcile(
+                    "InvalidSpec",
+                    format!(
+                        "spec.portalRef.name: no Portal {:?} in this namespace",
+                        r.name
+                    ),
+                )
+            }),
+        None => match portals {
+            [p] => Ok(p),
+            [] => Err(Error::reconcile(
+                "InvalidSpec",
+                "spec.portalRef: no Portal is declared in this namespace; declare one or name it",
+            )),
+            _ => Err(Error::reconcile(
+                "InvalidSpec",
+                format!(
+                    "spec.portalRef: {} Portals are declared in this namespace; name one",
+                    portals.len()
+                ),
+            )),
+        },
+    }
+}
+
+/// Another CustomerAccount that claims the same customer number on the same portal URL and
+/// was there first (older, then by namespace and name): this one must not touch the account.
+pub(super) fn claimed_elsewhere(ctx: &Context, obj: &CustomerAccount, url: &str) -> Option<String> {
+    let rank = |a: &CustomerAccount| {
+        (
+            a.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            a.namespace(),
+            a.name_any(),
+        )
+    };
+    let mine = rank(obj);
+    ctx.accounts
+        .state()
+        .into_iter()
+        .filter(|other| {
+            // A BILLmanager portal serves one client account, whatever its customer number.
+            (other.spec.customer_number == obj.spec.customer_number || billmgr::is_billmgr(url))
+                && other.metadata.uid != obj.metadata.uid
+                && other.metadata.deletion_timestamp.is_none()
+        })
+        .filter(|other| {
+            let ns = other.namespace().unwrap_or_default();
+            let portals = portals_in(ctx, &ns);
+            portal_of(other, &portals).is_ok_and(|p| p.spec.url == url)
+        })
+        .filter(|other| rank(other) < mine)
+        .map(|other| key_of(other.as_ref()))
+        .min()
+}
+
+/// The Secret the Portal names, in the Portal's own namespace, with the reference.
+pub(super) async fn secret_of<'a>(
+    ctx: &Context,
+    portal: &'a Portal,
+) -> Result<Option<(Secret, &'a SecretKeyRef)>, Error> {
+    let Some(r) = &portal.spec.token_secret_ref else {
+        return Ok(None);
+    };
+    let namespace = portal.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let secret = match secrets.get_opt(&r.name).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return Err(Error::reconcile(
+                "SecretNotFound",
+                format!(
+                    "Portal {:?}: the Secret {:?} named by spec.tokenSecretRef does not exist",
+                    portal.name_any(),
+                    r.name
+                ),
+            ));
+        }
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            return Err(Error::reconcile(
+                "Unauthorized",
+                format!(
+                    "Portal {:?}: the controller may not read the Secret {:?}",
+                    portal.name_any(),
+                    r.name
+                ),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some((secret, r)))
+}
+
+/// Reads the Portal's token from the Secret it names.
+pub(super) async fn token_of(ctx: &Context, portal: &Portal) -> Result<Option<Token>, Error> {
+    let Some((secret, r)) = secret_of(ctx, portal).await? else {
+        return Ok(None);
+    };
+    let namespace = portal.namespace().unwrap_or_default();
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&r.key))
+        .map(|b| b.0.clone())
+        .ok_or_else(|| {
+            Error::reconcile(
+                "SecretNotFound",
+                format!("the Secret {:?} has no key {:?}", r.name, r.key),
+            )
+        })?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::reconcile(
+            "InvalidSpec",
+            format!("the Secret {:?} key {:?} is not UTF-8 text", r.name, r.key),
+        )
+    })?;
+    let source = format!("Secret {}/{} key {}", namespace, r.name, r.key);
+    Token::new(text, &source)
+        .map(Some)
+        .map_err(|e| Error::reconcile("InvalidSpec", e.to_string()))
+}
+
+/// Connects to the Portal and reads who the token is and the catalog. A WHMCS adapter keeps
+/// its invitation record in `invitations`.
+pub(super) async fn connect(
+    ctx: &Context,
+    portal: &Portal,
+    invitations: Arc<dyn InvitationStore>,
+    now: Timestamp,
+) -> Result<Connected, Error> {
+    let url = portal.spec.url.clone();
+    let metrics = ctx.metrics.clone();
+    let options = HttpOptions {
+        ca_file: ctx.config.ca_file.clone(),
+        // The controller retries the whole reconcile with backoff; a long retry chain inside
+        // one request would only hold a worker.
+        max_retries: 3,
+        on_answer: AnswerHook::new(move |status| metrics.portal_answer(status)),
+        ..Default::default()
+    };
+    let any = if whmcs::is_whmcs(&url) {
+        connect_whmcs_portal(ctx, portal, invitations, options, now).await?
+    } else if billmgr::is_billmgr(&url) {
+        connect_billmgr_portal(ctx, portal, options, now).await?
+    } else {
+        connect_http(ctx, portal, options).await?
+    };
+    let principal = any
+        .whoami()
+        .await
+        .map_err(|e| portal_error(&url, "whoami", &e))?;
+    let catalog = any
+        .catalog()
+        .await
+        .map_err(|e| portal_error(&url, "reading the catalog", &e))?;
+    Ok(Connected {
+        portal: any,
+        principal,
+        catalog,
+    })
+}
+
+/// A WHMCS installation, with the credentials from the Portal's Secret (layout in
+/// `controller::whmcs`).
+pub(super) async fn connect_whmcs_portal(
+    ctx: &Context,
+    portal: &Portal,
+    invitations: Arc<dyn InvitationStore>,
+    http: HttpOptions,
+    now: Timestamp,
+) -> Result<AnyPortal, Error> {
+    let url = &portal.spec.url;
+    whmcs::check_transport(url).map_err(|e| Error::reconcile("InvalidSpec", e.to_string()))?;
+    let Some((secret, r)) = secret_of(ctx, portal).await? else {
+        return Err(Error::reconcile(
+            "InvalidSpec",
+            format!(
+                "Portal {:?}: spec.tokenSecretRef is required for the controller: a Secret with the WHMCS API identifier and secret",
+                portal.name_any()
+            ),
+        ));
+    };
+    let credentials = whmcs::credentials(&secret, r, &portal.namespace().unwrap_or_default())
+        .map_err(|e| {
+            Error::reconcile(
+                "InvalidSpec",
+                format!("Portal {:?}: {e}", portal.name_any()),
+            )
+        })?;
+    let options = WhmcsOptions {
+        http,
+        now: Some(now),
+        ..WhmcsOptions::default()
+    };
+    connect_whmcs(url, credentials, invitations, options)
+        .map_err(|e| Error::reconcile("InvalidSpec", e))
+}
+
+/// A BILLmanager, with the login from the Portal's Secret (layout in `controller::billmgr`).
+pub(super) async fn connect_billmgr_portal(
+    ctx: &Context,
+    portal: &Portal,
+    http: HttpOptions,
+    now: Timestamp,
+) -> Result<AnyPortal, Error> {
+    let url = &portal.spec.url;
+    billmgr::check_transport(url).map_err(|e| Error::reconcile("InvalidSpec", e.to_string()))?;
+    let Some((secret, r)) = secret_of(ctx, portal).await? else {
+        return Err(Error::reconcile(
+            "InvalidSpec",
+            format!(
+                "Portal {:?}: spec.tokenSecretRef is required for the controller: a Secret with the BILLmanager username and password",
+                portal.name_any()
+            ),
+        ));
+    };
+    let credentials = billmgr::credentials(&secret, r, &portal.namespace().unwrap_or_default())
+        .map_err(|e| {
+            Error::reconcile(
+                "InvalidSpec",
+                format!("Portal {:?}: {e}", portal.name_any()),
+            )
+        })?;
+    let options = crate::portal::billmgr::BillmgrOptions {
+        http,
+        now: Some(now),
+    };
+    crate::reconcile::connect::connect_billmgr(url, credentials, options)
+        .map_err(|e| Error::reconcile("InvalidSpec", e))
+}
+
+/// A portal API (or the sandbox), with the token from the Portal's Secret.
+pub(super) async fn connect_http(
+    ctx: &Context,
+    portal: &Portal,
+    options: HttpOptions,
+) -> Result<AnyPortal, Error> {
+    let url = portal.spec.url.clone();
+    let token = token_of(ctx, portal).await?;
+    let token = match token {
+        Some(t) => t,
+        None if url.starts_with("sandbox:") => Token::new("sandbox", "sandbox")
+            .map_err(|e| Error::reconcile("InvalidSpec", e.to_string()))?,
+        None => {
+            return Err(Error::reconcile(
+                "InvalidSpec",
+                format!(
+                    "Portal {:?}: spec.tokenSecretRef is required for the controller",
+                    portal.name_any()
+                ),
+            ));
+        }
+    };
+    connect_token(&url, token, options).map_err(|e| Error::reconcile("PortalUnreachable", e))
+}
+
+pub(super) fn reason_of(cause: FailureCause) -> &'static str {
+    match cause {
+        FailureCause::Conflict => "Conflict",
+        FailureCause::Unauthorized => "Unauthorized",
+        FailureCause::Unreachable => "PortalUnreachable",
+        FailureCause::Rejected => "ApplyFailed",
+    }
+}
+
+pub(super) fn portal_error(url: &str, what: &str, e: &crate::portal::PortalError) -> Error {
+    Error::reconcile(
+        reason_of(FailureCause::of(e)),
+        format!("{}: {what}: {e}", crate::domain::text::redact_url(url)),
+    )
+}

@@ -1,0 +1,172 @@
+//! The watches: a reflector per kind driven by its own task, and which of its events wake the
+//! controller.
+
+use std::collections::HashMap;
+
+use futures::{Stream, StreamExt};
+use kube::Resource;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Lookup, Store};
+use kube::runtime::watcher;
+use kube::runtime::{Predicate, WatchStreamExt, predicates};
+use serde::de::DeserializeOwned;
+
+use crate::model::Portal;
+
+/// What of each object was last seen, by uid: its generation and finalizers, hashed by kube's
+/// predicates.
+#[derive(Default)]
+struct Changes {
+    seen: HashMap<String, Option<u64>>,
+}
+
+impl Changes {
+    /// Whether `obj` has a new generation or other finalizers than when last seen.
+    fn changed<K: Resource>(&mut self, obj: &K) -> bool {
+        let uid = obj.meta().uid.clone().unwrap_or_default();
+        let now = predicates::generation
+            .combine(predicates::finalizers)
+            .hash_property(obj);
+        self.seen.insert(uid, now) != Some(now)
+    }
+
+    fn forget<K: Resource>(&mut self, obj: &K) {
+        self.seen
+            .remove(obj.meta().uid.as_deref().unwrap_or_default());
+    }
+}
+
+/// A reflector driven by its own task, and the stream of objects it saw change.
+pub(super) fn reflect<K>(
+    api: Api<K>,
+    watch: watcher::Config,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource + Lookup + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    <K as Lookup>::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+    <K as Resource>::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tasks.push(tokio::spawn(async move {
+        // Only spec changes (a new generation), finalizer changes and deletions trigger: the
+        // controller's own status writes would otherwise wake it again and again. kube's
+        // predicates say what changed; they are asked per event rather than through
+        // `predicate_filter` because objects of a (re)list are held back until the list is
+        // complete and the store holds all of them, so that no reconcile looks an object up
+        // before the store has it, and because a deletion always passes.
+        let mut changes = Changes::default();
+        let mut listed: Vec<K> = Vec::new();
+        let mut events = std::pin::pin!(watcher(api, watch).default_backoff().reflect(writer));
+        while let Some(event) = events.next().await {
+            let mut changed = |obj: &K| changes.changed(obj);
+            let ready: Vec<Result<K, watcher::Error>> = match event {
+                Ok(watcher::Event::Apply(obj)) => {
+                    if changed(&obj) {
+                        vec![Ok(obj)]
+                    } else {
+                        vec![]
+                    }
+                }
+                Ok(watcher::Event::InitApply(obj)) => {
+                    if changed(&obj) {
+                        listed.push(obj);
+                    }
+                    vec![]
+                }
+                Ok(watcher::Event::InitDone) => {
+                    std::mem::take(&mut listed).into_iter().map(Ok).collect()
+                }
+                Ok(watcher::Event::Init) => {
+                    listed.clear();
+                    vec![]
+                }
+                Ok(watcher::Event::Delete(obj)) => {
+                    changes.forget(&obj);
+                    vec![Ok(obj)]
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "watch failed; retrying");
+                    vec![Err(e)]
+                }
+            };
+            for item in ready {
+                if tx.send(item).is_err() {
+                    return;
+                }
+            }
+        }
+    }));
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|event| (event, rx))
+    });
+    (reader, stream)
+}
+
+/// Portal changes go both to the account controller (to the accounts that use the Portal)
+/// and to the Portal controller (its own status): the events as they pass, and a copy.
+#[allow(clippy::type_complexity)]
+pub(super) fn fan_out(
+    portal_events: impl Stream<Item = Result<Portal, watcher::Error>> + Send + 'static,
+) -> (
+    impl Stream<Item = Result<Portal, watcher::Error>> + Send + 'static,
+    impl Stream<Item = Result<Portal, watcher::Error>> + Send + 'static,
+) {
+    let (portal_tx, portal_rx) =
+        tokio::sync::mpsc::unbounded_channel::<Result<Portal, watcher::Error>>();
+    let portal_events = portal_events.map(move |event| {
+        if let Ok(p) = &event {
+            let _ = portal_tx.send(Ok(p.clone()));
+        }
+        event
+    });
+    let portal_trigger = futures::stream::unfold(portal_rx, |mut rx| async move {
+        rx.recv().await.map(|event| (event, rx))
+    });
+    (portal_events, portal_trigger)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::FINALIZER;
+    use crate::model::{CustomerAccount, CustomerAccountSpec};
+
+    fn object(generation: i64, finalizers: &[&str], resource_version: &str) -> CustomerAccount {
+        let mut a = CustomerAccount::new(
+            "acme",
+            CustomerAccountSpec {
+                portal_ref: None,
+                customer_number: "10042".into(),
+                display_name: None,
+                time_zone: None,
+                members: vec![],
+                contacts: vec![],
+                policy: None,
+            },
+        );
+        a.metadata.uid = Some("uid-1".into());
+        a.metadata.generation = Some(generation);
+        a.metadata.resource_version = Some(resource_version.into());
+        a.metadata.finalizers = Some(finalizers.iter().map(|f| (*f).to_string()).collect());
+        a
+    }
+
+    /// A status write (a new resourceVersion, the same generation) does not wake the
+    /// controller; a new generation or a finalizer change does, and a forgotten object is new.
+    #[test]
+    fn only_generation_and_finalizer_changes_trigger() {
+        let mut changes = Changes::default();
+        assert!(changes.changed(&object(1, &[], "10")));
+        assert!(!changes.changed(&object(1, &[], "11")));
+        assert!(changes.changed(&object(1, &[FINALIZER], "12")));
+        assert!(!changes.changed(&object(1, &[FINALIZER], "13")));
+        assert!(changes.changed(&object(2, &[FINALIZER], "14")));
+        changes.forget(&object(2, &[FINALIZER], "15"));
+        assert!(changes.changed(&object(2, &[FINALIZER], "16")));
+    }
+}
