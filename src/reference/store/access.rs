@@ -50,12 +50,66 @@ pub(super) fn is_effective_admin(
     user_linked && holds(roles, CUSTOMER_ADMIN, tz, now) && holds(roles, COCKPIT_ACCESS, tz, now)
 }
 
-pub(super) fn read_roles(text: &str) -> Vec<RoleGrant> {
-    serde_json::from_str(text).unwrap_or_default()
+/// A stored column that does not decode. Reading it as empty or as a default would change
+/// what a member may do (a `services` column read as `all` widens access), so the row is
+/// refused instead and the request answers 500.
+#[derive(Debug, thiserror::Error)]
+#[error("the stored {column} of {row} is corrupt ({reason})")]
+pub struct CorruptRow {
+    /// The column, e.g. `roles`.
+    pub column: &'static str,
+    /// The row in the domain's words, e.g. `member "a@x.example" of account "10001"`.
+    pub row: String,
+    /// Why it does not decode.
+    pub reason: String,
 }
 
-pub(super) fn read_strings(text: &str) -> Vec<String> {
-    serde_json::from_str(text).unwrap_or_default()
+/// Decodes a JSON column; a value that does not decode is a [`CorruptRow`] naming `row`.
+pub(super) fn decode_column<T: serde::de::DeserializeOwned>(
+    text: &str,
+    column: &'static str,
+    row: impl FnOnce() -> String,
+) -> rusqlite::Result<T> {
+    serde_json::from_str(text).map_err(|e| corrupt(column, row(), e.to_string()))
+}
+
+/// A [`CorruptRow`] as the error of a row read.
+pub(super) fn corrupt(column: &'static str, row: String, reason: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        Box::new(CorruptRow {
+            column,
+            row,
+            reason,
+        }),
+    )
+}
+
+/// A stored time zone; one that no longer parses is a [`CorruptRow`] of its account.
+pub(super) fn stored_zone(zone: &str, cn: &str) -> rusqlite::Result<TimeZone> {
+    parse_time_zone(zone)
+        .map_err(|e| corrupt("time zone", format!("account {cn:?}"), e.to_string()))
+}
+
+/// The words for a member's row in a [`CorruptRow`].
+pub(super) fn member_label(cn: &str, email: &str) -> String {
+    format!("member {email:?} of account {cn:?}")
+}
+
+pub(super) fn read_roles(
+    text: &str,
+    row: impl FnOnce() -> String,
+) -> rusqlite::Result<Vec<RoleGrant>> {
+    decode_column(text, "roles", row)
+}
+
+pub(super) fn read_strings(
+    text: &str,
+    column: &'static str,
+    row: impl FnOnce() -> String,
+) -> rusqlite::Result<Vec<String>> {
+    decode_column(text, column, row)
 }
 
 pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
@@ -75,7 +129,10 @@ pub(super) fn roles_of(
             |r| r.get(0),
         )
         .optional()?;
-    Ok(text.map(|t| read_roles(&t)))
+    match text {
+        Some(t) => Ok(Some(read_roles(&t, || member_label(cn, email_key))?)),
+        None => Ok(None),
+    }
 }
 
 /// A user sees an account where it holds an effective `cockpit-access`.
@@ -146,8 +203,8 @@ pub(super) fn accounts_of_user(
     let mut out = Vec::new();
     for row in rows {
         let (cn, roles, zone) = row?;
-        let tz = parse_time_zone(&zone).unwrap_or(TimeZone::UTC);
-        let roles = read_roles(&roles);
+        let tz = stored_zone(&zone, &cn)?;
+        let roles = read_roles(&roles, || member_label(&cn, email_key))?;
         let ok = holds(&roles, COCKPIT_ACCESS, &tz, now)
             && (!manage || holds(&roles, CUSTOMER_ADMIN, &tz, now));
         if ok {

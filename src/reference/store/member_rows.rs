@@ -31,6 +31,9 @@ pub(super) struct MemberRow {
 }
 
 pub(super) fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
+    let customer_number: String = r.get(0)?;
+    let email: String = r.get(2)?;
+    let label = || member_label(&customer_number, &email);
     let services: String = r.get(6)?;
     let id: Option<String> = r.get(9)?;
     let invitation = match id {
@@ -38,14 +41,14 @@ pub(super) fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
         None => None,
     };
     Ok(MemberRow {
-        customer_number: r.get(0)?,
+        roles: read_roles(&r.get::<_, String>(5)?, label)?,
+        services: decode_column(&services, "services", label)?,
+        notifications: read_strings(&r.get::<_, String>(7)?, "notifications", label)?,
+        customer_number,
         email_key: r.get(1)?,
-        email: r.get(2)?,
+        email,
         name: r.get(3)?,
         user_linked: r.get(4)?,
-        roles: read_roles(&r.get::<_, String>(5)?),
-        services: serde_json::from_str(&services).unwrap_or_default(),
-        notifications: read_strings(&r.get::<_, String>(7)?),
         version: r.get(8)?,
         invitation,
     })
@@ -137,12 +140,15 @@ pub(super) fn other_admin_exists(
 ) -> Result<bool> {
     // Only linked members naming customer-admin can be admins; stop at the first one found.
     let mut stmt = conn.prepare_cached(
-        "SELECT roles FROM members WHERE customer_number = ?1 AND email_key <> ?2
+        "SELECT roles, email FROM members WHERE customer_number = ?1 AND email_key <> ?2
          AND user_linked = 1 AND roles LIKE '%\"customer-admin\"%'",
     )?;
     let mut rows = stmt.query(params![acc.customer_number, except])?;
     while let Some(r) = rows.next()? {
-        let roles = read_roles(&r.get::<_, String>(0)?);
+        let email: String = r.get(1)?;
+        let roles = read_roles(&r.get::<_, String>(0)?, || {
+            member_label(&acc.customer_number, &email)
+        })?;
         if is_effective_admin(true, &roles, &acc.tz, now) {
             return Ok(true);
         }

@@ -17,6 +17,8 @@ mod sandbox;
 mod schema;
 
 #[cfg(test)]
+mod corruption_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
@@ -33,9 +35,10 @@ use crate::portal::api::{
 };
 use crate::portal::{PortalError, Problem};
 
+pub use access::CorruptRow;
 use access::{
-    Zones, accounts_of_user, grant_effective, holds, is_effective_admin, may_manage, may_view,
-    read_roles, read_strings, to_json,
+    Zones, accounts_of_user, decode_column, grant_effective, holds, is_effective_admin, may_manage,
+    may_view, member_label, read_roles, read_strings, stored_zone, to_json,
 };
 pub use checks::check_limit;
 use checks::{check_kinds, check_name, parse_email, refuse_fields};
@@ -409,8 +412,8 @@ fn load_account(conn: &Connection, cn: &str) -> Result<AccountRow> {
             "there is no customer account {cn:?}"
         )));
     };
-    // A stored zone was checked when written; fall back to UTC rather than fail a read.
-    let tz = parse_time_zone(&time_zone).unwrap_or(TimeZone::UTC);
+    // A stored zone was checked when written; one that no longer parses is a corrupt row.
+    let tz = stored_zone(&time_zone, &customer_number)?;
     Ok(AccountRow {
         customer_number,
         display_name,

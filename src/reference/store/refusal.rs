@@ -95,6 +95,15 @@ impl std::fmt::Display for Refusal {
 
 impl From<rusqlite::Error> for Refusal {
     fn from(e: rusqlite::Error) -> Refusal {
+        if let rusqlite::Error::FromSqlConversionFailure(_, _, inner) = &e
+            && let Some(row) = inner.downcast_ref::<super::CorruptRow>()
+        {
+            return Refusal::new(
+                500,
+                ErrorCode::Unavailable,
+                format!("the portal's store is damaged: {row}; repair or restore it"),
+            );
+        }
         Refusal::new(
             500,
             ErrorCode::Unavailable,
