@@ -1,190 +1,24 @@
 //! One handler per endpoint: authenticate, parse, call the store, answer JSON.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, RawQuery, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
 use jiff::Timestamp;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use super::{ApiError, App};
+use crate::portal::ErrorCode;
 use crate::portal::api::{
     AccountPatch, ClockSetting, ContactPut, EmailRequest, IssuedToken, MemberPut, NewAccount,
     NotificationRequest, TokenRequest,
 };
-use crate::portal::{AccountFilter, ErrorCode};
-use crate::reference::store::{Principal, Refusal, Replay, Store, check_limit, token_hash};
+use crate::reference::store::{Principal, Refusal, Replay, Store, token_hash};
+
+pub use super::request::PathParams;
+use super::request::{Query, body, check_role_fields, if_match, json, json_text, no_content};
 
 type Answer = Result<Response, ApiError>;
-
-/// Path parameters, percent-decoded by axum; a malformed one is a 422, not a plain-text 400.
-pub struct PathParams<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(t)| PathParams(t))
-            .map_err(|e| ApiError(Refusal::invalid(format!("the path cannot be read: {e}"))))
-    }
-}
-
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
-    json_text(
-        status,
-        serde_json::to_string(value).unwrap_or_else(|_| "null".into()),
-    )
-}
-
-fn json_text(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-fn no_content() -> Response {
-    StatusCode::NO_CONTENT.into_response()
-}
-
-/// Reads a JSON body; unknown fields and wrong types are 422 `invalid` naming the field.
-fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Refusal> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        let message = e.to_string();
-        let field = message
-            .split('`')
-            .nth(1)
-            .filter(|_| {
-                message.starts_with("unknown field") || message.starts_with("missing field")
-            })
-            .unwrap_or("body")
-            .to_string();
-        let mut r =
-            Refusal::invalid_field(&field, format!("the JSON body cannot be read: {message}"));
-        r.detail = format!("the JSON body cannot be read: {message}");
-        r
-    })
-}
-
-/// Role grants are read leniently by clients (a newer portal may add fields), so the server
-/// checks for unknown fields in them itself.
-fn check_role_fields(bytes: &[u8]) -> Result<(), Refusal> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
-    let roles = value
-        .get("roles")
-        .and_then(|r| r.as_array())
-        .cloned()
-        .unwrap_or_default();
-    for (i, role) in roles.iter().enumerate() {
-        if let Some(unknown) = role
-            .as_object()
-            .and_then(|o| o.keys().find(|k| !matches!(k.as_str(), "name" | "until")))
-        {
-            return Err(Refusal::invalid_field(
-                &format!("roles[{i}].{unknown}"),
-                format!("unknown field {unknown:?}: a role has only \"name\" and \"until\""),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Decodes `%XX` and `+` of a query string component.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                match text
-                    .get(i + 1..i + 3)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-struct Query(Vec<(String, String)>);
-
-impl Query {
-    fn parse(raw: Option<String>) -> Query {
-        let pairs = raw
-            .unwrap_or_default()
-            .split('&')
-            .filter(|s| !s.is_empty())
-            .map(|kv| match kv.split_once('=') {
-                Some((k, v)) => (percent_decode(k), percent_decode(v)),
-                None => (percent_decode(kv), String::new()),
-            })
-            .collect();
-        Query(pairs)
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-
-    fn paging(&self) -> Result<(Option<String>, usize), Refusal> {
-        let limit = match self.get("limit") {
-            None => None,
-            Some(text) => Some(text.parse::<usize>().map_err(|_| {
-                Refusal::invalid_field("limit", format!("{text:?} is not a whole number"))
-            })?),
-        };
-        Ok((self.get("cursor").map(str::to_string), check_limit(limit)?))
-    }
-
-    fn accounts(&self) -> AccountFilter {
-        let list = self.all("account");
-        if list.is_empty() {
-            AccountFilter::All
-        } else {
-            AccountFilter::Only(list)
-        }
-    }
-
-    fn flag(&self, name: &str) -> Result<bool, Refusal> {
-        match self.get(name) {
-            None | Some("false") => Ok(false),
-            Some("true") | Some("") => Ok(true),
-            Some(other) => Err(Refusal::invalid_field(
-                name,
-                format!("{other:?} is neither true nor false"),
-            )),
-        }
-    }
-}
-
-fn if_match(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::IF_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
 
 /// Answers a POST once per `Idempotency-Key`: a repeated key with the same request replays
 /// the first answer (no second e-mail); with a different request it is refused. Only

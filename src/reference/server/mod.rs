@@ -8,6 +8,7 @@
 pub(crate) mod handlers;
 pub mod openapi;
 mod ops;
+mod request;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

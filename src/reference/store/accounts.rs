@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use rusqlite::params;
 
-use super::members::other_admin_exists;
+use super::member_rows::other_admin_exists;
 use super::{
     AccountRow, Cached, Principal, Refusal, Result, Store, accounts_of_user, audit, check_if_match,
     check_name, decode_cursor, encode_cursor, etag, load_account, may_manage, may_view,

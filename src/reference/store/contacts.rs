@@ -21,13 +21,17 @@ struct ContactRow {
 
 fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRow> {
     let customer_number: String = r.get(0)?;
+    let email: String = r.get(2)?;
+    let notifications = read_strings(&r.get::<_, String>(4)?, "notifications", || {
+        format!("contact {email:?} of account {customer_number:?}")
+    })?;
     Ok(ContactRow {
         email_key: r.get(1)?,
         contact: Contact {
             customer_number: Some(customer_number.clone()),
-            email: r.get(2)?,
+            email,
             name: r.get(3)?,
-            notifications: read_strings(&r.get::<_, String>(4)?),
+            notifications,
             etag: etag(r.get(5)?),
         },
         customer_number,
