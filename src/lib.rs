@@ -76,3 +76,4 @@ pub mod portal;
 pub mod reconcile;
 pub mod reference;
 pub mod render;
+pub mod review;

@@ -8,11 +8,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod apply;
 mod controller;
 mod diff;
+mod explain;
 mod export;
 mod init;
 mod plan;
 mod portal;
 pub(crate) mod reconcile;
+pub mod review;
 mod tally;
 mod validate;
 
@@ -208,6 +210,18 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
+    /// The access-review evidence pack: who holds what, findings, who declared it when.
+    Review(review::ReviewArgs),
+    /// Every account where this e-mail is a member or a contact, and since when.
+    Explain {
+        /// The e-mail (compared case-insensitively, NFC and IDNA, like everywhere).
+        #[arg(value_name = "EMAIL")]
+        email: String,
+        #[command(flatten)]
+        files: FileArgs,
+        #[command(flatten)]
+        portal: PortalArgs,
+    },
     /// Run the Kubernetes controller.
     Controller(controller::ControllerArgs),
     /// The reference portal.
@@ -371,6 +385,12 @@ pub fn main() -> ExitCode {
             accounts,
             out_dir,
         } => block_on(export::run(&portal, &accounts, out_dir.as_deref())),
+        Command::Review(args) => block_on(review::run(args)),
+        Command::Explain {
+            email,
+            files,
+            portal,
+        } => block_on(explain::run(&email, &files, &portal.beside(&files))),
         Command::Controller(args) => controller::run(args),
     }
 }
