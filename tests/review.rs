@@ -619,3 +619,45 @@ fn the_html_page_sorts_and_filters_in_a_real_browser_with_no_console_error() {
         "{dom}"
     );
 }
+
+/// A YAML file of the repository as JSON.
+fn load_yaml(path: &str) -> Value {
+    let text =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn the_scheduled_review_pipelines_run_monthly_post_the_markdown_and_keep_csv_and_html() {
+    let github = load_yaml("docs/ci/.github/workflows/rolecall-review.yml");
+    assert_eq!(github["on"]["schedule"][0]["cron"], "0 6 1 * *");
+    let steps = github["jobs"]["review"]["steps"].as_array().unwrap();
+    let text = serde_json::to_string(steps).unwrap();
+    for needle in [
+        "--output markdown --out review.md",
+        "--output csv --out review.csv",
+        "--output html --out review.html",
+        "issues.create",
+        "fetch-depth",
+    ] {
+        assert!(text.contains(needle), "the GitHub workflow lacks {needle}");
+    }
+    let gitlab = load_yaml("docs/ci/rolecall-review.gitlab-ci.yml");
+    let job = &gitlab["review"];
+    assert_eq!(job["rules"][0]["if"], "$CI_PIPELINE_SOURCE == \"schedule\"");
+    let script = serde_json::to_string(&job["script"]).unwrap();
+    for needle in ["review.md", "review.csv", "review.html", "/issues"] {
+        assert!(script.contains(needle), "the GitLab job lacks {needle}");
+    }
+    assert_eq!(
+        job["artifacts"]["paths"],
+        json!(["review.md", "review.csv", "review.html"])
+    );
+    // The main pipeline includes it, and its apply jobs never run in a scheduled pipeline.
+    let main = load_yaml("docs/ci/.gitlab-ci.yml");
+    assert_eq!(main["include"][0]["local"], "rolecall-review.gitlab-ci.yml");
+    for job in ["fetch-plan", "apply"] {
+        let rule = main[job]["rules"][0]["if"].as_str().unwrap();
+        assert!(rule.contains("!= \"schedule\""), "{job}: {rule}");
+    }
+}

@@ -159,6 +159,13 @@ pub async fn read(files: &FileArgs, args: &PortalArgs, only: &[String]) -> Resul
 
 /// The rows of everything read, with their provenance from git.
 pub fn rows(read: &Read, expiring_within_days: u32) -> Vec<ReviewRow> {
+    let mut rows = rows_without_provenance(read, expiring_within_days);
+    review::provenance::fill(&mut rows);
+    rows
+}
+
+/// The rows of everything read, without asking git.
+fn rows_without_provenance(read: &Read, expiring_within_days: u32) -> Vec<ReviewRow> {
     let mut rows = Vec::new();
     for p in &read.portals {
         rows.extend(review::build_rows(&review::findings::Inputs {
@@ -170,7 +177,6 @@ pub fn rows(read: &Read, expiring_within_days: u32) -> Vec<ReviewRow> {
             expiring_within_days,
         }));
     }
-    review::provenance::fill(&mut rows);
     rows
 }
 
@@ -262,7 +268,7 @@ async fn verify(decisions: &Path, files: &FileArgs, portal: &PortalArgs) -> Exit
     };
     let current = review::verify::Current {
         declared: review::verify::declared_keys(&read.declared_all),
-        observed: rows(&read, review::DEFAULT_EXPIRING_WITHIN_DAYS)
+        observed: rows_without_provenance(&read, review::DEFAULT_EXPIRING_WITHIN_DAYS)
             .iter()
             .map(ReviewRow::key)
             .collect(),

@@ -1,7 +1,7 @@
 //! Rows and their findings, from the declared state, the observed state, the catalog and the
 //! planner's changes — never from rendered text.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{InvitationState, ReviewRow, RowKind};
 use crate::domain::{DesiredAccount, DesiredContact, DesiredMember, Window, email_key};
-use crate::plan::{ADMIN_ROLE, AccountPlan, Action, LOGIN_ROLE, ObservedAccount};
+use crate::plan::{ADMIN_ROLE, AccountPlan, Action, Change, LOGIN_ROLE, ObservedAccount};
 use crate::portal::{Catalog, Contact, InvitationStatus, Member};
 
 /// The fixed finding words of SPEC §3a.
@@ -100,10 +100,27 @@ pub fn build_rows(inputs: &Inputs) -> Vec<ReviewRow> {
             Some(d) => d.time_zone.clone(),
             None => crate::domain::parse_time_zone(&account.time_zone).unwrap_or(TimeZone::UTC),
         };
+        let plan = plans.get(cn.as_str()).copied();
+        let mut changes: HashMap<String, Vec<&Change>> = HashMap::new();
+        for c in plan.iter().flat_map(|p| &p.changes) {
+            if let Some(e) = &c.email {
+                changes.entry(email_key(e)).or_default().push(c);
+            }
+        }
         let ctx = AccountCtx {
             inputs,
             d,
-            plan: plans.get(cn.as_str()).copied(),
+            members: d
+                .iter()
+                .flat_map(|d| &d.members)
+                .map(|m| (m.email.key(), m))
+                .collect(),
+            contacts: d
+                .iter()
+                .flat_map(|d| &d.contacts)
+                .map(|c| (c.email.key(), c))
+                .collect(),
+            changes,
             tz,
             name: account.display_name.clone(),
             cn,
@@ -145,7 +162,11 @@ fn effective_admins(o: &ObservedAccount, catalog: &Catalog) -> BTreeSet<String> 
 struct AccountCtx<'a> {
     inputs: &'a Inputs<'a>,
     d: Option<&'a DesiredAccount>,
-    plan: Option<&'a AccountPlan>,
+    /// The declared members and contacts by e-mail key, and the planner's changes by the
+    /// e-mail key they concern: a large account is looked up, not scanned, row by row.
+    members: HashMap<&'a str, &'a DesiredMember>,
+    contacts: HashMap<&'a str, &'a DesiredContact>,
+    changes: HashMap<String, Vec<&'a Change>>,
     tz: TimeZone,
     name: String,
     cn: &'a str,
@@ -183,24 +204,19 @@ impl AccountCtx<'_> {
     /// Whether the planner would change something of this e-mail: a window or a revocation of
     /// `role`, or the member's or contact's own fields.
     fn planner_changes(&self, email: &str, role: Option<&str>, actions: &[Action]) -> bool {
-        let key = email_key(email);
-        self.plan.is_some_and(|p| {
-            p.changes.iter().any(|c| {
-                actions.contains(&c.action)
-                    && c.email.as_deref().is_some_and(|e| email_key(e) == key)
-                    && (c.role.is_none() || c.role.as_deref() == role)
+        self.changes.get(&email_key(email)).is_some_and(|list| {
+            list.iter().any(|c| {
+                actions.contains(&c.action) && (c.role.is_none() || c.role.as_deref() == role)
             })
         })
     }
 
     fn declared_member(&self, email: &str) -> Option<&DesiredMember> {
-        let key = email_key(email);
-        self.d?.members.iter().find(|m| m.email.key() == key)
+        self.members.get(email_key(email).as_str()).copied()
     }
 
     fn declared_contact(&self, email: &str) -> Option<&DesiredContact> {
-        let key = email_key(email);
-        self.d?.contacts.iter().find(|c| c.email.key() == key)
+        self.contacts.get(email_key(email).as_str()).copied()
     }
 
     fn member_rows(&self, m: &Member, rows: &mut Vec<ReviewRow>) {
