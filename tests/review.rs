@@ -661,3 +661,46 @@ fn the_scheduled_review_pipelines_run_monthly_post_the_markdown_and_keep_csv_and
         assert!(rule.contains("!= \"schedule\""), "{job}: {rule}");
     }
 }
+
+#[test]
+fn account_and_expiring_within_narrow_and_widen_the_review() {
+    let (server, dir) = situation();
+    let out = ok(&run(
+        &server.url,
+        dir.path(),
+        &[
+            "review",
+            "-f",
+            "acme.yaml",
+            "--output",
+            "json",
+            "--account",
+            "10042",
+            "--expiring-within",
+            "30",
+        ],
+    ));
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        doc["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["customerNumber"] == "10042")
+    );
+    assert_eq!(doc["expiringWithinDays"], 30);
+    assert_eq!(
+        findings(&doc, "10042", "erin@acme.example", "technical-contact"),
+        ["drift", "expiring"]
+    );
+    let o = run(
+        &server.url,
+        dir.path(),
+        &["review", "-f", "acme.yaml", "--account", "99999"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).lines().last(),
+        Some("--account 99999: the portal has no account \"99999\" this token can reach")
+    );
+}

@@ -308,38 +308,8 @@ pub fn main() -> ExitCode {
             print!("{}", crate::model::crd::crds_yaml());
             ExitCode::SUCCESS
         }
-        Command::Schema { plan } => {
-            let schema = if plan {
-                crate::plan::plan_schema()
-            } else {
-                crate::manifest::schema::document_schema()
-            };
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&schema).unwrap_or_default()
-            );
-            ExitCode::SUCCESS
-        }
-        Command::Portal {
-            command:
-                PortalCommand::Serve {
-                    db,
-                    listen,
-                    rate_limit,
-                    fault_rate,
-                    fault_after_commit,
-                    latency,
-                },
-        } => portal::serve(
-            &db,
-            &listen,
-            crate::reference::server::Config {
-                rate_limit,
-                fault_rate,
-                fault_after_commit,
-                latency_ms: latency,
-            },
-        ),
+        Command::Schema { plan } => schema(plan),
+        Command::Portal { command } => portal_command(command),
         Command::Plan {
             files,
             portal,
@@ -392,6 +362,43 @@ pub fn main() -> ExitCode {
             portal,
         } => block_on(explain::run(&email, &files, &portal.beside(&files))),
         Command::Controller(args) => controller::run(args),
+    }
+}
+
+/// `rolecall schema [--plan]`: the JSON Schema of the manifests or of the saved plan.
+fn schema(plan: bool) -> ExitCode {
+    let schema = if plan {
+        crate::plan::plan_schema()
+    } else {
+        crate::manifest::schema::document_schema()
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&schema).unwrap_or_default()
+    );
+    ExitCode::SUCCESS
+}
+
+/// `rolecall portal …`: the reference portal.
+fn portal_command(command: PortalCommand) -> ExitCode {
+    match command {
+        PortalCommand::Serve {
+            db,
+            listen,
+            rate_limit,
+            fault_rate,
+            fault_after_commit,
+            latency,
+        } => portal::serve(
+            &db,
+            &listen,
+            crate::reference::server::Config {
+                rate_limit,
+                fault_rate,
+                fault_after_commit,
+                latency_ms: latency,
+            },
+        ),
     }
 }
 

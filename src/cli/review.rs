@@ -70,6 +70,16 @@ pub struct PortalRead {
     pub catalog: Catalog,
 }
 
+/// Why the manifests or the portal could not be read for a review.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReadError {
+    /// The manifests, the choice of portal or a read of it failed; the sentence says where.
+    #[error("{0}")]
+    Read(String),
+    #[error("--account {0}: the portal has no account {0:?} this token can reach")]
+    UnknownAccount(String),
+}
+
 /// Everything `review`, `review verify` and `explain` read.
 pub struct Read {
     pub now: jiff::Timestamp,
@@ -80,11 +90,13 @@ pub struct Read {
 /// Reads the manifests and, with reads only, every account each of their portals shows (only
 /// `only`, when given), and plans the declared ones. This is the one place these commands
 /// reach the observe path of `plan`.
-pub async fn read(files: &FileArgs, args: &PortalArgs, only: &[String]) -> Result<Read, String> {
+pub async fn read(files: &FileArgs, args: &PortalArgs, only: &[String]) -> Result<Read, ReadError> {
     use super::reconcile;
-    let (desired, now, _) = reconcile::load_with_warnings(&files.files, true)?;
+    let (desired, now, _) =
+        reconcile::load_with_warnings(&files.files, true).map_err(ReadError::Read)?;
     let declared_all = desired.accounts.clone();
-    let mut targets = reconcile::targets(desired, args.portal.as_deref(), &[])?;
+    let mut targets =
+        reconcile::targets(desired, args.portal.as_deref(), &[]).map_err(ReadError::Read)?;
     if targets.is_empty() {
         targets.push(reconcile::Target {
             url: args
@@ -100,8 +112,11 @@ pub async fn read(files: &FileArgs, args: &PortalArgs, only: &[String]) -> Resul
     let mut portals = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for target in targets {
-        let portal = reconcile::connect(&target.url, &target.token_env, args)?;
-        let facts = reconcile::facts(&portal, &target.url).await?;
+        let portal =
+            reconcile::connect(&target.url, &target.token_env, args).map_err(ReadError::Read)?;
+        let facts = reconcile::facts(&portal, &target.url)
+            .await
+            .map_err(ReadError::Read)?;
         let mut bind: Vec<String> = target
             .accounts
             .iter()
@@ -109,10 +124,9 @@ pub async fn read(files: &FileArgs, args: &PortalArgs, only: &[String]) -> Resul
             .collect();
         bind.extend(only.iter().cloned());
         portal.bind_accounts(&bind);
-        let visible = portal
-            .list_accounts()
-            .await
-            .map_err(|e| format!("{}: cannot list the accounts: {e}", target.shown()))?;
+        let visible = portal.list_accounts().await.map_err(|e| {
+            ReadError::Read(format!("{}: cannot list the accounts: {e}", target.shown()))
+        })?;
         let cns: Vec<String> = visible
             .into_iter()
             .map(|a| a.customer_number)
@@ -121,7 +135,9 @@ pub async fn read(files: &FileArgs, args: &PortalArgs, only: &[String]) -> Resul
         seen.extend(cns.iter().cloned());
         let observation = crate::apply::observe_for_plan(&portal, &cns, facts.principal.kind)
             .await
-            .map_err(|e| format!("{}: cannot read the accounts: {e}", target.shown()))?;
+            .map_err(|e| {
+                ReadError::Read(format!("{}: cannot read the accounts: {e}", target.shown()))
+            })?;
         let declared: Vec<DesiredAccount> = target
             .accounts
             .iter()
@@ -145,9 +161,7 @@ pub async fn read(files: &FileArgs, args: &PortalArgs, only: &[String]) -> Resul
     }
     for cn in only {
         if !seen.contains(cn) {
-            return Err(format!(
-                "--account {cn}: the portal has no account {cn:?} this token can reach"
-            ));
+            return Err(ReadError::UnknownAccount(cn.clone()));
         }
     }
     Ok(Read {
