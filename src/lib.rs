@@ -78,3 +78,4 @@ pub mod portal;
 pub mod reconcile;
 pub mod reference;
 pub mod render;
+pub mod review;

@@ -304,7 +304,7 @@ fn the_gitlab_pipeline_notes_once_keeps_the_plan_and_applies_on_the_default_bran
     }
     assert_eq!(
         ci["apply"]["rules"][0]["if"],
-        "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
+        "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE != \"schedule\""
     );
     assert_eq!(ci["apply"]["needs"], serde_json::json!(["fetch-plan"]));
     assert!(gitlab_script("fetch-plan").contains("artifacts/plan.json"));

@@ -8,10 +8,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod apply;
 mod controller;
 mod diff;
+mod explain;
 mod export;
 mod init;
 mod plan;
 mod portal;
+pub mod review;
 mod tally;
 mod validate;
 
@@ -224,6 +226,18 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
+    /// The access-review evidence pack: who holds what, findings, who declared it when.
+    Review(review::ReviewArgs),
+    /// Every account where this e-mail is a member or a contact, and since when.
+    Explain {
+        /// The e-mail (compared case-insensitively, NFC and IDNA, like everywhere).
+        #[arg(value_name = "EMAIL")]
+        email: String,
+        #[command(flatten)]
+        files: FileArgs,
+        #[command(flatten)]
+        portal: PortalArgs,
+    },
     /// Run the Kubernetes controller.
     Controller(controller::ControllerArgs),
     /// The reference portal.
@@ -316,26 +330,7 @@ fn run(command: Command) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Schema { plan } => schema(plan),
-        Command::Portal {
-            command:
-                PortalCommand::Serve {
-                    db,
-                    listen,
-                    rate_limit,
-                    fault_rate,
-                    fault_after_commit,
-                    latency,
-                },
-        } => portal::serve(
-            &db,
-            &listen,
-            crate::reference::server::Config {
-                rate_limit,
-                fault_rate,
-                fault_after_commit,
-                latency_ms: latency,
-            },
-        ),
+        Command::Portal { command } => portal_command(command),
         Command::Plan {
             files,
             portal,
@@ -385,11 +380,17 @@ fn run(command: Command) -> ExitCode {
             accounts,
             out_dir,
         } => block_on(export::run(&portal, &accounts, out_dir.as_deref())),
+        Command::Review(args) => block_on(review::run(args)),
+        Command::Explain {
+            email,
+            files,
+            portal,
+        } => block_on(explain::run(&email, &files, &portal.beside(&files))),
         Command::Controller(args) => controller::run(args),
     }
 }
 
-/// `rolecall schema [--plan]`: the JSON Schema of the manifests, or of the saved plan.
+/// `rolecall schema [--plan]`: the JSON Schema of the manifests or of the saved plan.
 fn schema(plan: bool) -> ExitCode {
     let schema = if plan {
         crate::plan::plan_schema()
@@ -401,6 +402,29 @@ fn schema(plan: bool) -> ExitCode {
         serde_json::to_string_pretty(&schema).unwrap_or_default()
     );
     ExitCode::SUCCESS
+}
+
+/// `rolecall portal …`: the reference portal.
+fn portal_command(command: PortalCommand) -> ExitCode {
+    match command {
+        PortalCommand::Serve {
+            db,
+            listen,
+            rate_limit,
+            fault_rate,
+            fault_after_commit,
+            latency,
+        } => portal::serve(
+            &db,
+            &listen,
+            crate::reference::server::Config {
+                rate_limit,
+                fault_rate,
+                fault_after_commit,
+                latency_ms: latency,
+            },
+        ),
+    }
 }
 
 /// Diagnostic logs on standard error, only when `RUST_LOG` (e.g. `RUST_LOG=rolecall=debug`)

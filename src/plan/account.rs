@@ -16,8 +16,8 @@ use crate::domain::{DesiredAccount, Services, Window, email_key};
 use crate::portal::{AccountPatch, NewAccount, PrincipalKind, RoleGrant};
 
 /// The roles that make an effective admin (SPEC §1): both, on a `userLinked` member.
-pub(super) const ADMIN_ROLE: &str = "customer-admin";
-pub(super) const LOGIN_ROLE: &str = "cockpit-access";
+pub const ADMIN_ROLE: &str = "customer-admin";
+pub const LOGIN_ROLE: &str = "cockpit-access";
 
 /// A change under construction, with what the safety rules need to know of it.
 struct PendingChange {

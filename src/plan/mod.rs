@@ -21,7 +21,7 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use account::plan_account;
+pub use account::{ADMIN_ROLE, LOGIN_ROLE, plan_account};
 pub use carriers::carriers;
 pub use document::*;
 use key::JoinKey;

@@ -27,7 +27,6 @@ use super::metrics::Outcome;
 use super::status::{apply_status, condition, object_ready};
 use super::whmcs;
 use super::{Context, Error, FINALIZER, key_of};
-use crate::reconcile::{FailureCause, apply_account, observe_account};
 use crate::domain::{DesiredAccount, Mode, email_key};
 use crate::model::{
     AccountMember, CustomerAccount, CustomerAccountStatus, NotificationContact, PlanSummary,
@@ -38,6 +37,7 @@ use crate::portal::http::{AnswerHook, HttpOptions, Token};
 use crate::portal::whmcs::{InvitationStore, MemoryInvitations, WhmcsOptions};
 use crate::portal::{Catalog, InvitationStatus, Portal as _, Whoami};
 use crate::reconcile::connect::{AnyPortal, connect_token, connect_whmcs};
+use crate::reconcile::{FailureCause, apply_account, observe_account};
 
 use account::*;
 pub(super) use account::{account, account_error};
