@@ -24,7 +24,7 @@ pub enum Phase {
 
 /// The first instant of `date` in `tz` (midnight, or the first instant after a DST gap).
 pub fn start_of_day(date: Date, tz: &TimeZone) -> Timestamp {
-    match date.to_zoned_datetime(tz.clone()) {
+    match date.to_zoned(tz.clone()).and_then(|z| z.start_of_day()) {
         Ok(z) => z.timestamp(),
         // Only reachable at the ends of jiff's range (years -9999 / 9999).
         Err(_) => {
