@@ -342,7 +342,7 @@ fn check_account(
     let before = c.diags.iter().filter(|d| d.is_error()).count();
     // The reference portal's own rule (SPEC §4 paths): what passes here, the portal takes.
     if let Err(msg) = domain::check_customer_number(&a.customer_number) {
-        c.error(doc, &spec().key("customerNumber"), msg);
+        c.error(doc, &spec().key("customerNumber"), msg.to_string());
     }
     no_control(c, doc, &spec().key("customerNumber"), &a.customer_number);
     if let Some(name) = &a.display_name {
@@ -377,7 +377,7 @@ fn check_account(
     let tz = match domain::parse_time_zone(&tz_name) {
         Ok(tz) => Some(tz),
         Err(msg) => {
-            c.error(doc, &spec().key("timeZone"), msg);
+            c.error(doc, &spec().key("timeZone"), msg.to_string());
             None
         }
     };
@@ -500,7 +500,7 @@ fn check_policy(c: &mut Checker, doc: &Document, p: Option<&model::Policy>) -> A
     if let Some(m) = &p.max_removals {
         match parse_max_removals(m) {
             Ok(limit) => policy.max_removals = limit,
-            Err(msg) => c.error(doc, &path.key("maxRemovals"), msg),
+            Err(msg) => c.error(doc, &path.key("maxRemovals"), msg.to_string()),
         }
     }
     for (i, glob) in p.ignore.iter().enumerate() {
@@ -534,8 +534,17 @@ fn check_policy(c: &mut Checker, doc: &Document, p: Option<&model::Policy>) -> A
     policy
 }
 
+/// Why a `maxRemovals` was refused; the text is quoted and shortened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MaxRemovalsError {
+    #[error("{shown} is not a valid maxRemovals: a percentage is a whole number from 0% to 100%")]
+    Percentage { shown: String },
+    #[error("{shown} is not a valid maxRemovals: write a count (5) or a percentage (\"25%\")")]
+    Neither { shown: String },
+}
+
 /// `maxRemovals`: a count, or a percentage from 0% to 100%.
-pub fn parse_max_removals(m: &MaxRemovals) -> Result<RemovalLimit, String> {
+pub fn parse_max_removals(m: &MaxRemovals) -> Result<RemovalLimit, MaxRemovalsError> {
     match m {
         MaxRemovals::Count(n) => Ok(RemovalLimit::Count(*n)),
         MaxRemovals::Text(t) => {
@@ -543,18 +552,16 @@ pub fn parse_max_removals(m: &MaxRemovals) -> Result<RemovalLimit, String> {
             if let Some(p) = t.strip_suffix('%') {
                 match p.trim().parse::<u32>() {
                     Ok(p) if p <= 100 => Ok(RemovalLimit::Percent(p)),
-                    _ => Err(format!(
-                        "{} is not a valid maxRemovals: a percentage is a whole number from 0% to 100%",
-                        quote_short(t)
-                    )),
+                    _ => Err(MaxRemovalsError::Percentage {
+                        shown: quote_short(t),
+                    }),
                 }
             } else if let Ok(n) = t.parse::<u64>() {
                 Ok(RemovalLimit::Count(n))
             } else {
-                Err(format!(
-                    "{} is not a valid maxRemovals: write a count (5) or a percentage (\"25%\")",
-                    quote_short(t)
-                ))
+                Err(MaxRemovalsError::Neither {
+                    shown: quote_short(t),
+                })
             }
         }
     }
@@ -573,7 +580,7 @@ fn check_email<'a>(
     let email = match Email::parse(text) {
         Ok(e) => e,
         Err(msg) => {
-            c.error(at.doc, email_path, msg);
+            c.error(at.doc, email_path, msg.to_string());
             return None;
         }
     };
@@ -762,7 +769,7 @@ fn parse_opt_date(
     match text {
         None => Ok(None),
         Some(t) => domain::parse_date(t).map(Some).map_err(|msg| {
-            c.error(doc, path, msg);
+            c.error(doc, path, msg.to_string());
         }),
     }
 }
@@ -772,4 +779,34 @@ fn cross_namespace(kind: &str, own: &str, target: &str, other: &str) -> String {
     format!(
         "this {kind} is in namespace {own:?} and may not reference a {target} in namespace {other:?}: references across namespaces are refused"
     )
+}
+
+#[cfg(test)]
+mod max_removals_tests {
+    use super::*;
+
+    #[test]
+    fn max_removals_are_counts_or_percentages_and_refusals_are_typed_sentences() {
+        let parse = |t: &str| parse_max_removals(&MaxRemovals::Text(t.into()));
+        assert_eq!(parse(" 25% "), Ok(RemovalLimit::Percent(25)));
+        assert_eq!(parse("7"), Ok(RemovalLimit::Count(7)));
+        assert_eq!(
+            parse_max_removals(&MaxRemovals::Count(3)),
+            Ok(RemovalLimit::Count(3))
+        );
+        assert_eq!(
+            parse("101%").unwrap_err().to_string(),
+            "\"101%\" is not a valid maxRemovals: a percentage is a whole number from 0% to 100%"
+        );
+        assert_eq!(
+            parse("many"),
+            Err(MaxRemovalsError::Neither {
+                shown: "\"many\"".into()
+            })
+        );
+        assert_eq!(
+            parse("many").unwrap_err().to_string(),
+            "\"many\" is not a valid maxRemovals: write a count (5) or a percentage (\"25%\")"
+        );
+    }
 }

@@ -498,45 +498,78 @@ fn single_quoted(text: &str, start: usize) -> Option<(Value, usize)> {
     }
 }
 
+/// How the simple reader and serde-saphyr read one text differently (texts are shown with
+/// `{:?}`, so the sentence stays on one line).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Disagreement {
+    #[error("the simple reader took {text:?}, which serde-saphyr refuses")]
+    Refused { text: String },
+    #[error("the simple reader read {text:?} as {simple:?}, serde-saphyr as {plain:?}")]
+    Values {
+        text: String,
+        simple: Vec<(Pos, Marks, Value)>,
+        plain: Vec<(Pos, Marks, Value)>,
+    },
+    #[error("serde-saphyr refuses {text:?} with positions: {message}")]
+    RefusedWithPositions { text: String, message: String },
+    #[error("{text:?}: {simple} documents read by the simple reader, {positioned} with positions")]
+    Count {
+        text: String,
+        simple: usize,
+        positioned: usize,
+    },
+    /// Each reading is shown as `{root:?} {marks:?} {value}`.
+    #[error("{text:?}: document {index} read as {simple}, with positions as {positioned}")]
+    Positions {
+        text: String,
+        index: usize,
+        simple: String,
+        positioned: String,
+    },
+}
+
 /// Whether this reader takes `text`, checked against serde-saphyr: `Ok(true)` when it reads
 /// each document exactly as [`super::yaml::parse_plain`] does, with the positions the
 /// positioned tree ([`super::yaml::parse_documents`]) gives; `Ok(false)` when it declines;
 /// `Err` saying how the readings differ. The fuzz target and its regression test call it.
-pub(crate) fn agrees_with_serde_saphyr(text: &str) -> Result<bool, String> {
+pub(crate) fn agrees_with_serde_saphyr(text: &str) -> Result<bool, Box<Disagreement>> {
     let Some(simple) = parse(text) else {
         return Ok(false);
     };
+    let owned = || text.to_string();
     let Some(plain) = super::yaml::parse_plain(text) else {
-        return Err(format!(
-            "the simple reader took {text:?}, which serde-saphyr refuses"
-        ));
+        return Err(Box::new(Disagreement::Refused { text: owned() }));
     };
     if simple != plain {
-        return Err(format!(
-            "the simple reader read {text:?} as {simple:?}, serde-saphyr as {plain:?}"
-        ));
+        return Err(Box::new(Disagreement::Values {
+            text: owned(),
+            simple,
+            plain,
+        }));
     }
     let trees = super::yaml::parse_documents(text).map_err(|e| {
-        format!(
-            "serde-saphyr refuses {text:?} with positions: {}",
-            e.message
-        )
+        Box::new(Disagreement::RefusedWithPositions {
+            text: owned(),
+            message: e.message,
+        })
     })?;
     if trees.len() != simple.len() {
-        return Err(format!(
-            "{text:?}: {} documents read by the simple reader, {} with positions",
-            simple.len(),
-            trees.len()
-        ));
+        return Err(Box::new(Disagreement::Count {
+            text: owned(),
+            simple: simple.len(),
+            positioned: trees.len(),
+        }));
     }
-    for (i, ((root, marks, value), tree)) in simple.iter().zip(&trees).enumerate() {
+    for (index, ((root, marks, value), tree)) in simple.into_iter().zip(&trees).enumerate() {
         let tree_marks = super::yaml::Marks::of_tree(tree);
-        if *root != tree.pos || *value != tree.to_json() || *marks != tree_marks {
-            return Err(format!(
-                "{text:?}: document {i} read as {root:?} {marks:?} {value}, with positions as {:?} {tree_marks:?} {}",
-                tree.pos,
-                tree.to_json()
-            ));
+        let tree_value = tree.to_json();
+        if root != tree.pos || value != tree_value || marks != tree_marks {
+            return Err(Box::new(Disagreement::Positions {
+                text: owned(),
+                index,
+                simple: format!("{root:?} {marks:?} {value}"),
+                positioned: format!("{:?} {tree_marks:?} {tree_value}", tree.pos),
+            }));
         }
     }
     Ok(true)

@@ -193,7 +193,7 @@ fn check_member_put(put: &MemberPut) -> Result<()> {
                 ErrorCode::Invalid,
                 FieldError {
                     field: format!("roles[{i}].until"),
-                    message: m,
+                    message: m.to_string(),
                 },
             ));
         }

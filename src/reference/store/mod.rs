@@ -772,7 +772,7 @@ fn audit(
 
 /// Parses an e-mail of a path or body; the refusal names the field.
 fn parse_email(field: &str, text: &str) -> Result<Email> {
-    Email::parse(text).map_err(|m| Refusal::invalid_field(field, m))
+    Email::parse(text).map_err(|m| Refusal::invalid_field(field, m.to_string()))
 }
 
 /// Checks notification kinds against the catalog.
