@@ -81,12 +81,23 @@ pub fn parse(text: &str) -> Option<Vec<(Pos, Marks, Value)>> {
     };
     let mut documents = Vec::new();
     loop {
+        let mut separators = 0;
         while reader.lines.get(reader.next).is_some_and(|l| l.separator) {
             reader.next += 1;
+            separators += 1;
         }
+        // An empty document (`---` followed by `---` or by the end) is a null in YAML, which
+        // the loader skips: leave such streams to serde-saphyr, so that every stream this reader
+        // takes reads as the YAML test suite says (tests/yaml_suite.rs).
         let Some(first) = reader.lines.get(reader.next).copied() else {
+            if separators > 0 {
+                return None;
+            }
             break;
         };
+        if separators > 1 {
+            return None;
+        }
         if first.indent != 0 || first.is_item() {
             return None;
         }
@@ -677,8 +688,8 @@ mod tests {
             "a: [x, {b: c, d: [1, -2]}, 'q', \"r\"]\n",
             "a: [ x , z ]\nb: []\nc: {}\nd: [x,]\n",
             "a: 2027-01-01\nb: 12\nc: -3\nd: 0\n",
-            "---\n---\na: b\n",
-            "a: b\n---\n# only a comment\n---\nc: d\n",
+            "---\na: b\n---\nc: d\n",
+            "a: b\n---\nc: d\n",
             "",
             "\n\n# c\n",
             "x:\n- a: b\n  c: d\n-   e: f\n    g: [h]\n",
@@ -697,6 +708,11 @@ mod tests {
             assert!(agrees(text), "should be read here: {text:?}");
         }
         let declined = [
+            // Empty documents: YAML reads each as a null.
+            "---\n---\na: b\n",
+            "a: b\n---\n# only a comment\n---\nc: d\n",
+            "a: b\n---\n",
+            "---\n",
             "- a\n",
             "a: b\n  c\n",
             "a: b#c\n",
