@@ -16,6 +16,40 @@ use icu_normalizer::ComposingNormalizerBorrowed;
 use icu_properties::CodePointSetData;
 use icu_properties::props::{BidiControl, DefaultIgnorableCodePoint};
 
+/// Why a text is not an e-mail address: `{shown} is not an e-mail address: {problem}`, with
+/// the text quoted and shortened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{shown} is not an e-mail address: {problem}")]
+pub struct EmailError {
+    pub shown: String,
+    pub problem: EmailProblem,
+}
+
+/// What is wrong with an address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmailProblem {
+    #[error("it is longer than 254 characters")]
+    TooLong,
+    #[error("it contains U+{code:04X}, {what}, so it could look like another address")]
+    Hidden { code: u32, what: &'static str },
+    #[error("it has no \"@\"")]
+    NoAt,
+    #[error("nothing before the \"@\"")]
+    NoLocalPart,
+    #[error("no domain after the \"@\"")]
+    NoDomain,
+    #[error("the part before \"@\" is longer than 64 characters")]
+    LocalPartTooLong,
+    #[error("the part before \"@\" has a character or dot e-mail does not allow")]
+    LocalPartCharacter,
+    #[error("the domain {domain:?} has no dot")]
+    NoDot { domain: String },
+    #[error("the domain {domain:?} is not a valid host name")]
+    HostName { domain: String },
+    #[error("the domain {domain:?} is not a valid internationalised host name")]
+    InternationalHostName { domain: String },
+}
+
 /// An e-mail address as declared. Equality and ordering use [`email_key`]; `as_str` gives the
 /// text as written, which is what the portal receives.
 #[derive(Debug, Clone)]
@@ -26,8 +60,11 @@ pub struct Email {
 
 impl Email {
     /// Checks the syntax; the error is a sentence saying what is wrong.
-    pub fn parse(text: &str) -> Result<Email, String> {
-        check_email(text)?;
+    pub fn parse(text: &str) -> Result<Email, EmailError> {
+        check_email(text).map_err(|problem| EmailError {
+            shown: super::text::quote_short(text),
+            problem,
+        })?;
         Ok(Email {
             text: text.to_string(),
             key: email_key(text),
@@ -135,36 +172,27 @@ impl fmt::Display for Email {
 
 /// Checks an address the way portals do: `local@domain.tld`, no spaces, a dotted domain of
 /// letters, digits and hyphens.
-fn check_email(text: &str) -> Result<(), String> {
-    let shown = super::super::manifest::quote_short(text);
+fn check_email(text: &str) -> Result<(), EmailProblem> {
     if text.len() > 254 {
-        return Err(format!(
-            "{shown} is not an e-mail address: it is longer than 254 characters"
-        ));
+        return Err(EmailProblem::TooLong);
     }
     if let Some((c, what)) = hidden_character(text) {
-        return Err(format!(
-            "{shown} is not an e-mail address: it contains U+{:04X}, {what}, so it could look like another address",
-            u32::from(c)
-        ));
+        return Err(EmailProblem::Hidden {
+            code: u32::from(c),
+            what,
+        });
     }
     let Some((local, domain)) = text.rsplit_once('@') else {
-        return Err(format!("{shown} is not an e-mail address: it has no \"@\""));
+        return Err(EmailProblem::NoAt);
     };
     if local.is_empty() {
-        return Err(format!(
-            "{shown} is not an e-mail address: nothing before the \"@\""
-        ));
+        return Err(EmailProblem::NoLocalPart);
     }
     if domain.is_empty() {
-        return Err(format!(
-            "{shown} is not an e-mail address: no domain after the \"@\""
-        ));
+        return Err(EmailProblem::NoDomain);
     }
     if local.len() > 64 {
-        return Err(format!(
-            "{shown} is not an e-mail address: the part before \"@\" is longer than 64 characters"
-        ));
+        return Err(EmailProblem::LocalPartTooLong);
     }
     let local_ok = local.chars().all(|c| {
         c.is_ascii_alphanumeric()
@@ -174,17 +202,14 @@ fn check_email(text: &str) -> Result<(), String> {
         && !local.ends_with('.')
         && !local.contains("..");
     if !local_ok {
-        return Err(format!(
-            "{shown} is not an e-mail address: the part before \"@\" has a character or dot e-mail does not allow"
-        ));
+        return Err(EmailProblem::LocalPartCharacter);
     }
+    let domain_problem = |make: fn(String) -> EmailProblem| Err(make(domain.to_string()));
     // Labels are checked composed: a decomposed `bu\u{308}cher` is the host name `bücher`.
     let composed = ComposingNormalizerBorrowed::new_nfc().normalize(domain);
     let labels: Vec<&str> = composed.split('.').collect();
     if labels.len() < 2 {
-        return Err(format!(
-            "{shown} is not an e-mail address: the domain {domain:?} has no dot"
-        ));
+        return domain_problem(|domain| EmailProblem::NoDot { domain });
     }
     for label in &labels {
         let ok = !label.is_empty()
@@ -193,15 +218,11 @@ fn check_email(text: &str) -> Result<(), String> {
             && !label.ends_with('-')
             && label.chars().all(|c| c.is_alphanumeric() || c == '-');
         if !ok {
-            return Err(format!(
-                "{shown} is not an e-mail address: the domain {domain:?} is not a valid host name"
-            ));
+            return domain_problem(|domain| EmailProblem::HostName { domain });
         }
     }
     if !domain.is_ascii() && idna::domain_to_ascii(domain).is_err() {
-        return Err(format!(
-            "{shown} is not an e-mail address: the domain {domain:?} is not a valid internationalised host name"
-        ));
+        return domain_problem(|domain| EmailProblem::InternationalHostName { domain });
     }
     Ok(())
 }
@@ -348,9 +369,45 @@ mod tests {
             ("bob@acme..example", "host name"),
             ("bob@-acme.example", "host name"),
         ] {
-            let err = Email::parse(text).unwrap_err();
+            let err = Email::parse(text).unwrap_err().to_string();
             assert!(err.contains(why), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn refusals_are_typed_and_say_the_sentences_users_read() {
+        let err = Email::parse("bob@acme").unwrap_err();
+        assert_eq!(
+            err.problem,
+            EmailProblem::NoDot {
+                domain: "acme".into()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "\"bob@acme\" is not an e-mail address: the domain \"acme\" has no dot"
+        );
+        let said = |t: &str| Email::parse(t).unwrap_err().to_string();
+        assert_eq!(
+            said("bob"),
+            "\"bob\" is not an e-mail address: it has no \"@\""
+        );
+        assert_eq!(
+            said("@a.b"),
+            "\"@a.b\" is not an e-mail address: nothing before the \"@\""
+        );
+        assert_eq!(
+            said("a b@c.d"),
+            "\"a b@c.d\" is not an e-mail address: the part before \"@\" has a character or dot e-mail does not allow"
+        );
+        assert_eq!(
+            said("a@-c.d"),
+            "\"a@-c.d\" is not an e-mail address: the domain \"-c.d\" is not a valid host name"
+        );
+        let long = format!("{}@c.d", "a".repeat(300));
+        assert!(said(&long).ends_with(
+            "… (304 characters) is not an e-mail address: it is longer than 254 characters"
+        ));
     }
 
     #[test]
@@ -398,7 +455,7 @@ mod tests {
             ("u\u{2066}@acme.example", "U+2066", "bidirectional"),
             ("u@acme\u{200e}.example", "U+200E", "bidirectional"),
         ] {
-            let err = Email::parse(text).unwrap_err();
+            let err = Email::parse(text).unwrap_err().to_string();
             assert!(err.contains(code) && err.contains(what), "{text:?}: {err}");
             assert!(
                 !err.chars()
@@ -407,7 +464,9 @@ mod tests {
             );
         }
         assert!(Email::parse("j\u{f6}rg@b\u{fc}cher.example").is_ok());
-        let err = Email::parse("u@xn--zz\u{fc}.example").unwrap_err();
+        let err = Email::parse("u@xn--zz\u{fc}.example")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("host name"), "{err}");
     }
 

@@ -31,6 +31,17 @@ pub fn has_userinfo(url: &str) -> bool {
     matches!(redact_url(url), Cow::Owned(_))
 }
 
+/// Quotes a user's string for a message, shortened so a 10 MB value cannot flood the terminal.
+pub fn quote_short(s: &str) -> String {
+    const MAX: usize = 60;
+    if s.chars().count() <= MAX {
+        format!("{s:?}")
+    } else {
+        let head: String = s.chars().take(MAX).collect();
+        format!("{:?}… ({} characters)", head, s.chars().count())
+    }
+}
+
 /// Whether `c` could move a terminal's cursor, erase, recolour or reorder what it shows:
 /// C0 and C1 control characters, DEL, and the bidirectional overrides and isolates.
 pub fn is_control(c: char) -> bool {

@@ -4,6 +4,8 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
+use super::text::quote_short;
+
 /// The dates a role holds between, both inclusive, in the account's time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Window {
@@ -24,7 +26,7 @@ pub enum Phase {
 
 /// The first instant of `date` in `tz` (midnight, or the first instant after a DST gap).
 pub fn start_of_day(date: Date, tz: &TimeZone) -> Timestamp {
-    match date.to_zoned_datetime(tz.clone()) {
+    match date.to_zoned(tz.clone()).and_then(|z| z.start_of_day()) {
         Ok(z) => z.timestamp(),
         // Only reachable at the ends of jiff's range (years -9999 / 9999).
         Err(_) => {
@@ -85,9 +87,31 @@ impl Window {
     }
 }
 
+/// Why a date or a time zone was refused; each is a sentence quoting the text (shortened).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    #[error("{shown} is not a date: write it as YYYY-MM-DD")]
+    DateShape { shown: String },
+    #[error("{shown} is not a date")]
+    DateNumber { shown: String },
+    #[error("{shown} is not a date: there is no month {month}")]
+    NoMonth { shown: String, month: i8 },
+    #[error("{shown} is not a date: month {month} of {year} has no day {day}")]
+    NoDay {
+        shown: String,
+        year: i16,
+        month: i8,
+        day: i8,
+    },
+    #[error("{shown} is not an IANA time zone")]
+    ZoneShape { shown: String },
+    #[error("{name:?} is not a known IANA time zone (for example \"Europe/Zurich\" or \"UTC\")")]
+    UnknownZone { name: String },
+}
+
 /// Parses `YYYY-MM-DD`; the error is a sentence.
-pub fn parse_date(text: &str) -> Result<Date, String> {
-    let shown = crate::manifest::quote_short(text);
+pub fn parse_date(text: &str) -> Result<Date, WindowError> {
+    let shown = || quote_short(text);
     let b = text.as_bytes();
     let shaped = b.len() == 10
         && b[4] == b'-'
@@ -96,34 +120,35 @@ pub fn parse_date(text: &str) -> Result<Date, String> {
             .enumerate()
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
     if !shaped {
-        return Err(format!("{shown} is not a date: write it as YYYY-MM-DD"));
+        return Err(WindowError::DateShape { shown: shown() });
     }
-    let year: i16 = text[0..4]
-        .parse()
-        .map_err(|_| format!("{shown} is not a date"))?;
-    let month: i8 = text[5..7]
-        .parse()
-        .map_err(|_| format!("{shown} is not a date"))?;
-    let day: i8 = text[8..10]
-        .parse()
-        .map_err(|_| format!("{shown} is not a date"))?;
+    let number = |_| WindowError::DateNumber { shown: shown() };
+    let year: i16 = text[0..4].parse().map_err(number)?;
+    let month: i8 = text[5..7].parse().map_err(number)?;
+    let day: i8 = text[8..10].parse().map_err(number)?;
     if !(1..=12).contains(&month) {
-        return Err(format!("{shown} is not a date: there is no month {month}"));
+        return Err(WindowError::NoMonth {
+            shown: shown(),
+            month,
+        });
     }
-    Date::new(year, month, day)
-        .map_err(|_| format!("{shown} is not a date: month {month} of {year} has no day {day}"))
+    Date::new(year, month, day).map_err(|_| WindowError::NoDay {
+        shown: shown(),
+        year,
+        month,
+        day,
+    })
 }
 
 /// Looks an IANA time zone up by name; the error is a sentence naming it.
-pub fn parse_time_zone(name: &str) -> Result<TimeZone, String> {
+pub fn parse_time_zone(name: &str) -> Result<TimeZone, WindowError> {
     if name.is_empty() || name.len() > 64 {
-        return Err(format!(
-            "{} is not an IANA time zone",
-            crate::manifest::quote_short(name)
-        ));
+        return Err(WindowError::ZoneShape {
+            shown: quote_short(name),
+        });
     }
-    TimeZone::get(name).map_err(|_| {
-        format!("{name:?} is not a known IANA time zone (for example \"Europe/Zurich\" or \"UTC\")")
+    TimeZone::get(name).map_err(|_| WindowError::UnknownZone {
+        name: name.to_string(),
     })
 }
 
@@ -197,22 +222,31 @@ mod tests {
 
     #[test]
     fn dates_are_checked_for_real_days() {
-        assert!(
-            parse_date("2026-02-30")
-                .unwrap_err()
-                .contains("has no day 30")
+        let said = |r: Result<Date, WindowError>| r.unwrap_err().to_string();
+        assert_eq!(
+            said(parse_date("2026-02-30")),
+            "\"2026-02-30\" is not a date: month 2 of 2026 has no day 30"
         );
         assert!(parse_date("2028-02-29").is_ok());
-        assert!(
-            parse_date("2026-13-01")
-                .unwrap_err()
-                .contains("no month 13")
+        assert_eq!(
+            said(parse_date("2026-13-01")),
+            "\"2026-13-01\" is not a date: there is no month 13"
         );
-        assert!(parse_date("26-1-1").unwrap_err().contains("YYYY-MM-DD"));
-        assert!(
-            parse_time_zone("Europe/Zurch")
-                .unwrap_err()
-                .contains("Europe/Zurch")
+        assert_eq!(
+            said(parse_date("26-1-1")),
+            "\"26-1-1\" is not a date: write it as YYYY-MM-DD"
+        );
+        assert_eq!(
+            said(parse_date("+026-01-01")),
+            "\"+026-01-01\" is not a date: write it as YYYY-MM-DD"
+        );
+        assert_eq!(
+            parse_time_zone("Europe/Zurch").unwrap_err().to_string(),
+            "\"Europe/Zurch\" is not a known IANA time zone (for example \"Europe/Zurich\" or \"UTC\")"
+        );
+        assert_eq!(
+            parse_time_zone("").unwrap_err().to_string(),
+            "\"\" is not an IANA time zone"
         );
     }
 }

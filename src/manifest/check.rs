@@ -15,6 +15,12 @@ use crate::domain::{
 };
 use crate::model::{self, ContactSpec, MaxRemovals, MemberSpec, RoleEntry, ServiceScope};
 
+mod member;
+mod policy;
+
+use member::check_member;
+use policy::{check_email, check_policy};
+
 struct Checker<'a> {
     diags: &'a mut Vec<Diagnostic>,
     now: Timestamp,
@@ -372,7 +378,7 @@ fn check_account(
     let before = c.diags.iter().filter(|d| d.is_error()).count();
     // The reference portal's own rule (SPEC §4 paths): what passes here, the portal takes.
     if let Err(msg) = domain::check_customer_number(&a.customer_number) {
-        c.error(doc, &spec().key("customerNumber"), msg);
+        c.error(doc, &spec().key("customerNumber"), msg.to_string());
     }
     no_control(c, doc, &spec().key("customerNumber"), &a.customer_number);
     if let Some(name) = &a.display_name {
@@ -407,7 +413,7 @@ fn check_account(
     let tz = match domain::parse_time_zone(&tz_name) {
         Ok(tz) => Some(tz),
         Err(msg) => {
-            c.error(doc, &spec().key("timeZone"), msg);
+            c.error(doc, &spec().key("timeZone"), msg.to_string());
             None
         }
     };
@@ -510,291 +516,6 @@ fn check_account(
         policy,
         source: source(doc, &Path::root()),
     })
-}
-
-fn check_policy(c: &mut Checker, doc: &Document, p: Option<&model::Policy>) -> AccountPolicy {
-    let mut policy = AccountPolicy::default();
-    let Some(p) = p else { return policy };
-    let path = spec().key("policy");
-    policy.prune = p.prune.unwrap_or(true);
-    policy.allow_self_revoke = p.allow_self_revoke.unwrap_or(false);
-    policy.resend_expired_invitations = p.resend_expired_invitations.unwrap_or(true);
-    policy.mode = match p.mode.unwrap_or_default() {
-        model::Mode::Apply => domain::Mode::Apply,
-        model::Mode::Observe => domain::Mode::Observe,
-    };
-    policy.deletion_policy = match p.deletion_policy.unwrap_or_default() {
-        model::DeletionPolicy::Orphan => domain::DeletionPolicy::Orphan,
-        model::DeletionPolicy::Revoke => domain::DeletionPolicy::Revoke,
-    };
-    if let Some(m) = &p.max_removals {
-        match parse_max_removals(m) {
-            Ok(limit) => policy.max_removals = limit,
-            Err(msg) => c.error(doc, &path.key("maxRemovals"), msg),
-        }
-    }
-    for (i, glob) in p.ignore.iter().enumerate() {
-        if glob.trim().is_empty() {
-            c.error(
-                doc,
-                &path.key("ignore").index(i),
-                "an ignore pattern must not be empty",
-            );
-        }
-        policy.ignore.push(EmailGlob::new(glob));
-    }
-    if let Some(domains) = &p.allowed_email_domains {
-        let mut list = Vec::new();
-        for (i, d) in domains.iter().enumerate() {
-            let probe = format!("x@{d}");
-            if d.contains('@') || Email::parse(&probe).is_err() {
-                c.error(
-                    doc,
-                    &path.key("allowedEmailDomains").index(i),
-                    format!(
-                        "{} is not a domain name (for example \"acme.example\")",
-                        quote_short(d)
-                    ),
-                );
-            }
-            list.push(d.to_lowercase());
-        }
-        policy.allowed_email_domains = Some(list);
-    }
-    policy
-}
-
-/// `maxRemovals`: a count, or a percentage from 0% to 100%.
-pub fn parse_max_removals(m: &MaxRemovals) -> Result<RemovalLimit, String> {
-    match m {
-        MaxRemovals::Count(n) => Ok(RemovalLimit::Count(*n)),
-        MaxRemovals::Text(t) => {
-            let t = t.trim();
-            if let Some(p) = t.strip_suffix('%') {
-                match p.trim().parse::<u32>() {
-                    Ok(p) if p <= 100 => Ok(RemovalLimit::Percent(p)),
-                    _ => Err(format!(
-                        "{} is not a valid maxRemovals: a percentage is a whole number from 0% to 100%",
-                        quote_short(t)
-                    )),
-                }
-            } else if let Ok(n) = t.parse::<u64>() {
-                Ok(RemovalLimit::Count(n))
-            } else {
-                Err(format!(
-                    "{} is not a valid maxRemovals: write a count (5) or a percentage (\"25%\")",
-                    quote_short(t)
-                ))
-            }
-        }
-    }
-}
-
-/// Checks an e-mail's syntax, its uniqueness in the account and its domain.
-fn check_email<'a>(
-    c: &mut Checker,
-    at: &Declared<'a>,
-    email_path: &Path,
-    text: &str,
-    policy: &AccountPolicy,
-    first_seen: &mut BTreeMap<String, Declared<'a>>,
-    what: &str,
-) -> Option<Email> {
-    let email = match Email::parse(text) {
-        Ok(e) => e,
-        Err(msg) => {
-            c.error(at.doc, email_path, msg);
-            return None;
-        }
-    };
-    if let Some(first) = first_seen.get(email.key()) {
-        c.error(
-            at.doc,
-            email_path,
-            format!(
-                "{:?} is declared twice as a {what} of this account (e-mails ignore case): also at {}",
-                text,
-                place(first.doc, &first.path.key("email"))
-            ),
-        );
-    } else {
-        first_seen.insert(
-            email.key().to_string(),
-            Declared {
-                doc: at.doc,
-                path: at.path.clone(),
-            },
-        );
-    }
-    if let Some(domains) = &policy.allowed_email_domains
-        && !policy.allows(&email)
-    {
-        c.error(
-            at.doc,
-            email_path,
-            format!(
-                "{:?} is outside the account's allowedEmailDomains ({})",
-                text,
-                domains.join(", ")
-            ),
-        );
-    }
-    if policy.ignores(email.as_str()) {
-        c.warning(
-            at.doc,
-            email_path,
-            format!("{text:?} matches policy.ignore, so rolecall will never change it"),
-        );
-    }
-    Some(email)
-}
-
-fn check_member<'a>(
-    c: &mut Checker,
-    at: &Declared<'a>,
-    m: &MemberSpec,
-    tz: Option<&jiff::tz::TimeZone>,
-    policy: &AccountPolicy,
-    first_seen: &mut BTreeMap<String, Declared<'a>>,
-) -> Option<DesiredMember> {
-    let email = check_email(
-        c,
-        at,
-        &at.path.key("email"),
-        &m.email,
-        policy,
-        first_seen,
-        "member",
-    );
-    if let Some(name) = &m.name {
-        no_control(c, at.doc, &at.path.key("name"), name);
-    }
-    let roles_path = at.path.key("roles");
-    if m.roles.is_empty() {
-        c.error(
-            at.doc,
-            &roles_path,
-            "a member needs at least one role; declare one or remove the member",
-        );
-    }
-    let mut roles: Vec<DesiredRole> = Vec::with_capacity(m.roles.len());
-    let mut ok = email.is_some();
-    for (i, entry) in m.roles.iter().enumerate() {
-        let path = roles_path.index(i);
-        let name = entry.name();
-        if name.trim().is_empty() {
-            c.error(at.doc, &path, "a role name must not be empty");
-            ok = false;
-            continue;
-        }
-        let from = parse_opt_date(c, at.doc, &path.key("from"), entry.from());
-        let until = parse_opt_date(c, at.doc, &path.key("until"), entry.until());
-        let (Ok(from), Ok(until)) = (from, until) else {
-            ok = false;
-            continue;
-        };
-        if let (Some(f), Some(u)) = (from, until)
-            && f > u
-        {
-            c.error(
-                at.doc,
-                &path.key("from"),
-                format!(
-                    "role {name:?} starts on {f} after it ends on {u}: from must not be after until"
-                ),
-            );
-            ok = false;
-        }
-        if let Some(first) = roles.iter().position(|r| r.name == name) {
-            c.error(
-                at.doc,
-                &path,
-                format!("role {name:?} is listed twice for this member (also at roles[{first}]); give it one window"),
-            );
-            ok = false;
-        }
-        if let (Some(u), Some(tz)) = (until, tz) {
-            let window = Window {
-                from: None,
-                until: Some(u),
-            };
-            if let Some(end) = window.ends_at(tz)
-                && end <= c.now
-            {
-                c.warning(
-                    at.doc,
-                    &path.key("until"),
-                    format!("role {name:?} ended on {u}; it will be revoked, and the entry can be removed"),
-                );
-            }
-        }
-        roles.push(DesiredRole {
-            name: name.to_string(),
-            window: Window { from, until },
-            source: source(at.doc, &path),
-        });
-    }
-    let names: Vec<&str> = m.roles.iter().map(RoleEntry::name).collect();
-    if names.contains(&"customer-admin") && !names.contains(&"cockpit-access") {
-        c.warning(
-            at.doc,
-            &roles_path,
-            "customer-admin without cockpit-access cannot log in to use the administrative functions",
-        );
-    }
-    let services = match &m.services {
-        None => None,
-        Some(ServiceScope::Word(w)) if w == "all" => Some(Services::All),
-        Some(ServiceScope::Word(w)) if w == "none" => Some(Services::None),
-        Some(ServiceScope::Word(w)) => {
-            c.error(
-                at.doc,
-                &at.path.key("services"),
-                format!(
-                    "{} is not a service scope: use all, none or a list of service ids",
-                    quote_short(w)
-                ),
-            );
-            ok = false;
-            None
-        }
-        Some(ServiceScope::List(ids)) => Some(Services::Only(ids.clone())),
-    };
-    if let Some(kinds) = &m.notifications {
-        for (k, kind) in kinds.iter().enumerate() {
-            if kinds[..k].contains(kind) {
-                c.error(
-                    at.doc,
-                    &at.path.key("notifications").index(k),
-                    format!("notification kind {kind:?} is listed twice"),
-                );
-                ok = false;
-            }
-        }
-    }
-    let email = email?;
-    (ok && !m.roles.is_empty()).then(|| DesiredMember {
-        email,
-        name: m.name.clone(),
-        roles,
-        services,
-        notifications: m.notifications.clone(),
-        source: source(at.doc, &at.path),
-    })
-}
-
-fn parse_opt_date(
-    c: &mut Checker,
-    doc: &Document,
-    path: &Path,
-    text: Option<&str>,
-) -> Result<Option<jiff::civil::Date>, ()> {
-    match text {
-        None => Ok(None),
-        Some(t) => domain::parse_date(t).map(Some).map_err(|msg| {
-            c.error(doc, path, msg);
-        }),
-    }
 }
 
 /// The sentence for a reference that leaves its own namespace.

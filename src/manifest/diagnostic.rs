@@ -139,28 +139,7 @@ pub fn sort(diags: &mut [Diagnostic]) {
 /// The edit distance (optimal string alignment: a swap of two neighbours is one edit)
 /// between two words, ignoring ASCII case, for "did you mean" suggestions.
 pub fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().map(|c| c.to_ascii_lowercase()).collect();
-    let b: Vec<char> = b.chars().map(|c| c.to_ascii_lowercase()).collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
+    strsim::osa_distance(&a.to_ascii_lowercase(), &b.to_ascii_lowercase())
 }
 
 /// The known word closest to `word`, when it is close enough to be a likely misspelling.
@@ -188,6 +167,27 @@ mod tests {
         assert_eq!(closest("emial", fields), Some("email"));
         assert_eq!(closest("notification", fields), Some("notifications"));
         assert_eq!(closest("colour", fields), None);
+    }
+
+    #[test]
+    fn suggestions_ignore_case_count_a_swap_as_one_edit_and_break_ties_by_name() {
+        let fields = ["email", "name", "roles", "services", "notifications"];
+        assert_eq!(closest("ROLSE", fields), Some("roles"));
+        assert_eq!(closest("Emali", fields), Some("email"));
+        // "sevrices": one swap; "servcies": one swap; "srevices": one swap.
+        assert_eq!(closest("sevrices", fields), Some("services"));
+        assert_eq!(closest("servcies", fields), Some("services"));
+        // Two edits from "name" is too far for a four-letter word (limit 2 … 3 chars → 2).
+        assert_eq!(closest("nm", fields), Some("name"));
+        assert_eq!(closest("x", fields), None);
+        // Equal distance: the alphabetically first known word wins.
+        assert_eq!(closest("ab", ["ax", "aa", "ay"]), Some("aa"));
+        // Non-ASCII letters are compared as characters, not bytes.
+        assert_eq!(closest("nämé", fields), Some("name"));
+        assert_eq!(closest(&"a".repeat(65), ["a"]), None);
+        assert_eq!(edit_distance("ca", "abc"), 3);
+        assert_eq!(edit_distance("Rolse", "roles"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     fn diag(file: &str, path: &str, message: &str) -> Diagnostic {

@@ -137,6 +137,13 @@ pub fn check_files(files: &[SourceFile], now: jiff::Timestamp) -> Checked {
     }
 }
 
+/// The fast reader's documents as JSON, or `None` where it declines (and serde-saphyr reads the
+/// file). Only for `tests/yaml_suite.rs`, which holds it to the YAML test suite; not an API.
+#[doc(hidden)]
+pub fn simple_yaml_documents(text: &str) -> Option<Vec<serde_json::Value>> {
+    simple_yaml::parse(text).map(|documents| documents.into_iter().map(|(_, _, v)| v).collect())
+}
+
 /// What one file holds: its number of documents, those that passed the structural checks,
 /// and its problems.
 type FileOutcome = (usize, Vec<Document>, Vec<Diagnostic>);

@@ -210,16 +210,7 @@ impl Node {
     }
 }
 
-/// Quotes a user's string for a message, shortened so a 10 MB value cannot flood the terminal.
-pub fn quote_short(s: &str) -> String {
-    const MAX: usize = 60;
-    if s.chars().count() <= MAX {
-        format!("{s:?}")
-    } else {
-        let head: String = s.chars().take(MAX).collect();
-        format!("{:?}… ({} characters)", head, s.chars().count())
-    }
-}
+pub use crate::domain::text::quote_short;
 
 // --- reading -------------------------------------------------------------------------------
 

@@ -88,7 +88,7 @@ impl Store {
                 ErrorCode::Invalid,
                 FieldError {
                     field: "customerNumber".into(),
-                    message: m,
+                    message: m.to_string(),
                 },
             ));
         }
@@ -98,7 +98,7 @@ impl Store {
                 ErrorCode::Invalid,
                 FieldError {
                     field: "timeZone".into(),
-                    message: m,
+                    message: m.to_string(),
                 },
             ));
         }
@@ -162,7 +162,7 @@ impl Store {
                 ErrorCode::Invalid,
                 FieldError {
                     field: "timeZone".into(),
-                    message: m,
+                    message: m.to_string(),
                 },
             ));
         }
@@ -179,7 +179,8 @@ impl Store {
             // A new time zone moves the end of every `until` day: it must not end the last
             // admin's roles on the spot.
             let mut moved = acc.clone();
-            moved.tz = parse_time_zone(zone).map_err(|m| Refusal::invalid_field("timeZone", m))?;
+            moved.tz = parse_time_zone(zone)
+                .map_err(|m| Refusal::invalid_field("timeZone", m.to_string()))?;
             if other_admin_exists(&tx, &acc, "", now)? && !other_admin_exists(&tx, &moved, "", now)?
             {
                 return Err(Refusal::new(

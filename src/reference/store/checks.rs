@@ -4,7 +4,7 @@ use super::*;
 
 /// Parses an e-mail of a path or body; the refusal names the field.
 pub(super) fn parse_email(field: &str, text: &str) -> Result<Email> {
-    Email::parse(text).map_err(|m| Refusal::invalid_field(field, m))
+    Email::parse(text).map_err(|m| Refusal::invalid_field(field, m.to_string()))
 }
 
 /// Checks notification kinds against the catalog.

@@ -198,7 +198,7 @@ pub(super) fn check_member_put(put: &MemberPut) -> Result<()> {
                 ErrorCode::Invalid,
                 FieldError {
                     field: format!("roles[{i}].until"),
-                    message: m,
+                    message: m.to_string(),
                 },
             ));
         }
