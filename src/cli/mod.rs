@@ -527,8 +527,7 @@ fn block_on(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
 }
 
 /// The current instant: `ROLECALL_NOW` (RFC 3339) when set, so expiry is testable, else the
-/// clock. The command line reads [`crate::reconcile::now`]; this remains for the one caller
-/// below the CLI (`reconcile/connect.rs`) until it does too.
+/// clock, as one sentence for the verbs that print it themselves.
 pub(crate) fn clock_now() -> Result<jiff::Timestamp, String> {
     crate::reconcile::now().map_err(|e| e.to_string())
 }

@@ -176,7 +176,7 @@ pub fn connect_adapter(
         let credentials = billmgr_credentials_from_env().map_err(|e| format!("{url}: {e}"))?;
         let options = BillmgrOptions {
             http: options,
-            now: Some(crate::cli::clock_now()?),
+            now: Some(crate::reconcile::now().map_err(|e| e.to_string())?),
         };
         return connect_billmgr(url, credentials, options);
     }
