@@ -385,6 +385,85 @@ spec:
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a Kubernetes API server: tests/k8s/testenv.sh up"]
+async fn a_role_ending_soon_is_announced_once_and_counted_in_the_status() {
+    let k = cluster().await;
+    let ns = namespace(&k.client, "expiring").await;
+    let server = Server::start();
+    portal(&k.client, &ns, "main", &server.url).await;
+    let spec = r#"
+apiVersion: rolecall.dev/v1alpha1
+kind: CustomerAccount
+metadata: {name: acme}
+spec:
+  customerNumber: "10042"
+  timeZone: Europe/Zurich
+  members:
+    - email: alice@acme.example
+      roles: [cockpit-access, customer-admin]
+    - email: bob@acme.example
+      roles: [cockpit-access, {name: technical-contact, until: 2026-12-03}, {name: customer-admin, until: 2027-06-30}]
+"#;
+    apply_yaml(&k.client, &ns, spec).await;
+    let _ctl = Controller::start(&k.kubeconfig, &ns, &[], NOW);
+    let a = wait_ready(&k.client, &ns, "acme", "True", "Applied").await;
+    assert_eq!(
+        a.status.unwrap().expiring_soon,
+        1,
+        "only technical-contact ends within 14 days"
+    );
+    let notice =
+        "bob@acme.example's role technical-contact ends on 2026-12-03 (its last day is in 7 days)";
+    let announced = |evs: &[(String, String, String)]| {
+        evs.iter()
+            .filter(|(t, r, note)| {
+                t == "Normal" && r == "RoleExpiringSoon" && note.contains(notice)
+            })
+            .count()
+    };
+    eventually("the RoleExpiringSoon event", 60, || async {
+        (announced(&events(&k.client, &ns, "acme").await) == 1).then_some(())
+    })
+    .await;
+
+    // Another reconcile (a new generation) announces nothing again.
+    apply_yaml(
+        &k.client,
+        &ns,
+        &spec.replace(
+            "    - email: bob@",
+            "    - email: carol@acme.example\n      roles: [cockpit-access]\n    - email: bob@",
+        ),
+    )
+    .await;
+    eventually("generation 2 reconciled", 60, || async {
+        let a = account(&k.client, &ns, "acme").await;
+        let s = a.status.as_ref()?;
+        (s.observed_generation == Some(2) && s.members == 3).then_some(())
+    })
+    .await;
+    let evs = events(&k.client, &ns, "acme").await;
+    assert_eq!(announced(&evs), 1, "announced once: {evs:?}");
+    // kube's recorder folds a repeated event into the first one's `series`: it must have none.
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(k.client.clone(), &ns);
+    let repeats: Vec<_> = api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("RoleExpiringSoon"))
+        .map(|e| e.series.map_or(1, |s| s.count))
+        .collect();
+    assert_eq!(repeats, [1], "one event, never repeated");
+    assert!(
+        evs.iter()
+            .all(|(_, r, note)| r != "RoleExpiringSoon" || !note.contains("customer-admin")),
+        "a role ending in seven months is not announced: {evs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Kubernetes API server: tests/k8s/testenv.sh up"]
 async fn observe_mode_reports_the_plan_and_changes_nothing() {
     let k = cluster().await;
     let ns = namespace(&k.client, "observe").await;

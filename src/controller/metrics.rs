@@ -76,6 +76,9 @@ pub struct Metrics {
     duration: Histogram,
     drifting: Gauge,
     leader: Gauge,
+    expiring: Gauge,
+    /// Roles ending soon, per account (by `namespace/name`); the gauge is their sum.
+    expiring_by_account: Mutex<std::collections::HashMap<String, i64>>,
     /// Accounts whose last plan had changes not applied (refused, observed or failed).
     drifting_accounts: Mutex<HashSet<String>>,
     /// Whether the process has started its work (CRDs found, leader election running).
@@ -121,6 +124,12 @@ impl Metrics {
             "CustomerAccounts whose portal does not match the declaration",
             drifting.clone(),
         );
+        let expiring = Gauge::default();
+        registry.register(
+            "roles_expiring_soon",
+            "Declared roles in force whose last day is within 14 days",
+            expiring.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -135,6 +144,8 @@ impl Metrics {
             duration,
             drifting,
             leader,
+            expiring,
+            expiring_by_account: Mutex::new(std::collections::HashMap::new()),
             drifting_accounts: Mutex::new(HashSet::new()),
             ready: AtomicBool::new(false),
         }
@@ -186,6 +197,23 @@ impl Metrics {
         }
         self.drifting
             .set(i64::try_from(set.len()).unwrap_or(i64::MAX));
+    }
+
+    /// Records how many of an account's roles end soon; `None` forgets the account (deleted).
+    pub fn expiring(&self, key: &str, roles: Option<usize>) {
+        let Ok(mut map) = self.expiring_by_account.lock() else {
+            return;
+        };
+        match roles {
+            Some(n) if n > 0 => {
+                map.insert(key.to_string(), i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            _ => {
+                map.remove(key);
+            }
+        }
+        self.expiring
+            .set(map.values().fold(0i64, |a, n| a.saturating_add(*n)));
     }
 
     pub fn set_leader(&self, leader: bool) {
@@ -276,7 +304,13 @@ mod tests {
         m.drift("team-a/acme", Some(true));
         m.drift("team-a/globex", Some(true));
         m.drift("team-a/acme", None);
+        m.expiring("team-a/acme", Some(2));
+        m.expiring("team-a/globex", Some(3));
+        m.expiring("team-a/globex", Some(1));
+        m.expiring("team-a/initech", Some(4));
+        m.expiring("team-a/initech", None);
         let text = m.encode();
+        assert!(text.contains("rolecall_roles_expiring_soon 3"), "{text}");
         assert!(
             text.contains("rolecall_reconciles_total{result=\"applied\"} 1"),
             "{text}"

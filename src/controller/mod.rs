@@ -135,9 +135,21 @@ pub struct Context {
     /// last write yet. It lives as long as the leadership term: another leader may have
     /// changed the status meanwhile.
     invitations: Mutex<HashMap<String, Vec<crate::portal::whmcs::InvitationRecord>>>,
+    /// The (account uid, member, role, until) this process has announced with a
+    /// `RoleExpiringSoon` event, so each is announced once however often it reconciles.
+    expiry_announced: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Context {
+    /// Whether this (account, member, role, until) is announced for the first time; it is
+    /// remembered from then on.
+    fn first_expiry_notice(&self, key: String) -> bool {
+        self.expiry_announced
+            .lock()
+            .map(|mut seen| seen.insert(key))
+            .unwrap_or(false)
+    }
+
     /// The next retry delay of a failing object: 2 s, 4 s, 8 s … up to 5 minutes.
     fn backoff(&self, key: &str) -> Duration {
         let Ok(mut failures) = self.failures.lock() else {
@@ -418,6 +430,7 @@ fn context(
         portals: portals.clone(),
         failures: Mutex::new(HashMap::new()),
         invitations: Mutex::new(HashMap::new()),
+        expiry_announced: Mutex::new(std::collections::HashSet::new()),
     })
 }
 

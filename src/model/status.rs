@@ -41,6 +41,10 @@ pub struct CustomerAccountStatus {
     /// Invitations sent and not yet accepted.
     #[serde(default)]
     pub pending_invitations: u32,
+    /// Declared roles in force whose last day is within 14 days (SPEC §3a); each is
+    /// announced once by a `RoleExpiringSoon` event.
+    #[serde(default)]
+    pub expiring_soon: u32,
     /// What the last plan held.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_plan: Option<PlanSummary>,

@@ -85,6 +85,15 @@ pub(super) async fn reconcile_account(obj: &CustomerAccount, ctx: &Context) -> R
     );
     let ledger = Ledger::load(ctx, obj, &portals).await?;
     let cn = obj.spec.customer_number.as_str();
+    // Expiry notices come from the declaration alone, so they hold even when the portal is
+    // unreachable or the plan is refused.
+    let expiring = declared.account.as_ref().map(|a| {
+        crate::domain::expiring_soon(
+            std::slice::from_ref(a),
+            now,
+            crate::domain::DEFAULT_EXPIRING_WITHIN_DAYS,
+        )
+    });
     let report = match &declared.account {
         None => {
             let message = declared.error_text();
@@ -103,8 +112,10 @@ pub(super) async fn reconcile_account(obj: &CustomerAccount, ctx: &Context) -> R
                     &Report::failed(reason, message.clone(), Outcome::Error),
                     now,
                     ledger.settle(ctx, cn, now),
+                    expiring.as_ref().map(Vec::len),
                 )
                 .await?;
+                notice_expiring(ctx, obj, expiring.as_deref()).await;
                 write_object_statuses(
                     ctx, obj, &members, &contacts, &declared, false, reason, &message,
                 )
@@ -118,7 +129,16 @@ pub(super) async fn reconcile_account(obj: &CustomerAccount, ctx: &Context) -> R
             }
         },
     };
-    write_account_status(ctx, obj, &report, now, ledger.settle(ctx, cn, now)).await?;
+    write_account_status(
+        ctx,
+        obj,
+        &report,
+        now,
+        ledger.settle(ctx, cn, now),
+        expiring.as_ref().map(Vec::len),
+    )
+    .await?;
+    notice_expiring(ctx, obj, expiring.as_deref()).await;
     let (ok, reason, message) = &report.ready;
     write_object_statuses(
         ctx, obj, &members, &contacts, &declared, *ok, reason, message,
@@ -137,6 +157,19 @@ pub(super) async fn reconcile_account(obj: &CustomerAccount, ctx: &Context) -> R
         requeue = requeue.min(Duration::from_secs(secs));
     }
     Ok((Requeue::requeue(requeue), report.outcome))
+}
+
+/// The expiry notices of an account whose declaration is valid: the events, and its share of
+/// `rolecall_roles_expiring_soon`.
+async fn notice_expiring(
+    ctx: &Context,
+    obj: &CustomerAccount,
+    expiring: Option<&[crate::domain::Expiring]>,
+) {
+    if let Some(expiring) = expiring {
+        ctx.metrics.expiring(&key_of(obj), Some(expiring.len()));
+        announce_expiring(ctx, obj, expiring).await;
+    }
 }
 
 impl Report {

@@ -7,6 +7,7 @@ use super::*;
 /// the same safety rules as any plan. A refused revocation keeps the finalizer and says why.
 pub(super) async fn cleanup_account(obj: &CustomerAccount, ctx: &Context) -> Reconciled {
     ctx.metrics.drift(&key_of(obj), None);
+    ctx.metrics.expiring(&key_of(obj), None);
     let policy = obj.spec.policy.clone().unwrap_or_default();
     let revoke = matches!(
         policy.deletion_policy,

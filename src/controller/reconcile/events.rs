@@ -26,6 +26,30 @@ pub(super) async fn announce(ctx: &Context, obj: &CustomerAccount, plan: &Accoun
     }
 }
 
+/// A `RoleExpiringSoon` event for each declared role whose last day is near, once per
+/// (account, member, role, until) in this process.
+pub(super) async fn announce_expiring(
+    ctx: &Context,
+    obj: &CustomerAccount,
+    expiring: &[crate::domain::Expiring],
+) {
+    let uid = obj.metadata.uid.clone().unwrap_or_else(|| key_of(obj));
+    for e in expiring {
+        let key = format!("{uid}\n{}\n{}\n{}", e.email.key(), e.role, e.until);
+        if ctx.first_expiry_notice(key) {
+            publish(
+                ctx,
+                obj,
+                EventType::Normal,
+                "RoleExpiringSoon",
+                "Expire",
+                crate::controller::status::truncate(e.to_string(), 1000),
+            )
+            .await;
+        }
+    }
+}
+
 /// The event reason of a change: a PascalCase verb.
 pub(super) fn reason_word(action: Action) -> &'static str {
     match action {

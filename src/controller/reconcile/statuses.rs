@@ -8,6 +8,7 @@ pub(super) async fn write_account_status(
     report: &Report,
     now: Timestamp,
     whmcs_invitations: Vec<WhmcsInvitation>,
+    expiring_soon: Option<usize>,
 ) -> Result<(), Error> {
     let previous = obj
         .status
@@ -57,6 +58,7 @@ pub(super) async fn write_account_status(
         members,
         contacts,
         pending_invitations: pending,
+        expiring_soon: expiring_soon.map_or(old.expiring_soon, n),
         last_plan: report.plan.as_ref().map(plan_summary).or(old.last_plan),
         next_transition: report
             .plan
