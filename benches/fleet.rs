@@ -295,6 +295,24 @@ fn main() {
         ),
     );
 
+    // The access review of the same fleet (SPEC §3a) reads what the plan reads and renders
+    // one row per grant: issue 18 wants it within 3x the zero-drift plan.
+    let mut reviews: Vec<Run> = (0..PLAN_RUNS)
+        .map(|_| run(&portal.url, &["review", "-f", f, "--output", "csv"]))
+        .collect();
+    reviews.sort_by(|x, y| x.wall.total_cmp(&y.wall));
+    let review = &reviews[PLAN_RUNS / 2];
+    row(
+        "review --output csv (HTTP), median of 3",
+        review,
+        &format!(
+            "{:.2}x the zero-drift plan; {:.2}-{:.2}s",
+            review.wall / plans[PLAN_RUNS / 2].wall,
+            reviews[0].wall,
+            reviews[PLAN_RUNS - 1].wall
+        ),
+    );
+
     let d = drifted.to_str().unwrap();
     let drift_plan = run(&portal.url, &["plan", "-f", d]);
     row("1% drift plan (HTTP)", &drift_plan, "");
