@@ -662,6 +662,37 @@ fn the_scheduled_review_pipelines_run_monthly_post_the_markdown_and_keep_csv_and
     }
 }
 
+/// `review` counts "ends soon" as `plan` does: the last day within N calendar days of today, so
+/// at 09:00 a role whose last day is 24 days off is expiring under a 24-day notice although its
+/// end is less than 24×24 hours away only on the next morning.
+#[test]
+fn expiring_is_the_same_calendar_rule_as_plans_notices() {
+    let (server, dir) = situation();
+    for (days, expected) in [("24", &["drift", "expiring"][..]), ("23", &["drift"][..])] {
+        let out = ok(&run(
+            &server.url,
+            dir.path(),
+            &[
+                "review",
+                "-f",
+                "acme.yaml",
+                "--output",
+                "json",
+                "--account",
+                "10042",
+                "--expiring-within",
+                days,
+            ],
+        ));
+        let doc: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            findings(&doc, "10042", "erin@acme.example", "technical-contact"),
+            expected,
+            "--expiring-within {days}"
+        );
+    }
+}
+
 #[test]
 fn account_and_expiring_within_narrow_and_widen_the_review() {
     let (server, dir) = situation();

@@ -4,6 +4,7 @@
 
 use jiff::Timestamp;
 use jiff::civil::Date;
+use jiff::tz::TimeZone;
 
 use super::{DesiredAccount, Email};
 
@@ -47,7 +48,6 @@ pub fn expiring_soon(
 ) -> Vec<Expiring> {
     let mut found = Vec::new();
     for account in accounts {
-        let today = account.time_zone.to_datetime(now).date();
         for member in &account.members {
             for role in &member.roles {
                 let Some(until) = role.window.until else {
@@ -56,11 +56,9 @@ pub fn expiring_soon(
                 if !role.window.is_active(now, &account.time_zone) {
                     continue;
                 }
-                let Ok(span) = today.until(until) else {
-                    continue;
-                };
-                let days_left = span.get_days();
-                if days_left >= 0 && i64::from(days_left) <= i64::from(within_days) {
+                if let Some(days_left) =
+                    last_day_within(until, &account.time_zone, now, within_days)
+                {
                     found.push(Expiring {
                         customer_number: account.customer_number.clone(),
                         email: member.email.clone(),
@@ -74,6 +72,20 @@ pub fn expiring_soon(
     }
     found.sort();
     found
+}
+
+/// The one rule for "ends soon", shared by `plan`, `apply`, the controller and `review`: the
+/// whole days from today (read at `now` in `tz`) to the last day `until`, when that is between
+/// 0 (today is the last day) and `within_days`; `None` when the last day is further off or past.
+pub fn last_day_within(
+    until: Date,
+    tz: &TimeZone,
+    now: Timestamp,
+    within_days: u32,
+) -> Option<i32> {
+    let today = tz.to_datetime(now).date();
+    let days_left = today.until(until).ok()?.get_days();
+    (days_left >= 0 && i64::from(days_left) <= i64::from(within_days)).then_some(days_left)
 }
 
 #[cfg(test)]
@@ -185,5 +197,29 @@ mod tests {
         );
         assert!(expiring_soon(std::slice::from_ref(&a), ts("2026-12-05T00:00:00Z"), 0).is_empty());
         assert_eq!(expiring_soon(&[a], ts("2026-12-06T12:00:00Z"), 0).len(), 1);
+    }
+
+    #[test]
+    fn the_last_day_counts_calendar_days_not_hours() {
+        // At 09:00 on 2026-11-26 a role ending on 2026-12-10 has 14 days left: it is within a
+        // 14-day notice, although its end (2026-12-11T00:00) is more than 14×24 h away.
+        let now = ts("2026-11-26T09:00:00Z");
+        let date = |d: &str| d.parse::<Date>().expect("test date");
+        assert_eq!(
+            last_day_within(date("2026-12-10"), &TimeZone::UTC, now, 14),
+            Some(14)
+        );
+        assert_eq!(
+            last_day_within(date("2026-12-11"), &TimeZone::UTC, now, 14),
+            None
+        );
+        assert_eq!(
+            last_day_within(date("2026-11-26"), &TimeZone::UTC, now, 0),
+            Some(0)
+        );
+        assert_eq!(
+            last_day_within(date("2026-11-25"), &TimeZone::UTC, now, 14),
+            None
+        );
     }
 }

@@ -9,7 +9,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{InvitationState, ReviewRow, RowKind};
-use crate::domain::{DesiredAccount, DesiredContact, DesiredMember, Window, email_key};
+use crate::domain::{
+    DesiredAccount, DesiredContact, DesiredMember, Window, email_key, last_day_within,
+};
 use crate::plan::{ADMIN_ROLE, AccountPlan, Action, Change, LOGIN_ROLE, ObservedAccount};
 use crate::portal::{Catalog, Contact, InvitationStatus, Member};
 
@@ -300,8 +302,13 @@ impl AccountCtx<'_> {
             f.insert(Finding::Expired);
             return true;
         }
-        let within = SignedDuration::from_hours(i64::from(self.inputs.expiring_within_days) * 24);
-        if now.checked_add(within).is_ok_and(|limit| ends <= limit) {
+        // The same rule as `plan`'s notices: the last day within N calendar days of today.
+        let within = self.inputs.expiring_within_days;
+        if window
+            .until
+            .and_then(|until| last_day_within(until, &self.tz, now, within))
+            .is_some()
+        {
             f.insert(Finding::Expiring);
         }
         false
