@@ -79,3 +79,4 @@ pub mod reconcile;
 pub mod reference;
 pub mod render;
 pub mod review;
+pub mod workers;

@@ -150,7 +150,7 @@ pub async fn read(files: &FileArgs, args: &PortalArgs, only: &[String]) -> Resul
             now,
             plan_id: &plan_id,
         };
-        let plans = crate::plan::plan(&declared, &observation.accounts, &ctx);
+        let plans = crate::reconcile::plan_all(&declared, &observation.accounts, &ctx);
         portals.push(PortalRead {
             shown_url: target.shown(),
             declared,

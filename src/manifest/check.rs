@@ -223,7 +223,7 @@ pub(crate) fn check_documents(
     };
     // On the reading pool: a problem's place may read its document again (see `yaml`).
     let pool = if accounts.len() >= 2 * PARALLEL_FROM {
-        super::reading_pool()
+        crate::workers::pool()
     } else {
         None
     };

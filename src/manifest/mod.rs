@@ -227,7 +227,7 @@ fn read_files_parallel(files: &[SourceFile], validators: &schema::Validators) ->
     // The pool is built only when it is used: its stacks are address space, which a process
     // under `ulimit -v` may not have to spare.
     let pool = if files.len() > 1 {
-        reading_pool()
+        crate::workers::pool()
     } else {
         None
     };
@@ -235,26 +235,6 @@ fn read_files_parallel(files: &[SourceFile], validators: &schema::Validators) ->
         Some(pool) => pool.install(|| files.par_iter().map(read).collect()),
         None => files.iter().map(read).collect(),
     }
-}
-
-/// Stack of each reading thread. The YAML readers recurse once per nesting level and stop at
-/// 64 levels (the simple reader at 48), but in a debug build those 64 levels of a block mapping
-/// take more than rayon's default 2 MiB: `deeply_nested_files_are_read_on_the_worker_threads`.
-const READER_STACK_BYTES: usize = 32 * 1024 * 1024;
-
-/// The threads manifests are read and checked on, with stacks roomy enough for the readers;
-/// built once per process. `None` should no thread start: the work is then done on the
-/// calling thread.
-pub(crate) fn reading_pool() -> Option<&'static rayon::ThreadPool> {
-    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("rolecall-read-{i}"))
-            .stack_size(READER_STACK_BYTES)
-            .build()
-            .ok()
-    })
-    .as_ref()
 }
 
 #[cfg(test)]

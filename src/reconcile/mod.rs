@@ -18,7 +18,9 @@ pub use apply::{
 };
 pub use load::{LoadError, Loaded, load};
 pub use observe::{Observation, observe, observe_account, observe_for_plan};
-pub use pipeline::{ConnectOptions, PortalFacts, connect, facts, plan_account, plan_target};
+pub use pipeline::{
+    ConnectOptions, PortalFacts, connect, facts, plan_account, plan_all, plan_target,
+};
 pub use targets::{DEFAULT_PORTAL, DEFAULT_TOKEN_ENV, Target, TargetError, targets};
 
 use crate::portal::PortalError;

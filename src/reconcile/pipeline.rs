@@ -90,7 +90,7 @@ pub async fn plan_target<P: Portal>(
         now,
         plan_id,
     };
-    let mut plans = plan::plan(&target.accounts, &observed, &ctx);
+    let mut plans = plan_all(&target.accounts, &observed, &ctx);
     if !forbidden.is_empty() {
         // The portal showed these accounts but refused their members: refused, like a safety
         // rule, while every other account is planned.
@@ -107,6 +107,16 @@ pub async fn plan_target<P: Portal>(
         }
     }
     Ok((plans, observed))
+}
+
+/// [`plan::plan`] on the process's worker threads (see `crate::workers` for why not rayon's
+/// global pool).
+pub fn plan_all(
+    declared: &[DesiredAccount],
+    observed: &BTreeMap<String, ObservedAccount>,
+    ctx: &Context,
+) -> Vec<AccountPlan> {
+    crate::workers::install(|| plan::plan(declared, observed, ctx))
 }
 
 /// Plans one observed account as of `now` under `plan_id` (the controller's reconcile, which

@@ -133,8 +133,7 @@ impl HttpPortal {
             }
             let status = answer.status;
             let body = answer.body;
-            let decoding =
-                tokio::task::spawn_blocking(move || serde_json::from_slice::<Page<T>>(&body));
+            let decoding = crate::workers::run(move || serde_json::from_slice::<Page<T>>(&body));
             let (page, following) = match &next {
                 Some(next) => {
                     let next_call = page_call(Some(next));
@@ -144,10 +143,9 @@ impl HttpPortal {
                 None => (decoding.await, None),
             };
             let page = match page {
-                Ok(Ok(page)) => page,
-                Ok(Err(e)) => return Err(self.mismatch(&call, status, &e)),
-                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-                Err(_) => {
+                Some(Ok(page)) => page,
+                Some(Err(e)) => return Err(self.mismatch(&call, status, &e)),
+                None => {
                     return Err(PortalError::Protocol(format!(
                         "GET {} on {}: decoding the answer was cancelled",
                         call.url.path(),
