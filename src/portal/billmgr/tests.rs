@@ -37,6 +37,16 @@ fn secrets_never_print() {
         c.redact("bad pa55-secret for main@acme.example"),
         "bad *** for ***"
     );
+    assert_eq!(
+        Credentials::new(" ", "x", "env").unwrap_err().to_string(),
+        "the BILLmanager username and password are both needed (env)"
+    );
+    let err = Credentials::new("main", "pa\u{7}ss", "env").unwrap_err();
+    assert!(matches!(err, CredentialsError::ControlCharacter { .. }));
+    assert_eq!(
+        err.to_string(),
+        "the BILLmanager username or password (env) is not usable: it holds a control character"
+    );
     let p = GeneratedPassword::generate().unwrap();
     assert_eq!(p.0.0.chars().count(), 24);
     let shown = format!("{p:?} {:?}", p.0);

@@ -96,6 +96,25 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// Why API credentials cannot be used. The sentences name where the credentials came from,
+/// never a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsError {
+    /// The identifier or the secret is empty.
+    #[error("the WHMCS API identifier and secret are both needed ({origin})")]
+    Missing { origin: String },
+    /// The identifier or the secret holds a space or a character that is not printable ASCII.
+    #[error(
+        "the WHMCS API identifier or secret ({origin}) is not usable: it must be printable ASCII without spaces"
+    )]
+    Unusable { origin: String },
+    /// The access key holds a space or a character that is not printable ASCII.
+    #[error(
+        "the WHMCS API access key ({origin}) is not usable: it must be printable ASCII without spaces"
+    )]
+    UnusableAccessKey { origin: String },
+}
+
 impl Credentials {
     /// The API credential pair, and the access key where the installation requires one.
     /// `source` says where they came from, for the error sentence.
@@ -104,24 +123,19 @@ impl Credentials {
         secret: &str,
         accesskey: Option<&str>,
         source: &str,
-    ) -> Result<Credentials, String> {
+    ) -> Result<Credentials, CredentialsError> {
         let usable = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic());
+        let source = || source.to_owned();
         let (identifier, secret) = (identifier.trim(), secret.trim());
         if identifier.is_empty() || secret.is_empty() {
-            return Err(format!(
-                "the WHMCS API identifier and secret are both needed ({source})"
-            ));
+            return Err(CredentialsError::Missing { origin: source() });
         }
         if !usable(identifier) || !usable(secret) {
-            return Err(format!(
-                "the WHMCS API identifier or secret ({source}) is not usable: it must be printable ASCII without spaces"
-            ));
+            return Err(CredentialsError::Unusable { origin: source() });
         }
         let accesskey = accesskey.map(str::trim).filter(|k| !k.is_empty());
         if accesskey.is_some_and(|k| !usable(k)) {
-            return Err(format!(
-                "the WHMCS API access key ({source}) is not usable: it must be printable ASCII without spaces"
-            ));
+            return Err(CredentialsError::UnusableAccessKey { origin: source() });
         }
         Ok(Credentials {
             identifier: identifier.to_owned(),

@@ -35,9 +35,26 @@ fn credentials_never_print_and_are_scrubbed_from_messages() {
         c.redact("bad secret very-secret for ident-123 / acc-key"),
         "bad secret *** for *** / ***"
     );
-    assert!(Credentials::new("", "s", None, "env").is_err());
-    let err = Credentials::new("id", "has space", None, "env").unwrap_err();
+    assert_eq!(
+        Credentials::new("", "s", None, "env").unwrap_err(),
+        CredentialsError::Missing {
+            origin: "env".into()
+        }
+    );
+    let err = Credentials::new("id", "has space", None, "env")
+        .unwrap_err()
+        .to_string();
     assert!(!err.contains("has space"), "{err}");
+    assert_eq!(
+        err,
+        "the WHMCS API identifier or secret (env) is not usable: it must be printable ASCII without spaces"
+    );
+    assert_eq!(
+        Credentials::new("id", "s", Some("a b"), "env")
+            .unwrap_err()
+            .to_string(),
+        "the WHMCS API access key (env) is not usable: it must be printable ASCII without spaces"
+    );
 }
 
 #[test]
