@@ -39,9 +39,7 @@ pub use invitations::{
     MemoryInvitations,
 };
 
-use super::http::{
-    Answer, HttpOptions, HttpSetupError, Place, Retry, build_client, parse_base_url,
-};
+use super::http::{Answer, HttpOptions, HttpSetupError, Retry, build_client, parse_base_url};
 use super::{
     Account, AccountFilter, AccountPatch, AuditEntry, Capabilities, Catalog, CatalogRole, Contact,
     ContactPut, ErrorCode, Invitation, InvitationStatus, Member, MemberPut, NewAccount, Portal,
