@@ -11,6 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+#[path = "../tests/whmcs_support/mod.rs"]
+mod whmcs_support;
+
 const TOKEN: &str = "bench-operator-token-0123456789";
 const NOW: &str = "2026-11-26T09:00:00Z";
 
@@ -368,4 +371,56 @@ fn main() {
     row("1% drift plan (sandbox:)", &drift_plan, "");
     let drift_apply = run(&sandbox, &["apply", "-f", d, "--auto-approve"]);
     row("1% drift apply (sandbox:)", &drift_apply, "");
+
+    whmcs_calls(dir.path(), a.accounts);
+}
+
+/// Issue 20: the API calls of a zero-drift plan against the WHMCS emulator of the tests, for
+/// `clients` clients with an owner, 3 users and a contact each.
+fn whmcs_calls(dir: &Path, clients: usize) {
+    let whmcs = whmcs_support::Whmcs::start();
+    let manifests = dir.join("whmcs.yaml");
+    std::fs::write(&manifests, whmcs.fleet(clients)).unwrap();
+    whmcs.clear_requests();
+    let out = Command::new(env!("CARGO_BIN_EXE_rolecall"))
+        .args([
+            "plan",
+            "-f",
+            manifests.to_str().unwrap(),
+            "--detailed-exitcode",
+        ])
+        .args(["--portal", &whmcs.portal_url()])
+        .args([
+            "--whmcs-state",
+            dir.join("whmcs-state.json").to_str().unwrap(),
+        ])
+        .env("ROLECALL_WHMCS_IDENTIFIER", whmcs_support::IDENTIFIER)
+        .env("ROLECALL_WHMCS_SECRET", whmcs_support::SECRET)
+        .env("ROLECALL_NOW", NOW)
+        .output()
+        .unwrap();
+    let calls = whmcs.actions().len();
+    println!(
+        "WHMCS zero-drift plan, {} clients: {calls} calls ({:.2} per client){}",
+        thousands(clients),
+        calls as f64 / clients.max(1) as f64,
+        if out.status.code() == Some(0) {
+            ""
+        } else {
+            " FAILED: the plan was not zero-drift"
+        }
+    );
+}
+
+/// 1000 as "1,000".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -389,6 +389,8 @@ fn contact_preferences_map_to_notification_kinds_and_the_domain_rule_is_explaine
 #[test]
 fn paging_past_25_clients_and_users() {
     let whmcs = Whmcs::start();
+    // An installation that answers at most 25 items a page, whatever rolecall asks for.
+    whmcs.lock().page_cap = Some(25);
     let mut clients = Vec::new();
     for i in 0..60 {
         clients.push(whmcs.add_client(&format!("Client {i}"), &format!("owner{i}@c.example")));
@@ -432,6 +434,43 @@ fn paging_past_25_clients_and_users() {
         .filter(|a| *a == "GetContacts")
         .count();
     assert_eq!(contact_pages, 2, "30 contacts in pages of 25");
+}
+
+/// Issue 20: a zero-drift plan of many clients reads users and contacts in bulk pages of 250
+/// and costs one `GetUserPermissions` per (client, user) link that is not the owner's.
+#[test]
+fn a_zero_drift_plan_costs_one_call_per_link_plus_one_per_250_users_and_contacts() {
+    let whmcs = Whmcs::start();
+    let n = 300;
+    let manifests = whmcs.fleet(n);
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), &manifests);
+    let run = Run::at(&whmcs, dir.path());
+    whmcs.clear_requests();
+    let plan = ok(run.plan());
+    assert!(no_changes(&plan), "{plan}");
+    assert_eq!(whmcs.writes(), Vec::<String>::new());
+    let pages = |items: usize| items.div_ceil(250);
+    // Every client has its owner and 3 users (4 links) and a contact.
+    let (links, users, contacts) = (4 * n, 4 * n, n);
+    assert_eq!(
+        whmcs.count("GetUserPermissions"),
+        3 * n,
+        "the owners' cost none"
+    );
+    assert_eq!(whmcs.count("GetUsers"), pages(users));
+    assert_eq!(whmcs.count("GetContacts"), pages(contacts));
+    assert_eq!(whmcs.count("GetClients"), pages(n));
+    assert_eq!(whmcs.count("GetClientsDetails"), 0);
+    // The constant: `GetPermissionsList` once, and one page more than a single list of
+    // users and contacts would take, since they are two lists. The `GetClients` pages (one
+    // per 250 clients) are paid for by the owners' links, which need no call of their own.
+    let calls = whmcs.actions().len();
+    assert!(
+        calls <= links + pages(users + contacts) + 2,
+        "{calls} calls for {n} clients"
+    );
+    assert_eq!(calls, 3 * n + pages(users) + pages(contacts) + pages(n) + 1);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod billmgr;
+mod form_api;
 pub mod http;
 pub mod whmcs;
 

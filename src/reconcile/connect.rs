@@ -82,6 +82,7 @@ pub fn whmcs_credentials_from_env() -> Result<Credentials, String> {
         accesskey.as_deref(),
         &format!("{WHMCS_IDENTIFIER_ENV} / {WHMCS_SECRET_ENV} / {WHMCS_ACCESSKEY_ENV}"),
     )
+    .map_err(|e| e.to_string())
 }
 
 /// The BILLmanager login from `ROLECALL_BILLMGR_USERNAME` and `ROLECALL_BILLMGR_PASSWORD`.
@@ -106,6 +107,7 @@ pub fn billmgr_credentials_from_env() -> Result<crate::portal::billmgr::Credenti
         &password,
         &format!("{BILLMGR_USERNAME_ENV} / {BILLMGR_PASSWORD_ENV}"),
     )
+    .map_err(|e| e.to_string())
 }
 
 /// Connects to the BILLmanager at `url` (`billmgr+https://host:1500/billmgr`) with a login

@@ -118,6 +118,9 @@ pub struct Data {
     /// This action is carried out, then answered with 503: the client never hears that it
     /// happened.
     pub fail_after_commit: Option<String>,
+    /// Pages hold at most this many items whatever `limitnum` asks (an installation whose
+    /// hook caps it): the client must follow `totalresults`.
+    pub page_cap: Option<usize>,
 }
 
 impl Data {
@@ -298,6 +301,52 @@ impl Whmcs {
         });
     }
 
+    /// `clients` clients, each with its owner, 3 users (`tickets`, `invoices`, `domains`) and a
+    /// contact (general and domain e-mails); gives the manifests (one YAML stream) that
+    /// declare exactly that, so that a plan of them changes nothing.
+    pub fn fleet(&self, clients: usize) -> String {
+        let mut yaml = String::new();
+        for i in 0..clients {
+            let id = self.add_client(&format!("Fleet {i}"), &format!("owner{i}@fleet.example"));
+            yaml.push_str(&format!(
+                "---\napiVersion: rolecall.dev/v1alpha1\nkind: CustomerAccount\nmetadata: {{name: fleet-{id}}}\nspec:\n  customerNumber: \"{id}\"\n  timeZone: Europe/Zurich\n  members:\n"
+            ));
+            for (u, role) in ["tickets", "invoices", "domains"].iter().enumerate() {
+                let email = format!("u{u}-{i}@fleet.example");
+                self.add_user(id, &email, &[role]);
+                yaml.push_str(&format!("    - email: {email}\n      roles: [{role}]\n"));
+            }
+            let contact = format!("noc-{i}@fleet.example");
+            self.add_contact(id, &contact, [true, false, true, false, false, false]);
+            yaml.push_str(&format!(
+                "  contacts:\n    - email: {contact}\n      name: Contact\n      notifications: [general, domains]\n"
+            ));
+        }
+        yaml
+    }
+
+    /// How many requests named this action so far.
+    pub fn count(&self, action: &str) -> usize {
+        self.lock()
+            .requests
+            .iter()
+            .filter(|(a, _)| a == action)
+            .count()
+    }
+
+    /// The actions sent so far that are not reads (every WHMCS read action is `Get…`).
+    pub fn writes(&self) -> Vec<String> {
+        self.actions()
+            .into_iter()
+            .filter(|a| !a.starts_with("Get"))
+            .collect()
+    }
+
+    /// Forgets the requests seen so far, so that a test counts only what follows.
+    pub fn clear_requests(&self) {
+        self.lock().requests.clear();
+    }
+
     pub fn actions(&self) -> Vec<String> {
         self.lock()
             .requests
@@ -318,7 +367,11 @@ fn error(message: &str) -> Response {
 
 /// The page `limitstart`/`limitnum` ask for (25 items when `limitnum` is not sent), and
 /// where it starts.
-fn page<'a, T>(form: &HashMap<String, String>, all: &'a [T]) -> (usize, &'a [T]) {
+fn page<'a, T>(
+    form: &HashMap<String, String>,
+    cap: Option<usize>,
+    all: &'a [T],
+) -> (usize, &'a [T]) {
     let start: usize = form
         .get("limitstart")
         .and_then(|s| s.parse().ok())
@@ -326,7 +379,8 @@ fn page<'a, T>(form: &HashMap<String, String>, all: &'a [T]) -> (usize, &'a [T])
     let num: usize = form
         .get("limitnum")
         .and_then(|s| s.parse().ok())
-        .unwrap_or(25);
+        .unwrap_or(25)
+        .min(cap.unwrap_or(usize::MAX));
     let from = start.min(all.len());
     let to = from.saturating_add(num).min(all.len());
     (start, &all[from..to])
@@ -424,7 +478,7 @@ async fn api(
                 .iter()
                 .filter(|c| search.is_empty() || c.email.to_lowercase().starts_with(&search))
                 .collect();
-            let (start, shown) = page(&form, &all);
+            let (start, shown) = page(&form, d.page_cap, &all);
             let items: Vec<Value> = shown
                 .iter()
                 .map(|c| {
@@ -459,19 +513,24 @@ async fn api(
         }
         "GetUsers" => {
             let search = lowercase(&form, "search");
-            // As WHMCS: the search matches the start of the e-mail or of the name.
+            // As WHMCS documents it: the search matches the start of the e-mail, the first
+            // name, the last name or the full name. Without one, every user, in id order.
             let all: Vec<&User> = d
                 .users
                 .iter()
                 .filter(|u| {
                     search.is_empty()
-                        || u.email.to_lowercase().starts_with(&search)
-                        || format!("{} {}", u.firstname, u.lastname)
-                            .to_lowercase()
-                            .starts_with(&search)
+                        || [
+                            &u.email,
+                            &u.firstname,
+                            &u.lastname,
+                            &format!("{} {}", u.firstname, u.lastname),
+                        ]
+                        .iter()
+                        .any(|f| f.to_lowercase().starts_with(&search))
                 })
                 .collect();
-            let (start, shown) = page(&form, &all);
+            let (start, shown) = page(&form, d.page_cap, &all);
             let items: Vec<Value> = shown
                 .iter()
                 .map(|u| {
@@ -581,7 +640,7 @@ async fn api(
                 .filter(|c| client.is_none_or(|id| c.client_id == id))
                 .filter(|c| email.is_empty() || c.email.to_lowercase().starts_with(&email))
                 .collect();
-            let (start, shown) = page(&form, &all);
+            let (start, shown) = page(&form, d.page_cap, &all);
             let items: Vec<Value> = shown
                 .iter()
                 .map(|c| {

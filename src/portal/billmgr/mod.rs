@@ -31,9 +31,7 @@ use jiff::{SignedDuration, Timestamp};
 use reqwest::Url;
 use serde_json::Value;
 
-use super::http::{
-    Answer, HttpOptions, HttpSetupError, Place, Retry, build_client, parse_base_url,
-};
+use super::http::{Answer, HttpOptions, HttpSetupError, Retry, build_client, parse_base_url};
 use super::{
     Account, AccountFilter, AccountPatch, AuditEntry, Capabilities, Catalog, CatalogRole, Contact,
     ContactPut, ErrorCode, Invitation, InvitationStatus, Member, MemberPut, NewAccount, Portal,
@@ -73,6 +71,20 @@ pub struct Credentials {
     source: String,
 }
 
+/// Why a BILLmanager login cannot be used. The sentences name where it came from, never a
+/// value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsError {
+    /// The username or the password is empty.
+    #[error("the BILLmanager username and password are both needed ({origin})")]
+    Missing { origin: String },
+    /// The username or the password holds a control character.
+    #[error(
+        "the BILLmanager username or password ({origin}) is not usable: it holds a control character"
+    )]
+    ControlCharacter { origin: String },
+}
+
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Credentials(***)")
@@ -81,17 +93,21 @@ impl fmt::Debug for Credentials {
 
 impl Credentials {
     /// The login of a BILLmanager user; `source` says where it came from.
-    pub fn new(username: &str, password: &str, source: &str) -> Result<Credentials, String> {
+    pub fn new(
+        username: &str,
+        password: &str,
+        source: &str,
+    ) -> Result<Credentials, CredentialsError> {
         let username = username.trim();
         if username.is_empty() || password.is_empty() {
-            return Err(format!(
-                "the BILLmanager username and password are both needed ({source})"
-            ));
+            return Err(CredentialsError::Missing {
+                origin: source.to_owned(),
+            });
         }
         if username.chars().any(char::is_control) || password.chars().any(char::is_control) {
-            return Err(format!(
-                "the BILLmanager username or password ({source}) is not usable: it holds a control character"
-            ));
+            return Err(CredentialsError::ControlCharacter {
+                origin: source.to_owned(),
+            });
         }
         Ok(Credentials {
             username: Hidden(username.to_owned()),

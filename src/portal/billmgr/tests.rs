@@ -37,6 +37,16 @@ fn secrets_never_print() {
         c.redact("bad pa55-secret for main@acme.example"),
         "bad *** for ***"
     );
+    assert_eq!(
+        Credentials::new(" ", "x", "env").unwrap_err().to_string(),
+        "the BILLmanager username and password are both needed (env)"
+    );
+    let err = Credentials::new("main", "pa\u{7}ss", "env").unwrap_err();
+    assert!(matches!(err, CredentialsError::ControlCharacter { .. }));
+    assert_eq!(
+        err.to_string(),
+        "the BILLmanager username or password (env) is not usable: it holds a control character"
+    );
     let p = GeneratedPassword::generate().unwrap();
     assert_eq!(p.0.0.chars().count(), 24);
     let shown = format!("{p:?} {:?}", p.0);
@@ -63,4 +73,49 @@ fn secrets_never_print() {
     .unwrap_err()
     .to_string();
     assert!(!err.contains("pw"), "{err}");
+}
+
+#[test]
+fn an_answer_without_a_doc_is_named_with_its_status() {
+    let c = Credentials::new("main@acme.example", "pa55-secret", "env").unwrap();
+    let portal = BillmgrPortal::new(
+        "https://billing.example:1500/billmgr",
+        c,
+        BillmgrOptions::default(),
+    )
+    .unwrap();
+    let answer = |status: u16, body: &str| Answer {
+        status: reqwest::StatusCode::from_u16(status).unwrap(),
+        problem_json: false,
+        retry_after: None,
+        body: axum::body::Bytes::copy_from_slice(body.as_bytes()),
+    };
+    for (status, body, want_status, code, what) in [
+        (
+            200,
+            r#"{"doc": "x"}"#,
+            502,
+            ErrorCode::Other,
+            "with something that is not a BILLmanager answer (is the URL https://host:1500/billmgr?)",
+        ),
+        (
+            404,
+            "",
+            404,
+            ErrorCode::Other,
+            "404: there is no BILLmanager API at this address (is the URL https://host:1500/billmgr?)",
+        ),
+        (429, "", 429, ErrorCode::RateLimited, "HTTP 429"),
+    ] {
+        let e = portal.doc("user", &answer(status, body)).unwrap_err();
+        assert_eq!(e.code(), Some(code), "{e}");
+        let PortalError::Problem { status, detail, .. } = e else {
+            panic!("not a problem");
+        };
+        assert_eq!(status, want_status);
+        assert_eq!(
+            detail,
+            format!("BILLmanager user on https://billing.example:1500 answered {what}")
+        );
+    }
 }

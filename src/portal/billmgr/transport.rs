@@ -2,6 +2,15 @@
 //! SPEC §4 problem it stands for, with the credentials and session scrubbed.
 
 use super::*;
+use crate::portal::form_api::{FormPost, Product, foreign_answer};
+
+/// How error sentences name the BILLmanager API.
+const BILLMANAGER: Product = Product {
+    name: "BILLmanager",
+    answer: "BILLmanager",
+    hint: "is the URL https://host:1500/billmgr?",
+    silent: "",
+};
 
 impl BillmgrPortal {
     /// Posts one form and reads the answer's `doc`; `retrying` retries 429, 5xx and lost
@@ -12,29 +21,23 @@ impl BillmgrPortal {
         form: &[(&str, &str)],
         retrying: bool,
     ) -> PortalResult<Value> {
-        let place = Place {
+        let post = FormPost {
+            client: &self.client,
+            endpoint: &self.endpoint,
             origin: &self.origin,
-            method: "POST",
-            path: func,
             options: &self.options.http,
+            retry: &self.retry,
+            requests: &self.requests,
         };
-        let attempt = || async {
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let request = self.client.post(self.endpoint.clone()).form(form);
-            place.exchange(request).await
-        };
-        let answer = if retrying {
-            self.retry.run("POST", func, attempt).await
-        } else {
-            attempt().await.map_err(|failure| failure.error)
-        };
-        let answer = answer.map_err(|e| self.scrub(e))?;
+        let answer = post
+            .send(func, form, retrying, || std::future::ready(()))
+            .await
+            .map_err(|e| self.scrub(e))?;
         self.doc(func, &answer)
     }
 
     /// The `doc` of an answer, or the problem an answer without one stands for.
     pub(super) fn doc(&self, func: &str, answer: &Answer) -> PortalResult<Value> {
-        let status = answer.status.as_u16();
         let body: Option<Value> = serde_json::from_slice(&answer.body).ok();
         if answer.status.is_success()
             && let Some(doc) = body.as_ref().and_then(|b| b.get("doc"))
@@ -42,30 +45,7 @@ impl BillmgrPortal {
         {
             return Ok(doc.clone());
         }
-        let what = if answer.status.is_success() {
-            "with something that is not a BILLmanager answer (is the URL https://host:1500/billmgr?)"
-                .to_owned()
-        } else if status == 404 {
-            "404: there is no BILLmanager API at this address (is the URL https://host:1500/billmgr?)"
-                .to_owned()
-        } else {
-            format!("HTTP {status}")
-        };
-        Err(PortalError::Problem {
-            status: if answer.status.is_success() {
-                502
-            } else {
-                status
-            },
-            code: match status {
-                401 | 403 => ErrorCode::Unauthenticated,
-                429 => ErrorCode::RateLimited,
-                500..=599 => ErrorCode::Unavailable,
-                _ => ErrorCode::Other,
-            },
-            detail: format!("BILLmanager {func} on {} answered {what}", self.origin),
-            errors: Vec::new(),
-        })
+        Err(foreign_answer(&BILLMANAGER, func, &self.origin, answer))
     }
 
     pub(super) fn scrub(&self, e: PortalError) -> PortalError {

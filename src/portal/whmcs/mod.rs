@@ -19,6 +19,7 @@
 mod invitations;
 mod mapping;
 mod operations;
+mod reads;
 mod transport;
 mod wire;
 
@@ -38,9 +39,7 @@ pub use invitations::{
     MemoryInvitations,
 };
 
-use super::http::{
-    Answer, HttpOptions, HttpSetupError, Place, Retry, build_client, parse_base_url,
-};
+use super::http::{Answer, HttpOptions, HttpSetupError, Retry, build_client, parse_base_url};
 use super::{
     Account, AccountFilter, AccountPatch, AuditEntry, Capabilities, Catalog, CatalogRole, Contact,
     ContactPut, ErrorCode, Invitation, InvitationStatus, Member, MemberPut, NewAccount, Portal,
@@ -96,6 +95,25 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// Why API credentials cannot be used. The sentences name where the credentials came from,
+/// never a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsError {
+    /// The identifier or the secret is empty.
+    #[error("the WHMCS API identifier and secret are both needed ({origin})")]
+    Missing { origin: String },
+    /// The identifier or the secret holds a space or a character that is not printable ASCII.
+    #[error(
+        "the WHMCS API identifier or secret ({origin}) is not usable: it must be printable ASCII without spaces"
+    )]
+    Unusable { origin: String },
+    /// The access key holds a space or a character that is not printable ASCII.
+    #[error(
+        "the WHMCS API access key ({origin}) is not usable: it must be printable ASCII without spaces"
+    )]
+    UnusableAccessKey { origin: String },
+}
+
 impl Credentials {
     /// The API credential pair, and the access key where the installation requires one.
     /// `source` says where they came from, for the error sentence.
@@ -104,24 +122,19 @@ impl Credentials {
         secret: &str,
         accesskey: Option<&str>,
         source: &str,
-    ) -> Result<Credentials, String> {
+    ) -> Result<Credentials, CredentialsError> {
         let usable = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic());
+        let source = || source.to_owned();
         let (identifier, secret) = (identifier.trim(), secret.trim());
         if identifier.is_empty() || secret.is_empty() {
-            return Err(format!(
-                "the WHMCS API identifier and secret are both needed ({source})"
-            ));
+            return Err(CredentialsError::Missing { origin: source() });
         }
         if !usable(identifier) || !usable(secret) {
-            return Err(format!(
-                "the WHMCS API identifier or secret ({source}) is not usable: it must be printable ASCII without spaces"
-            ));
+            return Err(CredentialsError::Unusable { origin: source() });
         }
         let accesskey = accesskey.map(str::trim).filter(|k| !k.is_empty());
         if accesskey.is_some_and(|k| !usable(k)) {
-            return Err(format!(
-                "the WHMCS API access key ({source}) is not usable: it must be printable ASCII without spaces"
-            ));
+            return Err(CredentialsError::UnusableAccessKey { origin: source() });
         }
         Ok(Credentials {
             identifier: identifier.to_owned(),
@@ -154,7 +167,8 @@ pub struct WhmcsOptions {
     pub http: HttpOptions,
     /// Requests per second at most; `None` sends as fast as WHMCS answers.
     pub rate_limit: Option<f64>,
-    /// Items per page (`limitnum`); WHMCS answers 25 when it is not sent.
+    /// Items per page (`limitnum`); WHMCS answers 25 when it is not sent, rolecall asks for
+    /// [`reads::BULK_PAGE`].
     pub page_size: u32,
     /// The current instant for invitation records (`ROLECALL_NOW`); `None` is the clock.
     pub now: Option<Timestamp>,
@@ -165,7 +179,7 @@ impl Default for WhmcsOptions {
         WhmcsOptions {
             http: HttpOptions::default(),
             rate_limit: None,
-            page_size: 25,
+            page_size: reads::BULK_PAGE,
             now: None,
         }
     }
@@ -216,6 +230,9 @@ pub struct WhmcsPortal {
     /// WHMCS creates the link only with the invitation.
     planned: Mutex<HashMap<(String, String), PlannedMember>>,
     permissions: tokio::sync::OnceCell<Vec<String>>,
+    /// The client ids of the last `GetClients` listing: a read of all clients needs them
+    /// again, and a read of some tells by them whether the bulk lists cost less.
+    clients: Mutex<Option<Vec<String>>>,
     requests: AtomicU64,
 }
 
@@ -270,6 +287,7 @@ impl WhmcsPortal {
             invitations,
             planned: Mutex::new(HashMap::new()),
             permissions: tokio::sync::OnceCell::new(),
+            clients: Mutex::new(None),
             requests: AtomicU64::new(0),
         })
     }
@@ -304,12 +322,15 @@ impl WhmcsPortal {
     async fn client_ids(&self, filter: &AccountFilter) -> PortalResult<Vec<String>> {
         match filter {
             AccountFilter::Only(ids) => Ok(ids.clone()),
-            AccountFilter::All => Ok(self
-                .list_accounts()
-                .await?
-                .into_iter()
-                .map(|a| a.customer_number)
-                .collect()),
+            AccountFilter::All => match self.known_clients() {
+                Some(ids) => Ok(ids),
+                None => Ok(self
+                    .list_accounts()
+                    .await?
+                    .into_iter()
+                    .map(|a| a.customer_number)
+                    .collect()),
+            },
         }
     }
 
@@ -371,70 +392,6 @@ impl WhmcsPortal {
             invitation: Some(self.invitation_of(record)),
             etag: NO_ETAG.into(),
         }
-    }
-
-    /// The members of one client: its users, then the invitations still outstanding. A user
-    /// now associated ends the record of their invitation.
-    async fn client_members(&self, client_id: &str) -> PortalResult<Vec<Member>> {
-        let answer = self
-            .call("GetClientsDetails", &[("clientid", client_id.to_owned())])
-            .await?;
-        let client = answer.get("client").unwrap_or(&answer);
-        let owner_id = wire::id(client.get("owner_user_id"));
-        let all = self.permission_names().await?.clone();
-        let mut members = Vec::new();
-        for user in wire::list(client.get("users"), "user") {
-            let email = wire::text(user, "email").to_owned();
-            let Some(id) = wire::id(user.get("id")) else {
-                continue;
-            };
-            if email.is_empty() {
-                continue;
-            }
-            let owner = wire::is_owner(user) || owner_id.as_deref() == Some(id.as_str());
-            let mut roles = if owner {
-                // The owner holds everything; WHMCS does not keep permissions for it.
-                let mut r = all.clone();
-                r.push(OWNER_ROLE.to_owned());
-                r
-            } else {
-                let p = self
-                    .call(
-                        "GetUserPermissions",
-                        &[("user_id", id.clone()), ("client_id", client_id.to_owned())],
-                    )
-                    .await?;
-                wire::permissions(p.get("permissions"))
-            };
-            roles.sort();
-            let name = wire::person_name(user);
-            members.push(Member {
-                customer_number: Some(client_id.to_owned()),
-                email,
-                name: (!name.is_empty()).then_some(name),
-                user_linked: true,
-                roles: grants(&roles),
-                services: Services::All,
-                notifications: Vec::new(),
-                invitation: None,
-                etag: NO_ETAG.into(),
-            });
-        }
-        let records = self
-            .invitations
-            .list(client_id)
-            .map_err(Self::store_error)?;
-        for record in records {
-            let joined = members.iter().any(|m| same_email(&m.email, &record.email));
-            if joined {
-                self.invitations
-                    .remove(client_id, &record.email)
-                    .map_err(Self::store_error)?;
-            } else {
-                members.push(self.pending_member(client_id, &record));
-            }
-        }
-        Ok(members)
     }
 
     fn record(&self, client_id: &str, email: &str) -> PortalResult<Option<InvitationRecord>> {

@@ -54,7 +54,11 @@ impl Portal for WhmcsPortal {
         let clients = self
             .all_pages("GetClients", &[], "clients", "client")
             .await?;
-        Ok(clients.iter().filter_map(account_of).collect())
+        let accounts: Vec<Account> = clients.iter().filter_map(account_of).collect();
+        if let Ok(mut known) = self.clients.lock() {
+            *known = Some(accounts.iter().map(|a| a.customer_number.clone()).collect());
+        }
+        Ok(accounts)
     }
 
     async fn get_account(&self, customer_number: &str) -> PortalResult<Account> {
@@ -98,8 +102,14 @@ impl Portal for WhmcsPortal {
     }
 
     async fn list_members(&self, accounts: &AccountFilter) -> PortalResult<Vec<Member>> {
+        let ids = self.client_ids(accounts).await?;
+        if let Some(scope) = self.bulk_scope(accounts)
+            && let Some(members) = self.bulk_members(scope.as_ref(), &ids).await?
+        {
+            return Ok(members);
+        }
         let mut members = Vec::new();
-        for client_id in self.client_ids(accounts).await? {
+        for client_id in ids {
             members.extend(self.client_members(&client_id).await?);
         }
         Ok(members)
@@ -351,17 +361,15 @@ impl Portal for WhmcsPortal {
     }
 
     async fn list_contacts(&self, accounts: &AccountFilter) -> PortalResult<Vec<Contact>> {
+        let ids = self.client_ids(accounts).await?;
+        if let Some(scope) = self.bulk_scope(accounts)
+            && let Some(contacts) = self.bulk_contacts(scope.as_ref(), &ids).await?
+        {
+            return Ok(contacts);
+        }
         let mut contacts = Vec::new();
-        for client_id in self.client_ids(accounts).await? {
-            let items = self
-                .all_pages(
-                    "GetContacts",
-                    &[("userid", client_id.clone())],
-                    "contacts",
-                    "contact",
-                )
-                .await?;
-            contacts.extend(items.iter().map(|c| contact_of(&client_id, c)));
+        for client_id in ids {
+            contacts.extend(self.client_contacts(&client_id).await?);
         }
         Ok(contacts)
     }

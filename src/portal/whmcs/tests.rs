@@ -35,9 +35,26 @@ fn credentials_never_print_and_are_scrubbed_from_messages() {
         c.redact("bad secret very-secret for ident-123 / acc-key"),
         "bad secret *** for *** / ***"
     );
-    assert!(Credentials::new("", "s", None, "env").is_err());
-    let err = Credentials::new("id", "has space", None, "env").unwrap_err();
+    assert_eq!(
+        Credentials::new("", "s", None, "env").unwrap_err(),
+        CredentialsError::Missing {
+            origin: "env".into()
+        }
+    );
+    let err = Credentials::new("id", "has space", None, "env")
+        .unwrap_err()
+        .to_string();
     assert!(!err.contains("has space"), "{err}");
+    assert_eq!(
+        err,
+        "the WHMCS API identifier or secret (env) is not usable: it must be printable ASCII without spaces"
+    );
+    assert_eq!(
+        Credentials::new("id", "s", Some("a b"), "env")
+            .unwrap_err()
+            .to_string(),
+        "the WHMCS API access key (env) is not usable: it must be printable ASCII without spaces"
+    );
 }
 
 #[test]
@@ -98,4 +115,63 @@ fn the_endpoint_is_under_the_base_path_and_credentials_stay_out_of_debug() {
     .unwrap_err()
     .to_string();
     assert!(!err.contains("pw"), "{err}");
+}
+
+#[test]
+fn an_answer_that_is_not_the_apis_own_is_named_with_its_status() {
+    let creds = Credentials::new("ident", "sekrit", None, "test").unwrap();
+    let p = WhmcsPortal::new(
+        "https://billing.example/whmcs/",
+        creds,
+        Arc::new(MemoryInvitations::default()),
+        WhmcsOptions::default(),
+    )
+    .unwrap();
+    let answer = |status: u16, body: &str| Answer {
+        status: reqwest::StatusCode::from_u16(status).unwrap(),
+        problem_json: false,
+        retry_after: None,
+        body: axum::body::Bytes::copy_from_slice(body.as_bytes()),
+    };
+    for (status, body, want_status, code, what) in [
+        (
+            200,
+            "<html>",
+            502,
+            ErrorCode::Other,
+            "with something that is not a WHMCS API answer (is the URL the WHMCS root?)",
+        ),
+        (
+            404,
+            "",
+            404,
+            ErrorCode::Other,
+            "404: there is no WHMCS API at this address (is the URL the WHMCS root?)",
+        ),
+        (
+            503,
+            "busy",
+            503,
+            ErrorCode::Unavailable,
+            "HTTP 503 without a WHMCS message",
+        ),
+        (
+            403,
+            "",
+            403,
+            ErrorCode::Unauthenticated,
+            "HTTP 403 without a WHMCS message",
+        ),
+    ] {
+        let e = p.read("GetClients", &answer(status, body)).unwrap_err();
+        assert_eq!(e.code(), Some(code), "{e}");
+        let PortalError::Problem { status, detail, .. } = e else {
+            panic!("not a problem");
+        };
+        assert_eq!(status, want_status);
+        assert_eq!(
+            detail,
+            format!("WHMCS GetClients on https://billing.example answered {what}")
+        );
+    }
 }

@@ -2,6 +2,15 @@
 //! or as the SPEC §4 problem it stands for, with the credentials scrubbed.
 
 use super::*;
+use crate::portal::form_api::{FormPost, Product, foreign_answer};
+
+/// How error sentences name the WHMCS API.
+const WHMCS: Product = Product {
+    name: "WHMCS",
+    answer: "WHMCS API",
+    hint: "is the URL the WHMCS root?",
+    silent: " without a WHMCS message",
+};
 
 impl WhmcsPortal {
     /// Calls one API action and returns its answer when WHMCS says it succeeded.
@@ -40,30 +49,27 @@ impl WhmcsPortal {
             form.push(("accesskey", key));
         }
         form.extend(params.iter().map(|(k, v)| (*k, v.as_str())));
-        let place = Place {
-            origin: &self.origin,
-            method: "POST",
-            path: action,
-            options: &self.options.http,
-        };
-        let attempt = || async {
-            self.throttle.wait().await;
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let request = self.client.post(self.endpoint.clone()).form(&form);
-            place.exchange(request).await
-        };
-        let answer = if retrying {
-            self.retry.run("POST", action, attempt).await
-        } else {
-            attempt().await.map_err(|failure| failure.error)
-        };
-        let answer = answer.map_err(|e| self.scrub(e))?;
+        let answer = self
+            .form_post()
+            .send(action, &form, retrying, || self.throttle.wait())
+            .await
+            .map_err(|e| self.scrub(e))?;
         self.read(action, &answer)
+    }
+
+    fn form_post(&self) -> FormPost<'_> {
+        FormPost {
+            client: &self.client,
+            endpoint: &self.endpoint,
+            origin: &self.origin,
+            options: &self.options.http,
+            retry: &self.retry,
+            requests: &self.requests,
+        }
     }
 
     /// The answer of `action` as JSON, or the error it stands for.
     pub(super) fn read(&self, action: &str, answer: &Answer) -> PortalResult<Value> {
-        let status = answer.status.as_u16();
         let body: Option<Value> = serde_json::from_slice(&answer.body).ok();
         match body.as_ref().map(wire::outcome) {
             Some(wire::Outcome::Success) if answer.status.is_success() => {
@@ -72,33 +78,7 @@ impl WhmcsPortal {
             Some(wire::Outcome::Error(message)) if !message.is_empty() => {
                 Err(self.refusal(action, message))
             }
-            _ => {
-                let what = if answer.status.is_success() {
-                    "with something that is not a WHMCS API answer (is the URL the WHMCS root?)"
-                        .to_owned()
-                } else if status == 404 {
-                    // Not an object that is gone: there is no API here at all.
-                    "404: there is no WHMCS API at this address (is the URL the WHMCS root?)"
-                        .to_owned()
-                } else {
-                    format!("HTTP {status} without a WHMCS message")
-                };
-                Err(PortalError::Problem {
-                    status: if answer.status.is_success() {
-                        502
-                    } else {
-                        status
-                    },
-                    code: match status {
-                        401 | 403 => ErrorCode::Unauthenticated,
-                        429 => ErrorCode::RateLimited,
-                        500..=599 => ErrorCode::Unavailable,
-                        _ => ErrorCode::Other,
-                    },
-                    detail: format!("WHMCS {action} on {} answered {what}", self.origin),
-                    errors: Vec::new(),
-                })
-            }
+            _ => Err(foreign_answer(&WHMCS, action, &self.origin, answer)),
         }
     }
 
