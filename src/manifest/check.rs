@@ -15,9 +15,11 @@ use crate::domain::{
 };
 use crate::model::{self, ContactSpec, MaxRemovals, MemberSpec, RoleEntry, ServiceScope};
 
+mod account;
 mod member;
 mod policy;
 
+use account::check_account;
 use member::check_member;
 use policy::{check_email, check_policy};
 
@@ -99,19 +101,40 @@ pub(crate) fn check_documents(
         }
     }
 
-    // Accounts by (namespace, name), for references.
     let accounts: Vec<&Document> = docs
         .iter()
         .filter(|d| matches!(d.body, Body::Account(_)))
         .collect();
+    let extras = attach(&mut c, docs, &accounts);
+    check_customer_numbers(&mut c, &accounts);
+    for (account, mut diags) in check_accounts(now, &accounts, &state.portals, &extras) {
+        state.accounts.extend(account);
+        c.diags.append(&mut diags);
+    }
+    state
+}
+
+/// The members and contacts declared as documents of their own, by the index of the account
+/// they point to.
+struct Extras<'a> {
+    members: Vec<Vec<(&'a Document, MemberSpec)>>,
+    contacts: Vec<Vec<(&'a Document, ContactSpec)>>,
+}
+
+/// Attaches each AccountMember and NotificationContact to the CustomerAccount it points to,
+/// reporting references that leave their namespace or name no account.
+fn attach<'a>(c: &mut Checker, docs: &'a [Document], accounts: &[&'a Document]) -> Extras<'a> {
+    // Accounts by (namespace, name), for references.
     let mut by_name: HashMap<(&str, &str), usize> = HashMap::new();
     for (i, d) in accounts.iter().enumerate() {
         by_name
             .entry((d.namespace.as_str(), d.name.as_str()))
             .or_insert(i);
     }
-    let mut extra_members: Vec<Vec<(&Document, MemberSpec)>> = vec![Vec::new(); accounts.len()];
-    let mut extra_contacts: Vec<Vec<(&Document, ContactSpec)>> = vec![Vec::new(); accounts.len()];
+    let mut extras = Extras {
+        members: vec![Vec::new(); accounts.len()],
+        contacts: vec![Vec::new(); accounts.len()],
+    };
     for doc in docs {
         let (account_ref, kind, ref_ns) = match &doc.body {
             Body::Member(m) => (
@@ -136,46 +159,51 @@ pub(crate) fn check_documents(
         }
         match by_name.get(&(doc.namespace.as_str(), account_ref.as_str())) {
             Some(&i) => match &doc.body {
-                Body::Member(m) => extra_members[i].push((doc, m.member())),
-                Body::Contact(n) => extra_contacts[i].push((doc, n.contact())),
+                Body::Member(m) => extras.members[i].push((doc, m.member())),
+                Body::Contact(n) => extras.contacts[i].push((doc, n.contact())),
                 _ => {}
             },
-            None => {
-                // The member's own fields are still worth checking.
-                if let Body::Member(m) = &doc.body {
-                    let at = Declared { doc, path: spec() };
-                    let policy = AccountPolicy::default();
-                    check_member(
-                        &mut c,
-                        &at,
-                        &m.member(),
-                        None,
-                        &policy,
-                        &mut BTreeMap::new(),
-                    );
-                }
-                let names = accounts
-                    .iter()
-                    .filter(|a| a.namespace == doc.namespace)
-                    .map(|a| a.name.as_str());
-                let hint = closest(account_ref, names)
-                    .map(|s| format!("; did you mean {s:?}?"))
-                    .unwrap_or_default();
-                c.error(
-                    doc,
-                    &spec().key("accountRef").key("name"),
-                    format!(
-                        "this {kind} points to CustomerAccount {account_ref:?}, but no CustomerAccount of that name is declared in namespace {:?}{hint}",
-                        doc.namespace
-                    ),
-                );
-            }
+            None => unknown_account(c, doc, account_ref, kind, accounts),
         }
     }
+    extras
+}
 
-    // A customer number belongs to one CustomerAccount per portal.
+/// A member or contact that points to an account not declared in its namespace.
+fn unknown_account(
+    c: &mut Checker,
+    doc: &Document,
+    account_ref: &str,
+    kind: &str,
+    accounts: &[&Document],
+) {
+    // The member's own fields are still worth checking.
+    if let Body::Member(m) = &doc.body {
+        let at = Declared { doc, path: spec() };
+        let policy = AccountPolicy::default();
+        check_member(c, &at, &m.member(), None, &policy, &mut BTreeMap::new());
+    }
+    let names = accounts
+        .iter()
+        .filter(|a| a.namespace == doc.namespace)
+        .map(|a| a.name.as_str());
+    let hint = closest(account_ref, names)
+        .map(|s| format!("; did you mean {s:?}?"))
+        .unwrap_or_default();
+    c.error(
+        doc,
+        &spec().key("accountRef").key("name"),
+        format!(
+            "this {kind} points to CustomerAccount {account_ref:?}, but no CustomerAccount of that name is declared in namespace {:?}{hint}",
+            doc.namespace
+        ),
+    );
+}
+
+/// A customer number belongs to one CustomerAccount per portal.
+fn check_customer_numbers(c: &mut Checker, accounts: &[&Document]) {
     let mut numbers: HashMap<(Option<&str>, &str), &Document> = HashMap::new();
-    for doc in &accounts {
+    for doc in accounts {
         let Body::Account(a) = &doc.body else {
             continue;
         };
@@ -196,12 +224,17 @@ pub(crate) fn check_documents(
             numbers.insert(key, doc);
         }
     }
+}
 
-    // Each account on its own: independent of the others, so spread over the cores for large
-    // fleets. Problems are sorted afterwards, and accounts kept in declaration order, so the
-    // outcome is the same as one by one.
-    let now = c.now;
-    let portals = &state.portals;
+/// Each account on its own: independent of the others, so spread over the cores for large
+/// fleets. Problems are sorted afterwards, and accounts kept in declaration order, so the
+/// outcome is the same as one by one.
+fn check_accounts(
+    now: Timestamp,
+    accounts: &[&Document],
+    portals: &[DesiredPortal],
+    extras: &Extras,
+) -> Vec<(Option<DesiredAccount>, Vec<Diagnostic>)> {
     let check_one = |i: usize| {
         let mut diags = Vec::new();
         let Body::Account(a) = &accounts[i].body else {
@@ -216,8 +249,8 @@ pub(crate) fn check_documents(
             accounts[i],
             a,
             portals,
-            &extra_members[i],
-            &extra_contacts[i],
+            &extras.members[i],
+            &extras.contacts[i],
         );
         (account, diags)
     };
@@ -227,7 +260,7 @@ pub(crate) fn check_documents(
     } else {
         None
     };
-    let checked: Vec<_> = match pool {
+    match pool {
         Some(pool) => pool.install(|| {
             (0..accounts.len())
                 .into_par_iter()
@@ -236,12 +269,7 @@ pub(crate) fn check_documents(
                 .collect()
         }),
         None => (0..accounts.len()).map(check_one).collect(),
-    };
-    for (account, mut diags) in checked {
-        state.accounts.extend(account);
-        c.diags.append(&mut diags);
     }
-    state
 }
 
 /// Fewer accounts than this per piece of work cost more to hand to another thread than to
@@ -365,157 +393,6 @@ fn check_portal(c: &mut Checker, doc: &Document, p: &model::PortalSpec) {
             ),
         );
     }
-}
-
-fn check_account(
-    c: &mut Checker,
-    doc: &Document,
-    a: &model::CustomerAccountSpec,
-    portals: &[DesiredPortal],
-    extra_members: &[(&Document, MemberSpec)],
-    extra_contacts: &[(&Document, ContactSpec)],
-) -> Option<DesiredAccount> {
-    let before = c.diags.iter().filter(|d| d.is_error()).count();
-    // The reference portal's own rule (SPEC §4 paths): what passes here, the portal takes.
-    if let Err(msg) = domain::check_customer_number(&a.customer_number) {
-        c.error(doc, &spec().key("customerNumber"), msg.to_string());
-    }
-    no_control(c, doc, &spec().key("customerNumber"), &a.customer_number);
-    if let Some(name) = &a.display_name {
-        no_control(c, doc, &spec().key("displayName"), name);
-    }
-    if let Some(ns) = a
-        .portal_ref
-        .as_ref()
-        .and_then(|r| r.namespace.as_ref())
-        .filter(|ns| **ns != doc.namespace)
-    {
-        c.error(
-            doc,
-            &spec().key("portalRef").key("namespace"),
-            cross_namespace("CustomerAccount", &doc.namespace, "Portal", ns),
-        );
-    } else if let Some(r) = &a.portal_ref
-        && !portals
-            .iter()
-            .any(|p| p.namespace == doc.namespace && p.name == r.name)
-    {
-        c.error(
-            doc,
-            &spec().key("portalRef").key("name"),
-            format!(
-                "this CustomerAccount points to Portal {:?}, but no Portal of that name is declared in namespace {:?}",
-                r.name, doc.namespace
-            ),
-        );
-    }
-    let tz_name = a.time_zone.clone().unwrap_or_else(|| "UTC".to_string());
-    let tz = match domain::parse_time_zone(&tz_name) {
-        Ok(tz) => Some(tz),
-        Err(msg) => {
-            c.error(doc, &spec().key("timeZone"), msg.to_string());
-            None
-        }
-    };
-    let policy = check_policy(c, doc, a.policy.as_ref());
-
-    let mut members = Vec::with_capacity(a.members.len() + extra_members.len());
-    let mut first_seen: BTreeMap<String, Declared> = BTreeMap::new();
-    let inline = a.members.iter().enumerate().map(|(i, m)| {
-        (
-            Declared {
-                doc,
-                path: spec().key("members").index(doc.kept.member(i)),
-            },
-            m,
-        )
-    });
-    let separate = extra_members.iter().map(|(d, m)| {
-        (
-            Declared {
-                doc: d,
-                path: spec(),
-            },
-            m,
-        )
-    });
-    for (at, m) in inline.chain(separate) {
-        if let Some(member) = check_member(c, &at, m, tz.as_ref(), &policy, &mut first_seen) {
-            members.push(member);
-        }
-    }
-
-    let mut contacts = Vec::with_capacity(a.contacts.len() + extra_contacts.len());
-    let mut first_contact: BTreeMap<String, Declared> = BTreeMap::new();
-    let inline = a.contacts.iter().enumerate().map(|(i, m)| {
-        (
-            Declared {
-                doc,
-                path: spec().key("contacts").index(doc.kept.contact(i)),
-            },
-            m,
-        )
-    });
-    let separate = extra_contacts.iter().map(|(d, m)| {
-        (
-            Declared {
-                doc: d,
-                path: spec(),
-            },
-            m,
-        )
-    });
-    for (at, contact) in inline.chain(separate) {
-        let email_path = at.path.key("email");
-        let Some(email) = check_email(
-            c,
-            &at,
-            &email_path,
-            &contact.email,
-            &policy,
-            &mut first_contact,
-            "contact",
-        ) else {
-            continue;
-        };
-        if let Some(name) = &contact.name {
-            no_control(c, at.doc, &at.path.key("name"), name);
-        }
-        let mut seen_kinds = Vec::new();
-        for (k, kind) in contact.notifications.iter().enumerate() {
-            if seen_kinds.contains(&kind) {
-                c.error(
-                    at.doc,
-                    &at.path.key("notifications").index(k),
-                    format!("notification kind {kind:?} is listed twice"),
-                );
-            }
-            seen_kinds.push(kind);
-        }
-        contacts.push(DesiredContact {
-            email,
-            name: contact.name.clone(),
-            notifications: contact.notifications.clone(),
-            source: source(at.doc, &at.path),
-        });
-    }
-
-    let after = c.diags.iter().filter(|d| d.is_error()).count();
-    let tz = tz?;
-    (after == before).then(|| DesiredAccount {
-        name: doc.name.clone(),
-        namespace: doc.namespace.clone(),
-        portal_ref: a.portal_ref.as_ref().map(|r| r.name.clone()),
-        customer_number: a.customer_number.clone(),
-        display_name: a.display_name.clone(),
-        time_zone_name: tz_name,
-        time_zone_declared: a.time_zone.is_some(),
-        time_zone: tz,
-        members,
-        contacts,
-        policy,
-        source: source(doc, &Path::root()),
-    })
 }
 
 /// The sentence for a reference that leaves its own namespace.

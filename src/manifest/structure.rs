@@ -73,12 +73,11 @@ pub(super) fn check_document(
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Document> {
     let before = diags.len();
-    let err = |diags: &mut Vec<Diagnostic>, path: &Path, msg: String| {
-        diags.push(Diagnostic::error(file, root.pos_of(path), path, msg));
-    };
     if !matches!(root.value, Value::Map(_)) {
-        err(
+        report(
             diags,
+            file,
+            &root,
             &Path::root(),
             format!(
                 "a manifest is a mapping with apiVersion, kind, metadata and spec, but this document is {}",
@@ -88,10 +87,23 @@ pub(super) fn check_document(
         return None;
     }
     // apiVersion and kind decide which schema applies; without them nothing else can be checked.
+    check_api_version(file, &root, diags);
+    let kind = check_kind(file, &root, diags)?;
+    if diags.len() > before {
+        return None;
+    }
+    check_schema(file, root, &kind, validators, diags)
+}
+
+fn report(diags: &mut Vec<Diagnostic>, file: &str, root: &Node, path: &Path, msg: String) {
+    diags.push(Diagnostic::error(file, root.pos_of(path), path, msg));
+}
+
+fn check_api_version(file: &str, root: &Node, diags: &mut Vec<Diagnostic>) {
     let api_path = Path::root().key("apiVersion");
+    let mut err = |path: &Path, msg: String| report(diags, file, root, path, msg);
     match root.get("apiVersion") {
         None => err(
-            diags,
             &Path::root(),
             format!(
                 "missing apiVersion; rolecall documents start with \"apiVersion: {API_VERSION}\""
@@ -100,12 +112,10 @@ pub(super) fn check_document(
         Some(n) => match n.as_str() {
             Some(API_VERSION) => {}
             Some(v) if v.starts_with(&format!("{GROUP}/")) => err(
-                diags,
                 &api_path,
                 format!("unknown apiVersion {v:?}; this rolecall reads {API_VERSION:?}"),
             ),
             Some(v) => err(
-                diags,
                 &api_path,
                 format!(
                     "{} is not a rolecall apiVersion; rolecall documents use {API_VERSION:?}",
@@ -113,7 +123,6 @@ pub(super) fn check_document(
                 ),
             ),
             None => err(
-                diags,
                 &api_path,
                 format!(
                     "expected the string {API_VERSION:?}, found {}",
@@ -122,11 +131,14 @@ pub(super) fn check_document(
             ),
         },
     }
+}
+
+fn check_kind(file: &str, root: &Node, diags: &mut Vec<Diagnostic>) -> Option<String> {
     let kind_path = Path::root().key("kind");
-    let kind = match root.get("kind") {
+    let mut err = |path: &Path, msg: String| report(diags, file, root, path, msg);
+    match root.get("kind") {
         None => {
             err(
-                diags,
                 &Path::root(),
                 format!("missing kind; one of {} is expected", KINDS.join(", ")),
             );
@@ -140,7 +152,6 @@ pub(super) fn check_document(
                     None => format!("; rolecall knows {}", KINDS.join(", ")),
                 };
                 err(
-                    diags,
                     &kind_path,
                     format!("unknown kind {}{hint}", super::quote_short(k)),
                 );
@@ -148,19 +159,25 @@ pub(super) fn check_document(
             }
             None => {
                 err(
-                    diags,
                     &kind_path,
                     format!("expected a kind name, found {}", n.describe()),
                 );
                 None
             }
         },
-    };
-    let kind = kind?;
-    if diags.len() > before {
-        return None;
     }
-    let (schema, validator) = validators.get(&kind)?;
+}
+
+/// The kind's schema over the whole document, then its typed spec.
+fn check_schema(
+    file: &str,
+    root: Node,
+    kind: &str,
+    validators: &Validators,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Document> {
+    let before = diags.len();
+    let (schema, validator) = validators.get(kind)?;
     let mut instance = root.to_json();
     let mut bad = Rejected::new();
     for error in validator.iter_errors(&instance) {
@@ -177,7 +194,7 @@ pub(super) fn check_document(
             kept.contacts = keep_readable::<ContactSpec>(&mut instance, "contacts");
         }
     }
-    let (name, namespace, body) = parts(&kind, &mut instance);
+    let (name, namespace, body) = parts(kind, &mut instance);
     match body {
         Ok(body) => Some(Document {
             file: file.into(),
@@ -191,8 +208,10 @@ pub(super) fn check_document(
         Err(_) if !complete => None,
         Err(e) => {
             // The schema should have caught this; report it rather than lose it.
-            err(
+            report(
                 diags,
+                file,
+                &root,
                 &Path::root().key("spec"),
                 format!("cannot be read: {e}"),
             );
@@ -233,21 +252,9 @@ fn translate(
             for key in unexpected {
                 let field = path.key(key.clone());
                 let pos = root.key_pos_of(&field).unwrap_or_else(|| at(&path));
-                let hint = match closest(key, known.iter().map(String::as_str)) {
-                    Some(s) => format!("; did you mean {s:?}?"),
-                    None if !known.is_empty() => format!("; known fields are {}", known.join(", ")),
-                    None => String::new(),
-                };
-                let fix = match closest(key, known.iter().map(String::as_str)) {
-                    Some(meant) => Fix::Rename(meant.to_string()),
-                    None => Fix::Remove,
-                };
+                let (fix, msg) = unknown_field(key, &known);
                 bad.push((field.clone(), fix));
-                push(
-                    &field,
-                    pos,
-                    format!("unknown field {}{hint}", super::quote_short(key)),
-                );
+                push(&field, pos, msg);
             }
         }
         ValidationErrorKind::Required { property } => {
@@ -259,36 +266,8 @@ fn translate(
             );
         }
         ValidationErrorKind::Type { kind } => {
-            let expected = match kind {
-                TypeKind::Single(t) => type_word(&t.to_string()),
-                // `null` is how optional fields are typed; nobody means to write it.
-                TypeKind::Multiple(set) => set
-                    .iter()
-                    .map(|t| t.to_string())
-                    .filter(|t| t != "null")
-                    .map(|t| type_word(&t))
-                    .collect::<Vec<_>>()
-                    .join(" or "),
-            };
-            let scalar = matches!(
-                node.map(|n| &n.value),
-                Some(Value::Int(_) | Value::Float(_) | Value::Bool(_))
-            );
-            let fix = if expected == "a string" && scalar {
-                Fix::Stringify
-            } else {
-                Fix::Remove
-            };
+            let (fix, msg) = wrong_type(kind, node, &found);
             bad.push((path.clone(), fix));
-            let mut msg = format!("expected {expected}, found {found}");
-            if expected == "a string"
-                && let Some(Node {
-                    value: Value::Int(i),
-                    ..
-                }) = node
-            {
-                msg.push_str(&format!("; quote it: \"{i}\""));
-            }
             push(&path, at(&path), msg);
         }
         ValidationErrorKind::Enum { options } => {
@@ -327,50 +306,134 @@ fn translate(
             );
         }
         ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
-            let here = error.instance_path().as_str();
-            // A closed list of words (an enum) arrives as one `const` per branch.
-            let words: Option<Vec<String>> = context
-                .iter()
-                .map(|errs| match errs.as_slice() {
-                    [e] if e.instance_path().as_str() == here => match e.kind() {
-                        ValidationErrorKind::Constant { expected_value } => {
-                            expected_value.as_str().map(str::to_string)
-                        }
-                        _ => None,
-                    },
-                    _ => None,
-                })
-                .collect();
-            if let Some(words) = words.filter(|w| !w.is_empty()) {
-                bad.push((path.clone(), Fix::Remove));
-                push(&path, at(&path), not_one_of(node, &words));
-                return;
-            }
-            // The value may take several shapes (a role name or a window, for example). When
-            // exactly one shape has the value's type, its problems are the useful ones.
-            let fitting: Vec<&Vec<jsonschema::ValidationError<'static>>> = context
-                .iter()
-                .filter(|errs| {
-                    !errs.iter().any(|e| {
-                        matches!(e.kind(), ValidationErrorKind::Type { .. })
-                            && e.instance_path().as_str() == here
-                    })
-                })
-                .collect();
-            if let [only] = fitting.as_slice() {
-                for e in only.iter() {
-                    translate(file, root, schema, e, bad, diags);
-                }
-            } else {
-                let what = schema_description(schema, error.schema_path().as_str())
-                    .unwrap_or_else(|| "another kind of value".into());
-                bad.push((path.clone(), Fix::Remove));
-                push(&path, at(&path), format!("expected {what}, found {found}"));
-            }
+            let shapes = Shapes {
+                file,
+                root,
+                schema,
+                error,
+                node,
+                found: &found,
+            };
+            shapes.translate(context, bad, diags);
         }
         _ => {
             bad.push((path.clone(), Fix::Remove));
             push(&path, at(&path), error.to_string())
+        }
+    }
+}
+
+/// An unknown key: the sentence, with the field it most likely meant, and how to salvage it.
+fn unknown_field(key: &str, known: &[String]) -> (Fix, String) {
+    let hint = match closest(key, known.iter().map(String::as_str)) {
+        Some(s) => format!("; did you mean {s:?}?"),
+        None if !known.is_empty() => format!("; known fields are {}", known.join(", ")),
+        None => String::new(),
+    };
+    let fix = match closest(key, known.iter().map(String::as_str)) {
+        Some(meant) => Fix::Rename(meant.to_string()),
+        None => Fix::Remove,
+    };
+    (
+        fix,
+        format!("unknown field {}{hint}", super::quote_short(key)),
+    )
+}
+
+/// A value of the wrong type: the sentence, and how to salvage it.
+fn wrong_type(kind: &TypeKind, node: Option<&Node>, found: &str) -> (Fix, String) {
+    let expected = match kind {
+        TypeKind::Single(t) => type_word(&t.to_string()),
+        // `null` is how optional fields are typed; nobody means to write it.
+        TypeKind::Multiple(set) => set
+            .iter()
+            .map(|t| t.to_string())
+            .filter(|t| t != "null")
+            .map(|t| type_word(&t))
+            .collect::<Vec<_>>()
+            .join(" or "),
+    };
+    let scalar = matches!(
+        node.map(|n| &n.value),
+        Some(Value::Int(_) | Value::Float(_) | Value::Bool(_))
+    );
+    let fix = if expected == "a string" && scalar {
+        Fix::Stringify
+    } else {
+        Fix::Remove
+    };
+    let mut msg = format!("expected {expected}, found {found}");
+    if expected == "a string"
+        && let Some(Node {
+            value: Value::Int(i),
+            ..
+        }) = node
+    {
+        msg.push_str(&format!("; quote it: \"{i}\""));
+    }
+    (fix, msg)
+}
+
+/// A value that fits none of the shapes an `anyOf` or `oneOf` allows.
+struct Shapes<'a> {
+    file: &'a str,
+    root: &'a Node,
+    schema: &'a Json,
+    error: &'a jsonschema::ValidationError<'a>,
+    node: Option<&'a Node>,
+    found: &'a str,
+}
+
+impl Shapes<'_> {
+    fn translate(
+        &self,
+        context: &[Vec<jsonschema::ValidationError<'static>>],
+        bad: &mut Rejected,
+        diags: &mut Vec<Diagnostic>,
+    ) {
+        let here = self.error.instance_path().as_str();
+        let path = Path::from_pointer(here);
+        let pos = self.root.pos_of(&path);
+        // A closed list of words (an enum) arrives as one `const` per branch.
+        let words: Option<Vec<String>> = context
+            .iter()
+            .map(|errs| match errs.as_slice() {
+                [e] if e.instance_path().as_str() == here => match e.kind() {
+                    ValidationErrorKind::Constant { expected_value } => {
+                        expected_value.as_str().map(str::to_string)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        if let Some(words) = words.filter(|w| !w.is_empty()) {
+            bad.push((path.clone(), Fix::Remove));
+            let msg = not_one_of(self.node, &words);
+            diags.push(Diagnostic::error(self.file, pos, &path, msg));
+            return;
+        }
+        // The value may take several shapes (a role name or a window, for example). When
+        // exactly one shape has the value's type, its problems are the useful ones.
+        let fitting: Vec<&Vec<jsonschema::ValidationError<'static>>> = context
+            .iter()
+            .filter(|errs| {
+                !errs.iter().any(|e| {
+                    matches!(e.kind(), ValidationErrorKind::Type { .. })
+                        && e.instance_path().as_str() == here
+                })
+            })
+            .collect();
+        if let [only] = fitting.as_slice() {
+            for e in only.iter() {
+                translate(self.file, self.root, self.schema, e, bad, diags);
+            }
+        } else {
+            let what = schema_description(self.schema, self.error.schema_path().as_str())
+                .unwrap_or_else(|| "another kind of value".into());
+            bad.push((path.clone(), Fix::Remove));
+            let msg = format!("expected {what}, found {}", self.found);
+            diags.push(Diagnostic::error(self.file, pos, &path, msg));
         }
     }
 }

@@ -12,25 +12,13 @@ pub(super) async fn plan_and_apply(
 ) -> Result<Report, Error> {
     let portal = portal_of(obj, portals)?;
     if let Some(owner) = claimed_elsewhere(ctx, obj, &portal.spec.url) {
-        let message = if billmgr::is_billmgr(&portal.spec.url) {
-            format!(
-                "the BILLmanager portal serves one client account, and CustomerAccount {owner} declares it already; this object changes nothing (give it a Portal of its own)"
-            )
-        } else {
-            format!(
-                "customer number {:?} is already claimed by CustomerAccount {owner} on the same portal; this object changes nothing",
-                obj.spec.customer_number
-            )
-        };
-        warn(ctx, obj, "Conflict", "Claim", &message).await;
-        return Ok(Report::failed("Conflict", message, Outcome::Conflict));
+        return Ok(conflict(ctx, obj, &portal.spec.url, &owner).await);
     }
     let connected = connect(ctx, portal, ledger.store(), now).await?;
     let cn = &account.customer_number;
-    let url = &portal.spec.url;
     let observed = observe_account(&connected.portal, cn)
         .await
-        .map_err(|e| portal_error(url, "reading the account", &e))?;
+        .map_err(|e| portal_error(&portal.spec.url, "reading the account", &e))?;
     let plan_id = crate::reconcile::new_plan_id(now);
     let plan = crate::reconcile::plan_account(
         account,
@@ -41,6 +29,46 @@ pub(super) async fn plan_and_apply(
         &plan_id,
     );
     let summary = summary_text(&plan);
+    match without_writes(ctx, obj, plan, observed, &summary).await {
+        Decision::Done(report) => Ok(*report),
+        Decision::Apply(plan, observed) => {
+            apply(ctx, obj, &connected, cn, *plan, *observed, &summary).await
+        }
+    }
+}
+
+/// Another CustomerAccount declares the same account on the same portal: this one changes
+/// nothing, and says so.
+async fn conflict(ctx: &Context, obj: &CustomerAccount, url: &str, owner: &str) -> Report {
+    let message = if billmgr::is_billmgr(url) {
+        format!(
+            "the BILLmanager portal serves one client account, and CustomerAccount {owner} declares it already; this object changes nothing (give it a Portal of its own)"
+        )
+    } else {
+        format!(
+            "customer number {:?} is already claimed by CustomerAccount {owner} on the same portal; this object changes nothing",
+            obj.spec.customer_number
+        )
+    };
+    warn(ctx, obj, "Conflict", "Claim", &message).await;
+    Report::failed("Conflict", message, Outcome::Conflict)
+}
+
+/// What a plan leads to: a report without a write, or writes to apply.
+enum Decision {
+    Done(Box<Report>),
+    Apply(Box<AccountPlan>, Box<ObservedAccount>),
+}
+
+/// The plans that write nothing: invalid, refused, in mode Observe, or already in sync.
+async fn without_writes(
+    ctx: &Context,
+    obj: &CustomerAccount,
+    plan: AccountPlan,
+    observed: ObservedAccount,
+    summary: &str,
+) -> Decision {
+    let done = |report: Report| Decision::Done(Box::new(report));
     if !plan.errors.is_empty() {
         let message = plan
             .errors
@@ -49,7 +77,7 @@ pub(super) async fn plan_and_apply(
             .collect::<Vec<_>>()
             .join("; ");
         warn(ctx, obj, "InvalidSpec", "Plan", &message).await;
-        return Ok(Report {
+        return done(Report {
             plan: Some(plan),
             ..Report::failed("InvalidSpec", message, Outcome::Invalid)
         });
@@ -57,7 +85,7 @@ pub(super) async fn plan_and_apply(
     if let Some(refusal) = &plan.refused {
         let message = format!("the plan was refused and nothing was changed: {refusal}");
         warn(ctx, obj, "Refused", "Plan", &message).await;
-        return Ok(Report {
+        return done(Report {
             observed: Some(observed),
             plan: Some(plan),
             ..Report::failed("Refused", message, Outcome::Refused)
@@ -70,7 +98,7 @@ pub(super) async fn plan_and_apply(
         } else {
             format!("mode Observe: {summary} pending, not applied")
         };
-        return Ok(Report {
+        return done(Report {
             ready: (
                 in_sync,
                 if in_sync { "InSync" } else { "Drift" },
@@ -83,7 +111,7 @@ pub(super) async fn plan_and_apply(
         });
     }
     if !plan.has_changes() {
-        return Ok(Report {
+        return done(Report {
             ready: (true, "InSync", "the portal matches the declaration".into()),
             synced: (true, "InSync", "nothing to change".into()),
             observed: Some(observed),
@@ -91,6 +119,19 @@ pub(super) async fn plan_and_apply(
             outcome: Outcome::InSync,
         });
     }
+    Decision::Apply(Box::new(plan), Box::new(observed))
+}
+
+/// Applies the plan's writes, announces them, and reports the account as it now is.
+async fn apply(
+    ctx: &Context,
+    obj: &CustomerAccount,
+    connected: &Connected,
+    cn: &str,
+    plan: AccountPlan,
+    observed: ObservedAccount,
+    summary: &str,
+) -> Result<Report, Error> {
     let outcome = apply_account(&connected.portal, cn, &plan.operations).await;
     if let Some(error) = &outcome.error {
         let reason = outcome.cause.map_or("ApplyFailed", reason_of);

@@ -8,6 +8,8 @@ mod connect;
 mod events;
 mod portal;
 mod statuses;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
