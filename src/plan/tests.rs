@@ -11,7 +11,7 @@ use crate::domain::{
     Services, SourceRef, Window, parse_date, parse_time_zone,
 };
 use crate::portal::{
-    Account, Contact, Invitation, InvitationStatus, Member, PrincipalKind, RoleGrant,
+    Account, Contact, Invitation, InvitationStatus, Member, MemberPut, PrincipalKind, RoleGrant,
 };
 
 mod members;
@@ -174,29 +174,7 @@ fn simulate(
             }
             Operation::PutMember { email, member, .. } => {
                 let e = etag(email);
-                let pos = o
-                    .members
-                    .iter()
-                    .position(|m| crate::domain::same_email(&m.email, email));
-                let m = match pos {
-                    Some(i) => &mut o.members[i],
-                    None => {
-                        o.members.push(observed_member(email, &[], false));
-                        o.members.last_mut().unwrap()
-                    }
-                };
-                m.roles = member.roles.clone();
-                // As the reference portal: a field the write leaves out keeps its value.
-                if let Some(n) = &member.name {
-                    m.name = Some(n.clone());
-                }
-                if let Some(s) = &member.services {
-                    m.services = s.clone();
-                }
-                if let Some(k) = &member.notifications {
-                    m.notifications = k.clone();
-                }
-                m.etag = e;
+                simulate_put_member(&mut o, email, member, e);
             }
             Operation::DeleteMember { email, .. } => o
                 .members
@@ -290,4 +268,31 @@ fn with_admins(tz: &str, list: Vec<(DesiredMember, Member)>) -> (DesiredAccount,
         ..Default::default()
     };
     (d, o)
+}
+
+/// A member write, as the reference portal takes it.
+fn simulate_put_member(o: &mut ObservedAccount, email: &str, member: &MemberPut, e: String) {
+    let pos = o
+        .members
+        .iter()
+        .position(|m| crate::domain::same_email(&m.email, email));
+    let m = match pos {
+        Some(i) => &mut o.members[i],
+        None => {
+            o.members.push(observed_member(email, &[], false));
+            o.members.last_mut().unwrap()
+        }
+    };
+    m.roles = member.roles.clone();
+    // As the reference portal: a field the write leaves out keeps its value.
+    if let Some(n) = &member.name {
+        m.name = Some(n.clone());
+    }
+    if let Some(s) = &member.services {
+        m.services = s.clone();
+    }
+    if let Some(k) = &member.notifications {
+        m.notifications = k.clone();
+    }
+    m.etag = e;
 }

@@ -8,8 +8,8 @@ use serde_json::json;
 use super::super::key::JoinKey;
 use super::super::{ABSENT, Action, Change, ObservedAccount, Operation};
 use super::{
-    AccountPlanner, After, grants, observed_window, parse_instant, same_services, services_json,
-    sorted,
+    AccountPlanner, After, grants, observed_window, parse_instant, revocation, same_services,
+    services_json, sorted,
 };
 use crate::domain::{DesiredMember, DesiredRole, Phase, Services, Window, email_key};
 use crate::portal::{Invitation, InvitationStatus, Member, MemberPut};
@@ -568,34 +568,5 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
                 },
             );
         }
-    }
-}
-
-/// Why a role the portal holds is revoked, and whether that counts against `maxRemovals`
-/// (a removal the manifests asked for by date does not).
-fn revocation(
-    declared: Option<&DesiredRole>,
-    now: jiff::Timestamp,
-    tz: &jiff::tz::TimeZone,
-) -> (String, bool) {
-    match declared {
-        Some(r) => match r.window.phase(now, tz) {
-            Phase::Over { .. } => (
-                format!(
-                    "expired {}",
-                    r.window.until.map(|u| u.to_string()).unwrap_or_default()
-                ),
-                false,
-            ),
-            Phase::NotYet { .. } => (
-                format!(
-                    "window starts {}",
-                    r.window.from.map(|f| f.to_string()).unwrap_or_default()
-                ),
-                true,
-            ),
-            Phase::Active { .. } => ("not declared".to_string(), true),
-        },
-        None => ("not declared (prune)".to_string(), true),
     }
 }
