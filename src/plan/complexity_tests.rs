@@ -279,12 +279,15 @@ fn fleet(
             source: src(),
         };
         let mut o = ObservedAccount {
-            account: Some(Account {
-                customer_number: number.clone(),
-                display_name: format!("Old name {number}"),
-                time_zone: "Europe/Zurich".into(),
-                etag: "\"a1\"".into(),
-            }),
+            account: Some(
+                Account {
+                    customer_number: number.clone(),
+                    display_name: format!("Old name {number}"),
+                    time_zone: "Europe/Zurich".into(),
+                    etag: "\"a1\"".into(),
+                }
+                .into(),
+            ),
             ..ObservedAccount::default()
         };
         fleet_members(&mut d, &mut o, members, until);
@@ -350,14 +353,14 @@ fn fleet_members(d: &mut DesiredAccount, o: &mut ObservedAccount, members: usize
             0 => d.members.push(declared(&[COCKPIT_ACCESS])),
             1 => {
                 d.members.push(declared(&admin));
-                o.members.push(on_portal(&admin));
+                o.members.push(on_portal(&admin).into());
             }
             2 => {
                 d.members
                     .push(declared(&[COCKPIT_ACCESS, TECHNICAL_CONTACT]));
-                o.members.push(on_portal(&admin));
+                o.members.push(on_portal(&admin).into());
             }
-            _ => o.members.push(on_portal(&[COCKPIT_ACCESS])),
+            _ => o.members.push(on_portal(&[COCKPIT_ACCESS]).into()),
         }
     }
 }
@@ -369,16 +372,19 @@ fn fleet_contacts(d: &mut DesiredAccount, o: &mut ObservedAccount, contacts: usi
         let email = format!("contact{i}@c{number}.example");
         let declared = || DesiredContact {
             email: Email::parse(&email).unwrap(),
-            name: Some(format!("Contact {i}")),
+            name: Some(format!("Contact {i}.into()")),
             notifications: vec!["invoices".into()],
             source: src(),
         };
-        let on_portal = |kind: &str| Contact {
-            customer_number: Some(number.clone()),
-            email: email.to_uppercase(),
-            name: format!("Contact {i}"),
-            notifications: vec![kind.into()],
-            etag: format!("\"c{i}\""),
+        let on_portal = |kind: &str| {
+            Contact {
+                customer_number: Some(number.clone()),
+                email: email.to_uppercase(),
+                name: format!("Contact {i}"),
+                notifications: vec![kind.into()],
+                etag: format!("\"c{i}\""),
+            }
+            .into()
         };
         match i % 4 {
             0 => d.contacts.push(declared()),

@@ -7,8 +7,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::domain::{
-    AccountPolicy, DesiredAccount, DesiredContact, DesiredMember, DesiredRole, Email, RemovalLimit,
-    Services, SourceRef, Window, parse_date, parse_time_zone,
+    AccountPolicy, AccountSettings, DesiredAccount, DesiredContact, DesiredMember, DesiredRole,
+    Email, ObservedMember, RemovalLimit, Services, SourceRef, Window, parse_date, parse_time_zone,
 };
 use crate::portal::{
     Account, Contact, Invitation, InvitationStatus, Member, MemberPut, PrincipalKind, RoleGrant,
@@ -83,16 +83,17 @@ fn account(tz: &str, members: Vec<DesiredMember>) -> DesiredAccount {
     }
 }
 
-fn portal_account(tz: &str) -> Account {
+fn portal_account(tz: &str) -> AccountSettings {
     Account {
         customer_number: "10042".into(),
         display_name: "Acme".into(),
         time_zone: tz.into(),
         etag: "\"a1\"".into(),
     }
+    .into()
 }
 
-fn observed_member(email: &str, roles: &[&str], linked: bool) -> Member {
+fn observed_member(email: &str, roles: &[&str], linked: bool) -> ObservedMember {
     Member {
         customer_number: Some("10042".into()),
         email: email.into(),
@@ -110,6 +111,7 @@ fn observed_member(email: &str, roles: &[&str], linked: bool) -> Member {
         invitation: None,
         etag: format!("\"{email}-1\""),
     }
+    .into()
 }
 
 fn run(d: &DesiredAccount, o: &ObservedAccount, principal: &Whoami, now: Timestamp) -> AccountPlan {
@@ -155,12 +157,15 @@ fn simulate(
     for op in ops {
         match op {
             Operation::CreateAccount { account, .. } => {
-                o.account = Some(Account {
-                    customer_number: account.customer_number.clone(),
-                    display_name: account.display_name.clone(),
-                    time_zone: account.time_zone.clone(),
-                    etag: etag("acct"),
-                })
+                o.account = Some(
+                    Account {
+                        customer_number: account.customer_number.clone(),
+                        display_name: account.display_name.clone(),
+                        time_zone: account.time_zone.clone(),
+                        etag: etag("acct"),
+                    }
+                    .into(),
+                )
             }
             Operation::UpdateAccount { patch, .. } => {
                 let a = o.account.as_mut().unwrap();
@@ -186,12 +191,15 @@ fn simulate(
                     .find(|m| crate::domain::same_email(&m.email, email))
                     .unwrap();
                 assert!(!m.user_linked, "invited a linked member");
-                m.invitation = Some(Invitation {
-                    id: "inv".into(),
-                    status: InvitationStatus::Pending,
-                    sent_at: now.to_string(),
-                    expires_at: (now + jiff::SignedDuration::from_hours(24 * 14)).to_string(),
-                });
+                m.invitation = Some(
+                    Invitation {
+                        id: "inv".into(),
+                        status: InvitationStatus::Pending,
+                        sent_at: now.to_string(),
+                        expires_at: (now + jiff::SignedDuration::from_hours(24 * 14)).to_string(),
+                    }
+                    .into(),
+                );
             }
             Operation::CancelInvitation { email } => {
                 if let Some(m) = o
@@ -206,13 +214,16 @@ fn simulate(
                 let e = etag(email);
                 o.contacts
                     .retain(|c| !crate::domain::same_email(&c.email, email));
-                o.contacts.push(Contact {
-                    customer_number: Some("10042".into()),
-                    email: email.clone(),
-                    name: contact.name.clone(),
-                    notifications: contact.notifications.clone(),
-                    etag: e,
-                });
+                o.contacts.push(
+                    Contact {
+                        customer_number: Some("10042".into()),
+                        email: email.clone(),
+                        name: contact.name.clone(),
+                        notifications: contact.notifications.clone(),
+                        etag: e,
+                    }
+                    .into(),
+                );
             }
             Operation::DeleteContact { email, .. } => o
                 .contacts
@@ -225,7 +236,7 @@ fn simulate(
         m.roles.retain(|r| match &r.until {
             Some(u) => Window {
                 from: None,
-                until: Some(parse_date(u).unwrap()),
+                until: Some(u.date().unwrap()),
             }
             .is_active(now, tz),
             None => true,
@@ -246,7 +257,11 @@ fn admins(o: &ObservedAccount) -> usize {
 }
 
 /// A linked admin of the portal whose declared `customer-admin` holds in `window`.
-fn admin_with(email: &str, from: Option<&str>, until: Option<&str>) -> (DesiredMember, Member) {
+fn admin_with(
+    email: &str,
+    from: Option<&str>,
+    until: Option<&str>,
+) -> (DesiredMember, ObservedMember) {
     (
         member(
             email,
@@ -259,7 +274,10 @@ fn admin_with(email: &str, from: Option<&str>, until: Option<&str>) -> (DesiredM
     )
 }
 
-fn with_admins(tz: &str, list: Vec<(DesiredMember, Member)>) -> (DesiredAccount, ObservedAccount) {
+fn with_admins(
+    tz: &str,
+    list: Vec<(DesiredMember, ObservedMember)>,
+) -> (DesiredAccount, ObservedAccount) {
     let (desired, observed): (Vec<_>, Vec<_>) = list.into_iter().unzip();
     let d = account(tz, desired);
     let o = ObservedAccount {
@@ -283,7 +301,7 @@ fn simulate_put_member(o: &mut ObservedAccount, email: &str, member: &MemberPut,
             o.members.last_mut().unwrap()
         }
     };
-    m.roles = member.roles.clone();
+    m.roles = member.roles.iter().cloned().map(Into::into).collect();
     // As the reference portal: a field the write leaves out keeps its value.
     if let Some(n) = &member.name {
         m.name = Some(n.clone());

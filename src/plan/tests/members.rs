@@ -114,12 +114,15 @@ fn expired_invitations_are_sent_again_and_live_ones_left_alone() {
         )],
     );
     let mut m = observed_member("new@x.example", &["cockpit-access"], false);
-    m.invitation = Some(Invitation {
-        id: "i1".into(),
-        status: InvitationStatus::Pending,
-        sent_at: "2026-11-01T00:00:00Z".into(),
-        expires_at: "2026-11-15T00:00:00Z".into(),
-    });
+    m.invitation = Some(
+        Invitation {
+            id: "i1".into(),
+            status: InvitationStatus::Pending,
+            sent_at: "2026-11-01T00:00:00Z".into(),
+            expires_at: "2026-11-15T00:00:00Z".into(),
+        }
+        .into(),
+    );
     let o = ObservedAccount {
         account: Some(portal_account("UTC")),
         members: vec![m],
@@ -497,4 +500,99 @@ fn a_write_carries_only_the_fields_the_manifests_declare() {
     assert_eq!(member.services, None);
     assert_eq!(member.notifications, None);
     assert_eq!(member.roles.len(), 2);
+}
+
+/// A portal's `until` or invitation expiry that is no date is kept as its text (the planner
+/// reads domain types now, but does with such a value what it always did): a declared date
+/// differs from it and the plan shows it, a role left alone is written back with it and
+/// bounds nothing, and an expiry that does not read has not passed.
+#[test]
+fn a_portal_date_that_does_not_read_is_kept_as_its_text() {
+    let now = ts("2026-11-26T00:00:00Z");
+    let mut d = account(
+        "UTC",
+        vec![
+            member(
+                "a@x.example",
+                vec![
+                    role("cockpit-access", None, None),
+                    role("technical-contact", None, Some("2026-12-31")),
+                ],
+            ),
+            member("b@x.example", vec![role("cockpit-access", None, None)]),
+            member("c@x.example", vec![role("cockpit-access", None, None)]),
+        ],
+    );
+    d.policy.prune = false;
+    let grant = |name: &str, until: Option<&str>| {
+        RoleGrant {
+            name: name.into(),
+            until: until.map(Into::into),
+        }
+        .into()
+    };
+    let mut a = observed_member("a@x.example", &[], true);
+    a.roles = vec![
+        grant("cockpit-access", None),
+        grant("technical-contact", Some("31.12.2026")),
+        grant("customer-admin", Some("someday")),
+    ];
+    let invited = |email: &str, status| {
+        let mut m = observed_member(email, &["cockpit-access"], false);
+        m.invitation = Some(
+            Invitation {
+                id: format!("i-{email}"),
+                status,
+                sent_at: "2026-11-01T00:00:00Z".into(),
+                expires_at: "soon".into(),
+            }
+            .into(),
+        );
+        m
+    };
+    let o = ObservedAccount {
+        account: Some(portal_account("UTC")),
+        members: vec![
+            a,
+            invited("b@x.example", InvitationStatus::Pending),
+            invited("c@x.example", InvitationStatus::Expired),
+        ],
+        ..Default::default()
+    };
+    let p = run(&d, &o, &operator(), now);
+    assert_eq!(p.refused, None);
+    assert_eq!(
+        actions(&p),
+        [
+            "change-window a@x.example technical-contact",
+            "resend-invitation c@x.example -"
+        ]
+    );
+    assert_eq!(
+        p.changes[0].before,
+        Some(serde_json::json!({"until": "31.12.2026"}))
+    );
+    assert_eq!(
+        p.changes[1].reason.as_deref(),
+        Some("invitation expired soon")
+    );
+    let Some(Operation::PutMember { member, .. }) = p.operations.first() else {
+        panic!("no member write first: {:?}", p.operations);
+    };
+    let held: Vec<(&str, Option<&str>)> = member
+        .roles
+        .iter()
+        .map(|r| (r.name.as_str(), r.until.as_deref()))
+        .collect();
+    assert_eq!(
+        held,
+        [
+            ("cockpit-access", None),
+            ("customer-admin", Some("someday")),
+            ("technical-contact", Some("2026-12-31")),
+        ]
+    );
+    // The declared window's end is the next transition: the pending invitation whose expiry
+    // does not read sets none.
+    assert_eq!(p.next_transition, Some(ts("2027-01-01T00:00:00Z")));
 }

@@ -92,24 +92,30 @@ fn arb_observed() -> impl Strategy<Value = ObservedAccount> {
                     let names: Vec<&str> = roles.iter().map(|r| ROLES[*r]).collect();
                     let mut m = observed_member(&EMAILS[e].to_lowercase(), &names, linked);
                     if invited && !linked {
-                        m.invitation = Some(Invitation {
-                            id: format!("i{e}"),
-                            status: InvitationStatus::Pending,
-                            sent_at: "2026-11-20T00:00:00Z".into(),
-                            expires_at: "2026-12-04T00:00:00Z".into(),
-                        });
+                        m.invitation = Some(
+                            Invitation {
+                                id: format!("i{e}"),
+                                status: InvitationStatus::Pending,
+                                sent_at: "2026-11-20T00:00:00Z".into(),
+                                expires_at: "2026-12-04T00:00:00Z".into(),
+                            }
+                            .into(),
+                        );
                     }
                     m
                 })
                 .collect(),
             contacts: contacts
                 .into_iter()
-                .map(|e| Contact {
-                    customer_number: Some("10042".into()),
-                    email: format!("contact-{}", EMAILS[e]),
-                    name: "Old".into(),
-                    notifications: vec!["general".into()],
-                    etag: format!("\"c{e}\""),
+                .map(|e| {
+                    Contact {
+                        customer_number: Some("10042".into()),
+                        email: format!("contact-{}", EMAILS[e]),
+                        name: "Old".into(),
+                        notifications: vec!["general".into()],
+                        etag: format!("\"c{e}\""),
+                    }
+                    .into()
                 })
                 .collect(),
         })
@@ -227,7 +233,7 @@ proptest! {
             let d = parse_date("2026-11-26").unwrap();
             d.checked_add(jiff::Span::new().days(offset)).unwrap().to_string()
         };
-        let list: Vec<(DesiredMember, Member)> = windows
+        let list: Vec<(DesiredMember, ObservedMember)> = windows
             .iter()
             .enumerate()
             .map(|(i, (f, u))| {
