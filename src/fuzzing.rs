@@ -122,12 +122,15 @@ fn planned_against(operations: &[Operation]) -> ObservedAccount {
                 if_match: Some(etag),
                 ..
             } => {
-                observed.account = Some(Account {
-                    customer_number: String::new(),
-                    display_name: String::new(),
-                    time_zone: String::new(),
-                    etag: etag.clone(),
-                });
+                observed.account = Some(
+                    Account {
+                        customer_number: String::new(),
+                        display_name: String::new(),
+                        time_zone: String::new(),
+                        etag: etag.clone(),
+                    }
+                    .into(),
+                );
             }
             Operation::PutMember {
                 email,
@@ -137,7 +140,7 @@ fn planned_against(operations: &[Operation]) -> ObservedAccount {
             | Operation::DeleteMember {
                 email,
                 if_match: Some(etag),
-            } => observed.members.push(member(email, etag)),
+            } => observed.members.push(member(email, etag).into()),
             Operation::PutContact {
                 email,
                 if_match: Some(etag),
@@ -146,13 +149,16 @@ fn planned_against(operations: &[Operation]) -> ObservedAccount {
             | Operation::DeleteContact {
                 email,
                 if_match: Some(etag),
-            } => observed.contacts.push(crate::portal::Contact {
-                customer_number: None,
-                email: email.clone(),
-                name: String::new(),
-                notifications: Vec::new(),
-                etag: etag.clone(),
-            }),
+            } => observed.contacts.push(
+                crate::portal::Contact {
+                    customer_number: None,
+                    email: email.clone(),
+                    name: String::new(),
+                    notifications: Vec::new(),
+                    etag: etag.clone(),
+                }
+                .into(),
+            ),
             _ => {}
         }
     }

@@ -54,40 +54,52 @@ fn plans() -> Vec<plan::AccountPlan> {
     observed.insert(
         "10042".to_string(),
         ObservedAccount {
-            account: Some(Account {
-                customer_number: "10042".into(),
-                display_name: "Acme".into(),
-                time_zone: "Europe/Zurich".into(),
-                etag: "\"a7\"".into(),
-            }),
+            account: Some(
+                Account {
+                    customer_number: "10042".into(),
+                    display_name: "Acme".into(),
+                    time_zone: "Europe/Zurich".into(),
+                    etag: "\"a7\"".into(),
+                }
+                .into(),
+            ),
             members: vec![
-                alice,
-                member("old-contractor@acme.example", &["technical-contact"], false),
+                alice.into(),
+                member("old-contractor@acme.example", &["technical-contact"], false).into(),
             ],
-            contacts: vec![Contact {
-                customer_number: Some("10042".into()),
-                email: "billing@acme.example".into(),
-                name: "Billing".into(),
-                notifications: vec!["invoices".into()],
-                etag: "\"c1\"".into(),
-            }],
+            contacts: vec![
+                Contact {
+                    customer_number: Some("10042".into()),
+                    email: "billing@acme.example".into(),
+                    name: "Billing".into(),
+                    notifications: vec!["invoices".into()],
+                    etag: "\"c1\"".into(),
+                }
+                .into(),
+            ],
         },
     );
     // Globex exists but its only admin is not declared: refused.
     observed.insert(
         "20077".to_string(),
         ObservedAccount {
-            account: Some(Account {
-                customer_number: "20077".into(),
-                display_name: "Globex Corporation".into(),
-                time_zone: "America/New_York".into(),
-                etag: "\"g1\"".into(),
-            }),
-            members: vec![member(
-                "boss@globex.example",
-                &["cockpit-access", "customer-admin"],
-                true,
-            )],
+            account: Some(
+                Account {
+                    customer_number: "20077".into(),
+                    display_name: "Globex Corporation".into(),
+                    time_zone: "America/New_York".into(),
+                    etag: "\"g1\"".into(),
+                }
+                .into(),
+            ),
+            members: vec![
+                member(
+                    "boss@globex.example",
+                    &["cockpit-access", "customer-admin"],
+                    true,
+                )
+                .into(),
+            ],
             contacts: vec![],
         },
     );

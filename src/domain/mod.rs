@@ -4,12 +4,14 @@
 mod customer_number;
 mod email;
 mod expiry;
+mod observed;
 pub mod text;
 mod window;
 
 pub use customer_number::*;
 pub use email::*;
 pub use expiry::*;
+pub use observed::*;
 pub use window::*;
 
 use jiff::tz::TimeZone;

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::key::JoinKey;
 use super::{ABSENT, AccountPlan, Action, Change, Context, ObservedAccount, Operation, Refusal};
-use crate::domain::{DesiredAccount, Services, Window, email_key};
+use crate::domain::{DesiredAccount, Phase, ReportedDate, Services, Window, email_key};
 use crate::portal::{AccountPatch, NewAccount, PrincipalKind, RoleGrant};
 
 /// The roles that make an effective admin (SPEC §1): both, on a `userLinked` member.
@@ -286,16 +286,50 @@ fn services_json(s: &Services) -> serde_json::Value {
     }
 }
 
-/// A role as the portal holds it: until its `until` date (in the account's time zone), if any.
-fn observed_window(until: Option<&str>) -> Window {
+/// A role as the portal holds it: until its `until` date (in the account's time zone), if
+/// any. An `until` that is no date bounds nothing (see `ReportedDate`).
+fn observed_window(until: Option<&ReportedDate>) -> Window {
+    Window {
+        from: None,
+        until: until.and_then(ReportedDate::date),
+    }
+}
+
+/// [`observed_window`] of an `until` as the portal's text.
+fn observed_window_text(until: Option<&str>) -> Window {
     Window {
         from: None,
         until: until.and_then(|u| crate::domain::parse_date(u).ok()),
     }
 }
 
-fn parse_instant(text: &str) -> Option<Timestamp> {
-    text.parse().ok()
+/// Why a role the portal holds is revoked, and whether that counts against `maxRemovals`
+/// (a removal the manifests asked for by date does not).
+pub(super) fn revocation(
+    declared: Option<&crate::domain::DesiredRole>,
+    now: jiff::Timestamp,
+    tz: &jiff::tz::TimeZone,
+) -> (String, bool) {
+    match declared {
+        Some(r) => match r.window.phase(now, tz) {
+            Phase::Over { .. } => (
+                format!(
+                    "expired {}",
+                    r.window.until.map(|u| u.to_string()).unwrap_or_default()
+                ),
+                false,
+            ),
+            Phase::NotYet { .. } => (
+                format!(
+                    "window starts {}",
+                    r.window.from.map(|f| f.to_string()).unwrap_or_default()
+                ),
+                true,
+            ),
+            Phase::Active { .. } => ("not declared".to_string(), true),
+        },
+        None => ("not declared (prune)".to_string(), true),
+    }
 }
 
 /// The idempotency key of a POST: every retry of it shares it, and no other plan has it.

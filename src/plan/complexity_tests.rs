@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use jiff::Timestamp;
+use jiff::civil::Date;
 
 use super::key::JoinKey;
 use super::*;
@@ -278,92 +279,19 @@ fn fleet(
             source: src(),
         };
         let mut o = ObservedAccount {
-            account: Some(Account {
-                customer_number: number.clone(),
-                display_name: format!("Old name {number}"),
-                time_zone: "Europe/Zurich".into(),
-                etag: "\"a1\"".into(),
-            }),
+            account: Some(
+                Account {
+                    customer_number: number.clone(),
+                    display_name: format!("Old name {number}"),
+                    time_zone: "Europe/Zurich".into(),
+                    etag: "\"a1\"".into(),
+                }
+                .into(),
+            ),
             ..ObservedAccount::default()
         };
-        for i in 0..members {
-            let email = format!("person{i}@c{number}.example");
-            let declared = |names: &[&str]| DesiredMember {
-                email: Email::parse(&email).unwrap(),
-                name: Some(format!("Person {i}")),
-                roles: names
-                    .iter()
-                    .map(|name| DesiredRole {
-                        name: name.to_string(),
-                        window: if *name == TECHNICAL_CONTACT {
-                            Window {
-                                from: None,
-                                until: Some(until),
-                            }
-                        } else {
-                            Window::always()
-                        },
-                        source: src(),
-                    })
-                    .collect(),
-                services: None,
-                notifications: None,
-                source: src(),
-            };
-            let on_portal = |names: &[&str]| Member {
-                customer_number: Some(number.clone()),
-                email: email.to_uppercase(),
-                name: Some(format!("Person {i}")),
-                user_linked: true,
-                roles: roles(names),
-                services: Services::All,
-                notifications: vec![],
-                invitation: None,
-                etag: format!("\"m{i}\""),
-            };
-            let admin = [COCKPIT_ACCESS, CUSTOMER_ADMIN];
-            match i % 4 {
-                0 => d.members.push(declared(&[COCKPIT_ACCESS])),
-                1 => {
-                    d.members.push(declared(&admin));
-                    o.members.push(on_portal(&admin));
-                }
-                2 => {
-                    d.members
-                        .push(declared(&[COCKPIT_ACCESS, TECHNICAL_CONTACT]));
-                    o.members.push(on_portal(&admin));
-                }
-                _ => o.members.push(on_portal(&[COCKPIT_ACCESS])),
-            }
-        }
-        for i in 0..contacts {
-            let email = format!("contact{i}@c{number}.example");
-            let declared = || DesiredContact {
-                email: Email::parse(&email).unwrap(),
-                name: Some(format!("Contact {i}")),
-                notifications: vec!["invoices".into()],
-                source: src(),
-            };
-            let on_portal = |kind: &str| Contact {
-                customer_number: Some(number.clone()),
-                email: email.to_uppercase(),
-                name: format!("Contact {i}"),
-                notifications: vec![kind.into()],
-                etag: format!("\"c{i}\""),
-            };
-            match i % 4 {
-                0 => d.contacts.push(declared()),
-                1 => {
-                    d.contacts.push(declared());
-                    o.contacts.push(on_portal("invoices"));
-                }
-                2 => {
-                    d.contacts.push(declared());
-                    o.contacts.push(on_portal("general"));
-                }
-                _ => o.contacts.push(on_portal("invoices")),
-            }
-        }
+        fleet_members(&mut d, &mut o, members, until);
+        fleet_contacts(&mut d, &mut o, contacts);
         o.members.reverse();
         o.contacts.reverse();
         // One account in three is not on the portal yet: it is created, its members added.
@@ -379,4 +307,96 @@ fn fleet(
     // Declared in no particular order: the planner sorts.
     desired.reverse();
     (desired, observed)
+}
+
+/// The members of one account of [`fleet`]: a quarter declared only, a quarter matching, a
+/// quarter differing, a quarter on the portal only.
+fn fleet_members(d: &mut DesiredAccount, o: &mut ObservedAccount, members: usize, until: Date) {
+    let number = d.customer_number.clone();
+    for i in 0..members {
+        let email = format!("person{i}@c{number}.example");
+        let declared = |names: &[&str]| DesiredMember {
+            email: Email::parse(&email).unwrap(),
+            name: Some(format!("Person {i}")),
+            roles: names
+                .iter()
+                .map(|name| DesiredRole {
+                    name: name.to_string(),
+                    window: if *name == TECHNICAL_CONTACT {
+                        Window {
+                            from: None,
+                            until: Some(until),
+                        }
+                    } else {
+                        Window::always()
+                    },
+                    source: src(),
+                })
+                .collect(),
+            services: None,
+            notifications: None,
+            source: src(),
+        };
+        let on_portal = |names: &[&str]| Member {
+            customer_number: Some(number.clone()),
+            email: email.to_uppercase(),
+            name: Some(format!("Person {i}")),
+            user_linked: true,
+            roles: roles(names),
+            services: Services::All,
+            notifications: vec![],
+            invitation: None,
+            etag: format!("\"m{i}\""),
+        };
+        let admin = [COCKPIT_ACCESS, CUSTOMER_ADMIN];
+        match i % 4 {
+            0 => d.members.push(declared(&[COCKPIT_ACCESS])),
+            1 => {
+                d.members.push(declared(&admin));
+                o.members.push(on_portal(&admin).into());
+            }
+            2 => {
+                d.members
+                    .push(declared(&[COCKPIT_ACCESS, TECHNICAL_CONTACT]));
+                o.members.push(on_portal(&admin).into());
+            }
+            _ => o.members.push(on_portal(&[COCKPIT_ACCESS]).into()),
+        }
+    }
+}
+
+/// The contacts of one account of [`fleet`], split in quarters as its members are.
+fn fleet_contacts(d: &mut DesiredAccount, o: &mut ObservedAccount, contacts: usize) {
+    let number = d.customer_number.clone();
+    for i in 0..contacts {
+        let email = format!("contact{i}@c{number}.example");
+        let declared = || DesiredContact {
+            email: Email::parse(&email).unwrap(),
+            name: Some(format!("Contact {i}.into()")),
+            notifications: vec!["invoices".into()],
+            source: src(),
+        };
+        let on_portal = |kind: &str| {
+            Contact {
+                customer_number: Some(number.clone()),
+                email: email.to_uppercase(),
+                name: format!("Contact {i}"),
+                notifications: vec![kind.into()],
+                etag: format!("\"c{i}\""),
+            }
+            .into()
+        };
+        match i % 4 {
+            0 => d.contacts.push(declared()),
+            1 => {
+                d.contacts.push(declared());
+                o.contacts.push(on_portal("invoices"));
+            }
+            2 => {
+                d.contacts.push(declared());
+                o.contacts.push(on_portal("general"));
+            }
+            _ => o.contacts.push(on_portal("invoices")),
+        }
+    }
 }

@@ -28,10 +28,10 @@ use key::JoinKey;
 pub use refusal::Refusal;
 pub use saved::{SavedPlanError, check_saved_account};
 
+/// What the portal holds for one account: the domain's type, which the planner reads.
+pub use crate::domain::ObservedAccount;
 use crate::domain::{DesiredAccount, Mode, SourceRef};
-use crate::portal::{
-    Account, AccountPatch, Catalog, Contact, ContactPut, Member, MemberPut, NewAccount, Whoami,
-};
+use crate::portal::{AccountPatch, Catalog, ContactPut, MemberPut, NewAccount, Whoami};
 
 /// What one change does, in the words of the plan document.
 #[derive(
@@ -324,14 +324,6 @@ impl AccountPlan {
     pub fn applicable(&self) -> bool {
         self.refused.is_none() && self.errors.is_empty() && self.mode == Mode::Apply
     }
-}
-
-/// What the portal holds for one account.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ObservedAccount {
-    pub account: Option<Account>,
-    pub members: Vec<Member>,
-    pub contacts: Vec<Contact>,
 }
 
 /// Everything the planner needs besides the declaration.

@@ -9,8 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::account::{ADMIN_ROLE, LOGIN_ROLE, grants, idempotency_key};
 use super::{AccountDocument, Action, Change, Context, ObservedAccount, Operation, Refusal};
+use crate::domain::{ObservedContact, ObservedMember};
 use crate::domain::{RemovalLimit, Services};
-use crate::portal::{AccountPatch, ContactPut, Member, MemberPut, NewAccount, PrincipalKind};
+use crate::portal::{AccountPatch, ContactPut, MemberPut, NewAccount, PrincipalKind};
 
 /// Why an account of a saved plan is refused when it is applied; its `Display` is a sentence.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -232,7 +233,7 @@ fn derive(
 /// The write (with its phase) that a contact's change makes of the contact the portal holds.
 fn derive_contact(
     c: &Change,
-    oc: Option<&crate::portal::Contact>,
+    oc: Option<&ObservedContact>,
 ) -> Result<(u8, Operation), SavedPlanError> {
     let email = c.email.clone().unwrap_or_default();
     let after = c.after.as_ref();
@@ -267,7 +268,7 @@ fn derive_contact(
 
 fn derive_member(
     cs: &[&Change],
-    m: Option<&Member>,
+    m: Option<&ObservedMember>,
     scheduled: bool,
     key: &dyn Fn(Action, &str) -> String,
     ops: &mut Vec<(u8, Operation)>,
@@ -376,7 +377,7 @@ fn derive_added_member(
 /// The writes of a member the portal holds.
 fn derive_held_member(
     cs: &[&Change],
-    m: Option<&Member>,
+    m: Option<&ObservedMember>,
     email: &str,
     sent: &dyn Fn(&Change) -> Option<String>,
     ops: &mut Vec<(u8, Operation)>,
@@ -387,7 +388,7 @@ fn derive_held_member(
     let observed: BTreeMap<String, Option<String>> = m
         .roles
         .iter()
-        .map(|r| (r.name.clone(), r.until.clone()))
+        .map(|r| (r.name.clone(), r.until.as_ref().map(ToString::to_string)))
         .collect();
     let mut target = observed.clone();
     let (mut grew, mut shrank) = (false, false);

@@ -250,6 +250,137 @@ pub struct Contact {
     pub etag: String,
 }
 
+// --- wire → domain, where a portal's answer is read (and back, for the review's hash) -------
+
+use crate::domain::{
+    AccountSettings, InvitationState, ObservedContact, ObservedInvitation, ObservedMember,
+    ObservedRole, ReportedDate, ReportedInstant,
+};
+
+impl From<Account> for AccountSettings {
+    fn from(a: Account) -> Self {
+        AccountSettings {
+            customer_number: a.customer_number,
+            display_name: a.display_name,
+            time_zone: a.time_zone,
+            etag: a.etag,
+        }
+    }
+}
+
+impl From<&AccountSettings> for Account {
+    fn from(a: &AccountSettings) -> Self {
+        Account {
+            customer_number: a.customer_number.clone(),
+            display_name: a.display_name.clone(),
+            time_zone: a.time_zone.clone(),
+            etag: a.etag.clone(),
+        }
+    }
+}
+
+impl From<RoleGrant> for ObservedRole {
+    fn from(r: RoleGrant) -> Self {
+        ObservedRole {
+            name: r.name,
+            until: r.until.map(ReportedDate::from_text),
+        }
+    }
+}
+
+impl From<&ObservedRole> for RoleGrant {
+    fn from(r: &ObservedRole) -> Self {
+        RoleGrant {
+            name: r.name.clone(),
+            until: r.until.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+impl From<Invitation> for ObservedInvitation {
+    fn from(i: Invitation) -> Self {
+        ObservedInvitation {
+            id: i.id,
+            status: match i.status {
+                InvitationStatus::Pending => InvitationState::Pending,
+                InvitationStatus::Expired => InvitationState::Expired,
+            },
+            sent_at: ReportedInstant::from_text(i.sent_at),
+            expires_at: ReportedInstant::from_text(i.expires_at),
+        }
+    }
+}
+
+impl From<&ObservedInvitation> for Invitation {
+    fn from(i: &ObservedInvitation) -> Self {
+        Invitation {
+            id: i.id.clone(),
+            status: match i.status {
+                InvitationState::Pending => InvitationStatus::Pending,
+                InvitationState::Expired => InvitationStatus::Expired,
+            },
+            sent_at: i.sent_at.text.clone(),
+            expires_at: i.expires_at.text.clone(),
+        }
+    }
+}
+
+/// Moves the member's values (no copy); its `customerNumber` is the account it is filed under.
+impl From<Member> for ObservedMember {
+    fn from(m: Member) -> Self {
+        ObservedMember {
+            email: m.email,
+            name: m.name,
+            user_linked: m.user_linked,
+            roles: m.roles.into_iter().map(ObservedRole::from).collect(),
+            services: m.services,
+            notifications: m.notifications,
+            invitation: m.invitation.map(ObservedInvitation::from),
+            etag: m.etag,
+        }
+    }
+}
+
+/// The wire form again, as the portal sent it (without `customerNumber`).
+impl From<&ObservedMember> for Member {
+    fn from(m: &ObservedMember) -> Self {
+        Member {
+            customer_number: None,
+            email: m.email.clone(),
+            name: m.name.clone(),
+            user_linked: m.user_linked,
+            roles: m.roles.iter().map(RoleGrant::from).collect(),
+            services: m.services.clone(),
+            notifications: m.notifications.clone(),
+            invitation: m.invitation.as_ref().map(Invitation::from),
+            etag: m.etag.clone(),
+        }
+    }
+}
+
+impl From<Contact> for ObservedContact {
+    fn from(c: Contact) -> Self {
+        ObservedContact {
+            email: c.email,
+            name: c.name,
+            notifications: c.notifications,
+            etag: c.etag,
+        }
+    }
+}
+
+impl From<&ObservedContact> for Contact {
+    fn from(c: &ObservedContact) -> Self {
+        Contact {
+            customer_number: None,
+            email: c.email.clone(),
+            name: c.name.clone(),
+            notifications: c.notifications.clone(),
+            etag: c.etag.clone(),
+        }
+    }
+}
+
 /// Body of `PUT /v1/accounts/{cn}/contacts/{email}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::plan::ObservedAccount;
+use crate::domain::ObservedAccount;
 use crate::portal::{
     AccountFilter, Contact, ErrorCode, Member, Portal, PortalError, PrincipalKind,
 };
@@ -78,7 +78,7 @@ async fn observe_with<P: Portal>(
             observed.insert(
                 a.customer_number.clone(),
                 ObservedAccount {
-                    account: Some(a),
+                    account: Some(a.into()),
                     ..Default::default()
                 },
             );
@@ -134,7 +134,7 @@ async fn observe_with<P: Portal>(
             .as_ref()
             .and_then(|cn| observed.get_mut(cn))
         {
-            o.members.push(m);
+            o.members.push(m.into());
         }
     }
     for c in contacts {
@@ -143,7 +143,7 @@ async fn observe_with<P: Portal>(
             .as_ref()
             .and_then(|cn| observed.get_mut(cn))
         {
-            o.contacts.push(c);
+            o.contacts.push(c.into());
         }
     }
     Ok(Observation {
@@ -200,9 +200,10 @@ pub async fn observe_account<P: Portal>(
     let filter = AccountFilter::Only(vec![customer_number.to_string()]);
     let (members, contacts) =
         tokio::try_join!(portal.list_members(&filter), portal.list_contacts(&filter))?;
+    // Converted once, here: the planner and everything after it read the domain's types.
     Ok(ObservedAccount {
-        account: Some(account),
-        members,
-        contacts,
+        account: Some(account.into()),
+        members: members.into_iter().map(Into::into).collect(),
+        contacts: contacts.into_iter().map(Into::into).collect(),
     })
 }

@@ -2,12 +2,13 @@
 
 use serde::Serialize;
 
-use crate::domain::{DesiredAccount, Services, email_key, same_email};
+use crate::domain::{
+    AccountSettings, DesiredAccount, ObservedMember, Services, email_key, same_email,
+};
 use crate::model::{
     API_VERSION, ContactSpec, CustomerAccountSpec, MemberSpec, RoleEntry, RoleWindow, ServiceScope,
 };
 use crate::plan::ObservedAccount;
-use crate::portal::{Account, Member};
 
 /// A manifest document with its keys in the usual order.
 #[derive(Debug, Serialize)]
@@ -102,7 +103,7 @@ fn sorted(v: &[String]) -> Vec<String> {
     v
 }
 
-fn member_spec(m: &Member, service_scopes: bool) -> MemberSpec {
+fn member_spec(m: &ObservedMember, service_scopes: bool) -> MemberSpec {
     let mut roles: Vec<RoleEntry> = m
         .roles
         .iter()
@@ -111,7 +112,7 @@ fn member_spec(m: &Member, service_scopes: bool) -> MemberSpec {
             Some(u) => RoleEntry::Window(RoleWindow {
                 name: r.name.clone(),
                 from: None,
-                until: Some(u.clone()),
+                until: Some(u.to_string()),
             }),
         })
         .collect();
@@ -127,7 +128,7 @@ fn member_spec(m: &Member, service_scopes: bool) -> MemberSpec {
 
 /// The account as the portal holds it, as a CustomerAccount spec.
 pub fn observed_spec(
-    account: &Account,
+    account: &AccountSettings,
     o: &ObservedAccount,
     service_scopes: bool,
 ) -> CustomerAccountSpec {

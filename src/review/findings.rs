@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{InvitationState, ReviewRow, RowKind};
 use crate::domain::{
-    DesiredAccount, DesiredContact, DesiredMember, Window, email_key, last_day_within,
+    DesiredAccount, DesiredContact, DesiredMember, ObservedContact, ObservedMember, ReportedDate,
+    Window, email_key, last_day_within,
 };
 use crate::plan::{ADMIN_ROLE, AccountPlan, Action, Change, LOGIN_ROLE, ObservedAccount};
-use crate::portal::{Catalog, Contact, InvitationStatus, Member};
+use crate::portal::Catalog;
 
 /// The fixed finding words of SPEC §3a.
 #[derive(
@@ -141,7 +142,7 @@ pub fn build_rows(inputs: &Inputs) -> Vec<ReviewRow> {
 
 /// Whether a member is an effective admin (SPEC §1), the way the planner's last-admin rule
 /// counts one: linked and holding both admin roles, or a read-only role of the portal's own.
-pub fn is_effective_admin(m: &Member, catalog: &Catalog) -> bool {
+pub fn is_effective_admin(m: &ObservedMember, catalog: &Catalog) -> bool {
     let holds = |name: &str| m.roles.iter().any(|r| r.name == name);
     let read_only = m.roles.iter().any(|r| {
         catalog
@@ -221,16 +222,16 @@ impl AccountCtx<'_> {
         self.contacts.get(email_key(email).as_str()).copied()
     }
 
-    fn member_rows(&self, m: &Member, rows: &mut Vec<ReviewRow>) {
+    fn member_rows(&self, m: &ObservedMember, rows: &mut Vec<ReviewRow>) {
         let dm = self.declared_member(&m.email);
         let ignored = self.ignored(&m.email);
         let (invitation, sent_at, stale) = self.invitation(m);
         let is_admin = self.admins.contains(&email_key(&m.email));
         let holds_login = m.roles.iter().any(|r| r.name == LOGIN_ROLE);
-        let mut roles: Vec<(&str, Option<&str>)> = m
+        let mut roles: Vec<(&str, Option<&ReportedDate>)> = m
             .roles
             .iter()
-            .map(|r| (r.name.as_str(), r.until.as_deref()))
+            .map(|r| (r.name.as_str(), r.until.as_ref()))
             .collect();
         if roles.is_empty() {
             roles.push(("", None));
@@ -247,8 +248,9 @@ impl AccountCtx<'_> {
             });
             row.declared_at = row.source.as_ref().map(ToString::to_string);
             let declared_window = dr.map(|r| r.window).unwrap_or_default();
+            // An `until` of the portal's that is no date is read as none: the declared one shows.
             let until = observed_until
-                .and_then(|u| crate::domain::parse_date(u).ok())
+                .and_then(ReportedDate::date)
                 .or(declared_window.until);
             let window = Window {
                 from: declared_window.from,
@@ -315,31 +317,31 @@ impl AccountCtx<'_> {
     }
 
     /// The member's invitation state, when it was sent, and whether it is stale.
-    fn invitation(&self, m: &Member) -> (InvitationState, Option<String>, bool) {
+    fn invitation(&self, m: &ObservedMember) -> (InvitationState, Option<String>, bool) {
         let Some(inv) = &m.invitation else {
             return (InvitationState::None, None, false);
         };
         let now = self.inputs.now;
-        let state = match inv.status {
-            InvitationStatus::Pending => InvitationState::Pending,
-            InvitationStatus::Expired => InvitationState::Expired,
+        let pending = inv.status == crate::domain::InvitationState::Pending;
+        let state = if pending {
+            InvitationState::Pending
+        } else {
+            InvitationState::Expired
         };
-        let pending = inv.status == InvitationStatus::Pending;
-        let past_expiry = inv.expires_at.parse::<Timestamp>().is_ok_and(|t| t <= now);
+        let past_expiry = inv.expires_at.at.is_some_and(|t| t <= now);
         let ttl =
             SignedDuration::from_hours(i64::from(self.inputs.catalog.invitation_ttl_days) * 24);
         let past_ttl = self.inputs.catalog.invitation_ttl_days > 0
             && inv
                 .sent_at
-                .parse::<Timestamp>()
-                .ok()
+                .at
                 .and_then(|t| t.checked_add(ttl).ok())
                 .is_some_and(|t| t <= now);
-        let sent = (!inv.sent_at.is_empty()).then(|| inv.sent_at.clone());
+        let sent = (!inv.sent_at.text.is_empty()).then(|| inv.sent_at.text.clone());
         (state, sent, pending && (past_expiry || past_ttl))
     }
 
-    fn contact_rows(&self, c: &Contact, rows: &mut Vec<ReviewRow>) {
+    fn contact_rows(&self, c: &ObservedContact, rows: &mut Vec<ReviewRow>) {
         let dc = self.declared_contact(&c.email);
         let ignored = self.ignored(&c.email);
         let drift = dc.is_some() && self.planner_changes(&c.email, None, &[Action::UpdateContact]);

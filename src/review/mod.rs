@@ -229,7 +229,8 @@ pub fn canonical_observed(observed: &[&BTreeMap<String, ObservedAccount>]) -> St
                 .members
                 .iter()
                 .map(|m| {
-                    let mut m = m.clone();
+                    // The wire form, as the portal sent it: the hash is of what it holds.
+                    let mut m = crate::portal::Member::from(m);
                     m.roles.sort_by(|a, b| a.name.cmp(&b.name));
                     let value = serde_json::to_value(&m).unwrap_or_default();
                     (crate::domain::email_key(&m.email), strip(value))
@@ -240,15 +241,15 @@ pub fn canonical_observed(observed: &[&BTreeMap<String, ObservedAccount>]) -> St
                 .contacts
                 .iter()
                 .map(|c| {
-                    let value = serde_json::to_value(c).unwrap_or_default();
+                    let value =
+                        serde_json::to_value(crate::portal::Contact::from(c)).unwrap_or_default();
                     (crate::domain::email_key(&c.email), strip(value))
                 })
                 .collect();
             contacts.sort_by(|a, b| a.0.cmp(&b.0));
-            let account = o
-                .account
-                .as_ref()
-                .map(|a| strip(serde_json::to_value(a).unwrap_or_default()));
+            let account = o.account.as_ref().map(|a| {
+                strip(serde_json::to_value(crate::portal::Account::from(a)).unwrap_or_default())
+            });
             accounts.insert(
                 cn.as_str(),
                 json!({

@@ -37,7 +37,7 @@ use crate::model::{
 use crate::plan::{AccountPlan, Action, Context as PlanContext, ObservedAccount, plan_account};
 use crate::portal::http::{AnswerHook, HttpOptions, Token};
 use crate::portal::whmcs::{InvitationStore, MemoryInvitations, WhmcsOptions};
-use crate::portal::{Catalog, InvitationStatus, Portal as _, Whoami};
+use crate::portal::{Catalog, Portal as _, Whoami};
 use crate::reconcile::connect::{AnyPortal, connect_token, connect_whmcs};
 use crate::reconcile::{FailureCause, apply_account, observe_account};
 

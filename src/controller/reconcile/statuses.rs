@@ -29,7 +29,7 @@ pub(super) async fn write_account_status(
                 .filter(|m| {
                     m.invitation
                         .as_ref()
-                        .is_some_and(|i| i.status == InvitationStatus::Pending)
+                        .is_some_and(|i| i.status == crate::domain::InvitationState::Pending)
                 })
                 .count()),
         ),

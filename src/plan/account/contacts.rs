@@ -12,7 +12,7 @@ use crate::portal::ContactPut;
 
 impl<K: JoinKey> AccountPlanner<'_, K> {
     pub(super) fn contacts(&mut self, o: &ObservedAccount) {
-        let observed: BTreeMap<K, &crate::portal::Contact> = o
+        let observed: BTreeMap<K, &crate::domain::ObservedContact> = o
             .contacts
             .iter()
             .map(|c| (K::new(email_key(&c.email)), c))

@@ -8,11 +8,14 @@ use serde_json::json;
 use super::super::key::JoinKey;
 use super::super::{ABSENT, Action, Change, ObservedAccount, Operation};
 use super::{
-    AccountPlanner, After, grants, observed_window, parse_instant, same_services, services_json,
-    sorted,
+    AccountPlanner, After, grants, observed_window, observed_window_text, revocation,
+    same_services, services_json, sorted,
 };
-use crate::domain::{DesiredMember, DesiredRole, Phase, Services, Window, email_key};
-use crate::portal::{Invitation, InvitationStatus, Member, MemberPut};
+use crate::domain::{
+    DesiredMember, DesiredRole, ObservedInvitation, ObservedMember, Phase, Services, Window,
+    email_key,
+};
+use crate::portal::MemberPut;
 
 /// A member's roles, as [`AccountPlanner::member_roles`] finds them.
 struct MemberRoles<'d, K> {
@@ -36,7 +39,7 @@ struct MemberFields {
 
 impl<K: JoinKey> AccountPlanner<'_, K> {
     pub(super) fn members(&mut self, o: &ObservedAccount) {
-        let observed: BTreeMap<K, &Member> = o
+        let observed: BTreeMap<K, &ObservedMember> = o
             .members
             .iter()
             .map(|m| (K::new(email_key(&m.email)), m))
@@ -93,7 +96,7 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
     }
 
     /// A member left as the portal has it.
-    fn keep(&mut self, m: &Member) {
+    fn keep(&mut self, m: &ObservedMember) {
         self.after.push(After {
             key: K::new(email_key(&m.email)),
             user_linked: m.user_linked,
@@ -101,15 +104,15 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
             windows: m
                 .roles
                 .iter()
-                .map(|r| (r.name.clone(), observed_window(r.until.as_deref())))
+                .map(|r| (r.name.clone(), observed_window(r.until.as_ref())))
                 .collect(),
         });
         if let Some(inv) = &m.invitation {
-            self.transition(parse_instant(&inv.expires_at));
+            self.transition(inv.expires_at.at);
         }
     }
 
-    pub(super) fn remove_member(&mut self, m: &Member, reason: &str, counted: bool) {
+    pub(super) fn remove_member(&mut self, m: &ObservedMember, reason: &str, counted: bool) {
         let mut c = Change::new(Action::RemoveMember);
         c.email = Some(m.email.clone());
         c.before =
@@ -127,7 +130,7 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
         );
     }
 
-    fn member(&mut self, dm: &DesiredMember, obs: Option<&Member>) {
+    fn member(&mut self, dm: &DesiredMember, obs: Option<&ObservedMember>) {
         let roles = self.member_roles(dm, obs);
         let Some(m) = obs else {
             self.add_member(dm, roles);
@@ -162,7 +165,7 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
     fn member_roles<'d>(
         &mut self,
         dm: &'d DesiredMember,
-        obs: Option<&Member>,
+        obs: Option<&ObservedMember>,
     ) -> MemberRoles<'d, K> {
         let tz = &self.d.time_zone;
         let now = self.now();
@@ -208,7 +211,7 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
             .map(|m| {
                 m.roles
                     .iter()
-                    .map(|r| (r.name.clone(), r.until.clone()))
+                    .map(|r| (r.name.clone(), r.until.as_ref().map(ToString::to_string)))
                     .collect()
             })
             .unwrap_or_default();
@@ -225,7 +228,7 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
             for (name, until) in &observed {
                 if !declared.contains_key(name.as_str()) {
                     target.insert(name.clone(), until.clone());
-                    windows.insert(name.clone(), observed_window(until.as_deref()));
+                    windows.insert(name.clone(), observed_window_text(until.as_deref()));
                 }
             }
         }
@@ -308,7 +311,7 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
 
     /// Grants, window changes and revocations of a member the portal holds: whether the
     /// roles grow and whether they shrink.
-    fn role_changes(&mut self, m: &Member, roles: &MemberRoles<'_, K>) -> (bool, bool) {
+    fn role_changes(&mut self, m: &ObservedMember, roles: &MemberRoles<'_, K>) -> (bool, bool) {
         let tz = &self.d.time_zone;
         let now = self.now();
         let MemberRoles {
@@ -372,7 +375,7 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
     fn member_fields(
         &mut self,
         dm: &DesiredMember,
-        m: &Member,
+        m: &ObservedMember,
         email: &str,
     ) -> (MemberFields, bool) {
         let etag = m.etag.clone();
@@ -426,7 +429,7 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
     /// The writes of a member the portal holds.
     fn member_writes(
         &mut self,
-        m: &Member,
+        m: &ObservedMember,
         roles: &MemberRoles<'_, K>,
         fields: &MemberFields,
         grew: bool,
@@ -494,7 +497,7 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
         key: &K,
         roles: &BTreeMap<String, Option<String>>,
         user_linked: bool,
-        invitation: Option<&Invitation>,
+        invitation: Option<&ObservedInvitation>,
     ) {
         let login = roles.keys().any(|r| {
             self.ctx
@@ -503,10 +506,7 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
                 .iter()
                 .any(|c| c.name == *r && c.grants_login)
         });
-        let expired = invitation.map(|i| {
-            i.status == InvitationStatus::Expired
-                || parse_instant(&i.expires_at).is_some_and(|at| at <= self.now())
-        });
+        let expired = invitation.map(|i| i.expired(self.now()));
         if login && !user_linked {
             match (invitation, expired) {
                 (None, _) => {
@@ -526,7 +526,7 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
                     );
                 }
                 (Some(i), Some(true)) => {
-                    let date = i.expires_at.get(..10).unwrap_or(&i.expires_at).to_string();
+                    let date = i.expires_at.date_text();
                     if self.d.policy.resend_expired_invitations {
                         let mut c = Change::new(Action::ResendInvitation);
                         c.email = Some(email.to_string());
@@ -549,7 +549,7 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
                         ));
                     }
                 }
-                (Some(i), _) => self.transition(parse_instant(&i.expires_at)),
+                (Some(i), _) => self.transition(i.expires_at.at),
             }
         } else if !login
             && let Some(i) = invitation
@@ -568,34 +568,5 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
                 },
             );
         }
-    }
-}
-
-/// Why a role the portal holds is revoked, and whether that counts against `maxRemovals`
-/// (a removal the manifests asked for by date does not).
-fn revocation(
-    declared: Option<&DesiredRole>,
-    now: jiff::Timestamp,
-    tz: &jiff::tz::TimeZone,
-) -> (String, bool) {
-    match declared {
-        Some(r) => match r.window.phase(now, tz) {
-            Phase::Over { .. } => (
-                format!(
-                    "expired {}",
-                    r.window.until.map(|u| u.to_string()).unwrap_or_default()
-                ),
-                false,
-            ),
-            Phase::NotYet { .. } => (
-                format!(
-                    "window starts {}",
-                    r.window.from.map(|f| f.to_string()).unwrap_or_default()
-                ),
-                true,
-            ),
-            Phase::Active { .. } => ("not declared".to_string(), true),
-        },
-        None => ("not declared (prune)".to_string(), true),
     }
 }
