@@ -259,7 +259,7 @@ fn runtime() -> Arc<tokio::runtime::Runtime> {
 /// (invited, not linked) and a billing contact.
 fn seeded_portal() -> Result<App, String> {
     let now = now();
-    let mut store = Store::open_in_memory(Some(now))?;
+    let mut store = Store::open_in_memory(Some(now)).map_err(|e| e.to_string())?;
     let seed = Principal::operator("fuzz-seed");
     let refused = |r: crate::reference::store::Refusal| r.detail;
     store

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 
-use super::store::{MAX_LIMIT, Principal, Refusal, Replay, Store};
+use super::store::{MAX_LIMIT, OpenError, Principal, Refusal, Replay, Store};
 use crate::portal::{
     Account, AccountFilter, AccountPatch, AuditEntry, Catalog, Contact, ContactPut, ErrorCode,
     Invitation, Member, MemberPut, NewAccount, Page, Portal, PortalError, PortalResult, Whoami,
@@ -22,6 +22,17 @@ pub struct SandboxPortal {
     principal: Principal,
 }
 
+/// Why the embedded portal cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(
+        "{url:?} is not a sandbox portal URL: write it as sandbox:FILE, for example {DEFAULT_SANDBOX_URL}"
+    )]
+    NotASandboxUrl { url: String },
+}
+
 /// The file of a `sandbox:FILE` portal URL, if it is one.
 pub fn sandbox_path(url: &str) -> Option<PathBuf> {
     let rest = url.strip_prefix("sandbox:")?;
@@ -33,7 +44,7 @@ impl SandboxPortal {
     /// Opens (creating it and its directories if needed) the store at `path`. The clock starts
     /// at `now` when given (`ROLECALL_NOW`), else where the sandbox clock was last set, else at
     /// the real time.
-    pub fn open(path: &Path, now: Option<Timestamp>) -> Result<SandboxPortal, String> {
+    pub fn open(path: &Path, now: Option<Timestamp>) -> Result<SandboxPortal, SandboxError> {
         let store = Store::open(path, now)?;
         Ok(SandboxPortal {
             store: Arc::new(Mutex::new(store)),
@@ -42,9 +53,9 @@ impl SandboxPortal {
     }
 
     /// Opens a `sandbox:FILE` URL.
-    pub fn open_url(url: &str, now: Option<Timestamp>) -> Result<SandboxPortal, String> {
-        let path = sandbox_path(url).ok_or_else(|| {
-            format!("{url:?} is not a sandbox portal URL: write it as sandbox:FILE, for example {DEFAULT_SANDBOX_URL}")
+    pub fn open_url(url: &str, now: Option<Timestamp>) -> Result<SandboxPortal, SandboxError> {
+        let path = sandbox_path(url).ok_or_else(|| SandboxError::NotASandboxUrl {
+            url: url.to_string(),
         })?;
         SandboxPortal::open(&path, now)
     }

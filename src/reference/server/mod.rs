@@ -69,7 +69,10 @@ impl App {
     /// Starts the store's thread and, for a store on disk, the reading thread; they end when
     /// the last clone of the `App` is dropped.
     pub fn new(store: Store, config: Config) -> std::io::Result<App> {
-        let reads = match store.reader().map_err(std::io::Error::other)? {
+        let reads = match store
+            .reader()
+            .map_err(|e| std::io::Error::other(crate::reference::store::with_causes(&e)))?
+        {
             Some(reader) => {
                 let (reads, queue) = std::sync::mpsc::channel::<ReadJob>();
                 std::thread::Builder::new()

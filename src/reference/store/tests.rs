@@ -543,7 +543,7 @@ fn a_store_from_a_newer_rolecall_is_refused() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
-    let err = Store::open(&path, None).err().unwrap();
+    let err = with_causes(&Store::open(&path, None).err().unwrap());
     assert!(err.contains("newer"), "{err}");
 }
 
