@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 
-use super::store::{MAX_LIMIT, OpenError, Principal, Refusal, Replay, Store};
+use super::store::{MAX_LIMIT, Once, OpenError, Principal, Refusal, Store};
 use crate::portal::{
     Account, AccountFilter, AccountPatch, AuditEntry, Catalog, Contact, ContactPut, ErrorCode,
     Invitation, Member, MemberPut, NewAccount, Page, Portal, PortalError, PortalResult, Whoami,
@@ -88,37 +88,26 @@ impl SandboxPortal {
         T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
         F: FnOnce(&mut Store, &Principal, Timestamp) -> Result<T, Refusal> + Send + 'static,
     {
-        let key = key.to_string();
+        let key = (!key.is_empty()).then(|| key.to_string());
         self.run(move |s, p, now| {
             let fingerprint = super::store::token_hash(&request);
-            if !key.is_empty() {
-                match s.idempotent_replay(&p.token_id, &key, &fingerprint)? {
-                    Some(Replay::Answer(_, body)) => {
-                        return serde_json::from_str(&body).map_err(|e| {
-                            Refusal::new(
-                                500,
-                                ErrorCode::Unavailable,
-                                format!("a stored answer cannot be read: {e}"),
-                            )
-                        });
-                    }
-                    Some(Replay::Mismatch) => {
-                        return Err(Refusal::invalid_field(
-                            "Idempotency-Key",
-                            format!(
-                                "{key:?} was already used for a different request; use a new key"
-                            ),
-                        ));
-                    }
-                    None => {}
-                }
+            let once = s.answer_once(
+                &p.token_id,
+                key.as_deref(),
+                &fingerprint,
+                |s| f(s, p, now),
+                |answer| (200, serde_json::to_string(answer).unwrap_or_default()),
+            )?;
+            match once {
+                Once::Fresh(answer) => Ok(answer),
+                Once::Replayed(_, body) => serde_json::from_str(&body).map_err(|e| {
+                    Refusal::new(
+                        500,
+                        ErrorCode::Unavailable,
+                        format!("a stored answer cannot be read: {e}"),
+                    )
+                }),
             }
-            let answer = f(s, p, now)?;
-            if !key.is_empty() {
-                let body = serde_json::to_string(&answer).unwrap_or_default();
-                s.idempotent_record(&p.token_id, &key, &fingerprint, 200, &body)?;
-            }
-            Ok(answer)
         })
         .await
     }

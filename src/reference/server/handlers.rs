@@ -13,7 +13,7 @@ use crate::portal::api::{
     AccountPatch, ClockSetting, ContactPut, EmailRequest, IssuedToken, MemberPut, NewAccount,
     NotificationRequest, TokenRequest,
 };
-use crate::reference::store::{Principal, Refusal, Replay, Store, token_hash};
+use crate::reference::store::{Once, Principal, Refusal, Store, token_hash};
 
 pub use super::request::PathParams;
 use super::request::{Query, body, check_role_fields, if_match, json, json_text, no_content};
@@ -53,28 +53,19 @@ where
     let token_id = p.token_id.clone();
     let (status, body) = app
         .run(move |s, now| {
-            if let Some(k) = &key {
-                match s.idempotent_replay(&token_id, k, &fingerprint)? {
-                    Some(Replay::Answer(status, body)) => {
-                        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                        return Ok((status, body));
-                    }
-                    Some(Replay::Mismatch) => {
-                        return Err(Refusal::invalid_field(
-                            "Idempotency-Key",
-                            format!(
-                                "{k:?} was already used for a different request; use a new key"
-                            ),
-                        ));
-                    }
-                    None => {}
+            let once = s.answer_once(
+                &token_id,
+                key.as_deref(),
+                &fingerprint,
+                |s| f(s, now),
+                |(status, body)| (status.as_u16(), body.clone()),
+            )?;
+            Ok(match once {
+                Once::Fresh(answer) => answer,
+                Once::Replayed(status, body) => {
+                    (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body)
                 }
-            }
-            let (status, body) = f(s, now)?;
-            if let Some(k) = &key {
-                s.idempotent_record(&token_id, k, &fingerprint, status.as_u16(), &body)?;
-            }
-            Ok((status, body))
+            })
         })
         .await?;
     Ok(json_text(status, body))

@@ -19,6 +19,8 @@ mod schema;
 #[cfg(test)]
 mod corruption_tests;
 #[cfg(test)]
+mod idempotency_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
@@ -44,7 +46,7 @@ pub use checks::check_limit;
 use checks::{check_kinds, check_name, parse_email, refuse_fields};
 use paging::{bulk_page, decode_cursor, encode_cursor};
 pub use refusal::{Refusal, Result};
-pub use sandbox::{Replay, constant_time_eq, random_hex, token_hash};
+pub use sandbox::{Once, Replay, constant_time_eq, random_hex, token_hash};
 use schema::{MIGRATIONS, tune};
 
 /// Roles of the reference catalog (SPEC §1).

@@ -81,6 +81,14 @@ pub enum Replay {
     Mismatch,
 }
 
+/// What [`Store::answer_once`] gives: the answer of this call, or the one remembered for the
+/// key (status and JSON body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Once<T> {
+    Fresh(T),
+    Replayed(u16, String),
+}
+
 impl Store {
     /// Stores the hash of a token (idempotent: storing it again changes nothing).
     pub fn add_token(
@@ -382,6 +390,39 @@ impl Store {
                 Replay::Mismatch
             }
         }))
+    }
+
+    /// Runs a request once per idempotency key of this token (SPEC §4): the first time `f`
+    /// runs and its answer, as `record` writes it (status, JSON body), is remembered; a repeat
+    /// with the same `fingerprint` gets the remembered answer back without running `f` (no
+    /// second e-mail), one with a different request is refused (422 on `Idempotency-Key`).
+    /// Only answers are remembered, not refusals, so a refused request can be corrected and
+    /// retried under the same key. Without a key, `f` just runs.
+    pub fn answer_once<T>(
+        &mut self,
+        token_id: &str,
+        key: Option<&str>,
+        fingerprint: &[u8],
+        f: impl FnOnce(&mut Store) -> Result<T>,
+        record: impl FnOnce(&T) -> (u16, String),
+    ) -> Result<Once<T>> {
+        let Some(key) = key else {
+            return f(self).map(Once::Fresh);
+        };
+        match self.idempotent_replay(token_id, key, fingerprint)? {
+            Some(Replay::Answer(status, body)) => return Ok(Once::Replayed(status, body)),
+            Some(Replay::Mismatch) => {
+                return Err(Refusal::invalid_field(
+                    "Idempotency-Key",
+                    format!("{key:?} was already used for a different request; use a new key"),
+                ));
+            }
+            None => {}
+        }
+        let answer = f(self)?;
+        let (status, body) = record(&answer);
+        self.idempotent_record(token_id, key, fingerprint, status, &body)?;
+        Ok(Once::Fresh(answer))
     }
 
     /// Remembers the answer to an idempotency key.
