@@ -2,7 +2,6 @@
 //! `sandbox:FILE` the embedded reference portal, `whmcs+https://` a WHMCS installation,
 //! `billmgr+https://` a BILLmanager.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::ClockError;
@@ -12,7 +11,7 @@ use crate::portal::whmcs::{
     Credentials, FileInvitations, InvitationStore, WhmcsOptions, WhmcsPortal,
 };
 use crate::portal::*;
-use crate::reference::sandbox::{SandboxError, SandboxPortal};
+use crate::reference::sandbox::{SandboxError, SandboxPortal, SandboxUrl};
 
 /// Every portal implementation rolecall can talk to.
 pub enum AnyPortal {
@@ -87,8 +86,9 @@ pub enum ConnectError {
     },
     #[error(transparent)]
     Clock(#[from] ClockError),
-    #[error("sandbox: needs a file, for example sandbox:.rolecall/sandbox.db")]
-    NoSandboxFile,
+    /// A `sandbox:` URL that names no file.
+    #[error(transparent)]
+    SandboxUrl(#[from] SandboxError),
     #[error("{shown}: the embedded portal cannot be opened")]
     Sandbox {
         shown: String,
@@ -256,12 +256,10 @@ pub fn connect_adapter(
         };
         return connect_billmgr(url, credentials, options);
     }
-    if let Some(file) = url.strip_prefix("sandbox:") {
-        if file.is_empty() {
-            return Err(ConnectError::NoSandboxFile);
-        }
+    if url.starts_with("sandbox:") {
+        let sandbox = SandboxUrl::parse(url)?;
         let now = crate::reconcile::now()?;
-        return SandboxPortal::open(&PathBuf::from(file), Some(now))
+        return SandboxPortal::open(&sandbox.path, Some(now))
             .map(AnyPortal::Sandbox)
             .map_err(|source| ConnectError::Sandbox {
                 shown: shown.to_string(),

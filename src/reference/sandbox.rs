@@ -31,13 +31,34 @@ pub enum SandboxError {
         "{url:?} is not a sandbox portal URL: write it as sandbox:FILE, for example {DEFAULT_SANDBOX_URL}"
     )]
     NotASandboxUrl { url: String },
+    #[error("sandbox: needs a file, for example {DEFAULT_SANDBOX_URL}")]
+    NoFile,
 }
 
-/// The file of a `sandbox:FILE` portal URL, if it is one.
-pub fn sandbox_path(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sandbox:")?;
-    let rest = rest.strip_prefix("//").unwrap_or(rest);
-    (!rest.is_empty()).then(|| PathBuf::from(rest))
+/// A `sandbox:FILE` portal URL. Everything after `sandbox:` is the file, exactly as written:
+/// relative to the working directory unless it starts with `/`; `//` and `?` have no meaning
+/// of their own (`sandbox://x.db` is the file `//x.db`, that is `/x.db`; `sandbox:a.db?x=1` is
+/// the file `a.db?x=1`), as the command line has always read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxUrl {
+    pub path: PathBuf,
+}
+
+impl SandboxUrl {
+    /// Reads a `sandbox:FILE` URL; `sandbox:` alone names no file.
+    pub fn parse(url: &str) -> Result<SandboxUrl, SandboxError> {
+        let file = url
+            .strip_prefix("sandbox:")
+            .ok_or_else(|| SandboxError::NotASandboxUrl {
+                url: crate::domain::text::redact_url(url).into_owned(),
+            })?;
+        if file.is_empty() {
+            return Err(SandboxError::NoFile);
+        }
+        Ok(SandboxUrl {
+            path: PathBuf::from(file),
+        })
+    }
 }
 
 impl SandboxPortal {
@@ -52,12 +73,9 @@ impl SandboxPortal {
         })
     }
 
-    /// Opens a `sandbox:FILE` URL.
+    /// Opens a `sandbox:FILE` URL (read by [`SandboxUrl::parse`]).
     pub fn open_url(url: &str, now: Option<Timestamp>) -> Result<SandboxPortal, SandboxError> {
-        let path = sandbox_path(url).ok_or_else(|| SandboxError::NotASandboxUrl {
-            url: url.to_string(),
-        })?;
-        SandboxPortal::open(&path, now)
+        SandboxPortal::open(&SandboxUrl::parse(url)?.path, now)
     }
 
     /// Runs `f` on the store off the async workers.
@@ -347,7 +365,36 @@ mod tests {
         assert_eq!(members.len(), 1);
         assert_eq!(members[0].customer_number.as_deref(), Some("100"));
         assert_eq!(portal.whoami().await.unwrap().email, None);
-        assert!(sandbox_path("https://x").is_none());
+    }
+
+    #[test]
+    fn a_sandbox_url_is_the_file_after_the_colon_as_the_command_line_reads_it() {
+        // What `rolecall plan --portal URL` did with each before there was one parser.
+        let path = |url: &str| SandboxUrl::parse(url).map(|u| u.path);
+        assert_eq!(path("sandbox:/abs/path").unwrap(), Path::new("/abs/path"));
+        assert_eq!(path("sandbox:rel").unwrap(), Path::new("rel"));
+        assert_eq!(path("sandbox://").unwrap(), Path::new("//"));
+        assert_eq!(path("sandbox://x.db").unwrap(), Path::new("//x.db"));
+        assert_eq!(
+            path("sandbox:a.db?mode=ro").unwrap(),
+            Path::new("a.db?mode=ro")
+        );
+        assert_eq!(path("sandbox:?foo=1").unwrap(), Path::new("?foo=1"));
+        let none = path("sandbox:").unwrap_err();
+        assert!(matches!(none, SandboxError::NoFile));
+        assert_eq!(
+            none.to_string(),
+            "sandbox: needs a file, for example sandbox:.rolecall/sandbox.db"
+        );
+        let other = path("https://u:p@x/").unwrap_err();
+        assert_eq!(
+            other.to_string(),
+            "\"https://(redacted)@x/\" is not a sandbox portal URL: write it as sandbox:FILE, for example sandbox:.rolecall/sandbox.db"
+        );
+        assert!(matches!(
+            SandboxPortal::open_url("sandbox:", None),
+            Err(SandboxError::NoFile)
+        ));
     }
 
     #[tokio::test]
