@@ -83,47 +83,18 @@ pub(super) fn check_role_fields(bytes: &[u8]) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Decodes `%XX` and `+` of a query string component.
-pub(super) fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                match text
-                    .get(i + 1..i + 3)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 pub(super) struct Query(Vec<(String, String)>);
 
 impl Query {
     pub(super) fn parse(raw: Option<String>) -> Query {
-        let pairs = raw
-            .unwrap_or_default()
-            .split('&')
-            .filter(|s| !s.is_empty())
-            .map(|kv| match kv.split_once('=') {
-                Some((k, v)) => (percent_decode(k), percent_decode(v)),
-                None => (percent_decode(kv), String::new()),
-            })
-            .collect();
-        Query(pairs)
+        // `application/x-www-form-urlencoded`: `+` is a space, `%XX` a byte, a pair without
+        // `=` has an empty value.
+        let raw = raw.unwrap_or_default();
+        Query(
+            form_urlencoded::parse(raw.as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     pub(super) fn get(&self, name: &str) -> Option<&str> {
@@ -177,4 +148,32 @@ pub(super) fn if_match(headers: &HeaderMap) -> Option<String> {
         .get(header::IF_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_string_decodes_plus_percent_and_bare_names() {
+        let q = Query::parse(Some(
+            "account=a%2Bb%40x&account=c+d&resend&&limit=%zz&n=%C3%BC&bad=%FF&%3D=%25".into(),
+        ));
+        let pairs: Vec<(&str, &str)> = q.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("account", "a+b@x"),
+                ("account", "c d"),
+                ("resend", ""),
+                ("limit", "%zz"),
+                ("n", "ü"),
+                ("bad", "\u{FFFD}"),
+                ("=", "%"),
+            ]
+        );
+        assert_eq!(q.all("account"), ["a+b@x", "c d"]);
+        assert!(q.flag("resend").unwrap());
+        assert!(Query::parse(None).0.is_empty());
+    }
 }
