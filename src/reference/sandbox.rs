@@ -397,39 +397,8 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn every_operation_of_the_portal_trait_works_in_process() {
-        let dir = tempfile::tempdir().unwrap();
-        let now: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
-        let portal = SandboxPortal::open(&dir.path().join("s.db"), Some(now)).unwrap();
-        let account = portal
-            .create_account(
-                &NewAccount {
-                    customer_number: "7".into(),
-                    display_name: "Seven".into(),
-                    time_zone: "UTC".into(),
-                },
-                "",
-            )
-            .await
-            .unwrap();
-        assert_eq!(portal.catalog().await.unwrap().invitation_ttl_days, 14);
-        let patch = AccountPatch {
-            display_name: Some("Seven AG".into()),
-            time_zone: None,
-        };
-        let changed = portal
-            .update_account("7", &patch, Some(&account.etag))
-            .await
-            .unwrap();
-        let stale = portal
-            .update_account("7", &patch, Some(&account.etag))
-            .await
-            .unwrap_err();
-        assert_eq!(stale.code(), Some(ErrorCode::VersionConflict));
-        assert_eq!(portal.get_account("7").await.unwrap(), changed);
-        assert_eq!(portal.list_accounts().await.unwrap(), vec![changed]);
-
+    /// Members and invitations through the `Portal` trait, on account "7".
+    async fn members_and_invitations(portal: &SandboxPortal) {
         let login = MemberPut {
             name: Some("Ann".into()),
             roles: vec![RoleGrant {
@@ -465,6 +434,42 @@ mod tests {
             .delete_member("7", "ann@example.com", None)
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn every_operation_of_the_portal_trait_works_in_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let now: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
+        let portal = SandboxPortal::open(&dir.path().join("s.db"), Some(now)).unwrap();
+        let account = portal
+            .create_account(
+                &NewAccount {
+                    customer_number: "7".into(),
+                    display_name: "Seven".into(),
+                    time_zone: "UTC".into(),
+                },
+                "",
+            )
+            .await
+            .unwrap();
+        assert_eq!(portal.catalog().await.unwrap().invitation_ttl_days, 14);
+        let patch = AccountPatch {
+            display_name: Some("Seven AG".into()),
+            time_zone: None,
+        };
+        let changed = portal
+            .update_account("7", &patch, Some(&account.etag))
+            .await
+            .unwrap();
+        let stale = portal
+            .update_account("7", &patch, Some(&account.etag))
+            .await
+            .unwrap_err();
+        assert_eq!(stale.code(), Some(ErrorCode::VersionConflict));
+        assert_eq!(portal.get_account("7").await.unwrap(), changed);
+        assert_eq!(portal.list_accounts().await.unwrap(), vec![changed]);
+
+        members_and_invitations(&portal).await;
 
         let contact = ContactPut {
             name: "Billing".into(),

@@ -21,6 +21,8 @@ mod corruption_tests;
 #[cfg(test)]
 mod idempotency_tests;
 #[cfg(test)]
+mod open_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
