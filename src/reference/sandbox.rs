@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 
-use super::store::{MAX_LIMIT, Once, OpenError, Principal, Refusal, Store};
+use super::store::{MAX_LIMIT, Once, OpenError, Principal, Rejection, Store};
 use crate::portal::{
     Account, AccountFilter, AccountPatch, AuditEntry, Catalog, Contact, ContactPut, ErrorCode,
     Invitation, Member, MemberPut, NewAccount, Page, Portal, PortalError, PortalResult, Whoami,
@@ -82,7 +82,7 @@ impl SandboxPortal {
     async fn run<T, F>(&self, f: F) -> PortalResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Store, &Principal, Timestamp) -> Result<T, Refusal> + Send + 'static,
+        F: FnOnce(&mut Store, &Principal, Timestamp) -> Result<T, Rejection> + Send + 'static,
     {
         let store = self.store.clone();
         let principal = self.principal.clone();
@@ -104,7 +104,7 @@ impl SandboxPortal {
     async fn idempotent<T, F>(&self, key: &str, request: String, f: F) -> PortalResult<T>
     where
         T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
-        F: FnOnce(&mut Store, &Principal, Timestamp) -> Result<T, Refusal> + Send + 'static,
+        F: FnOnce(&mut Store, &Principal, Timestamp) -> Result<T, Rejection> + Send + 'static,
     {
         let key = (!key.is_empty()).then(|| key.to_string());
         self.run(move |s, p, now| {
@@ -119,7 +119,7 @@ impl SandboxPortal {
             match once {
                 Once::Fresh(answer) => Ok(answer),
                 Once::Replayed(_, body) => serde_json::from_str(&body).map_err(|e| {
-                    Refusal::new(
+                    Rejection::new(
                         500,
                         ErrorCode::Unavailable,
                         format!("a stored answer cannot be read: {e}"),
@@ -138,8 +138,8 @@ impl SandboxPortal {
 
 /// Collects every page of a list.
 fn all_pages<T>(
-    mut page: impl FnMut(Option<&str>) -> Result<Page<T>, Refusal>,
-) -> Result<Vec<T>, Refusal> {
+    mut page: impl FnMut(Option<&str>) -> Result<Page<T>, Rejection>,
+) -> Result<Vec<T>, Rejection> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     loop {

@@ -61,7 +61,7 @@ fn without_a_key_every_call_runs_and_a_refusal_is_not_remembered() {
             "token",
             Some("k"),
             &token_hash("POST /a"),
-            |_| Err::<String, _>(Refusal::invalid("no")),
+            |_| Err::<String, _>(Rejection::invalid("no")),
             |a| (200, a.clone()),
         )
         .unwrap_err();

@@ -8,7 +8,7 @@ use super::member_rows::{
     member_not_found, member_row, other_admin_exists, to_invitation, to_member,
 };
 use super::{
-    AccountRow, Cached, INVITATION_TTL_DAYS, Principal, Refusal, Result, Store, Zones,
+    AccountRow, Cached, INVITATION_TTL_DAYS, Principal, Rejection, Result, Store, Zones,
     accounts_of_user, audit, bulk_page, check_if_match, decode_cursor, encode_cursor, etag, holds,
     is_effective_admin, load_account, may_manage, next_version, parse_email, reference_catalog,
     to_json,
@@ -34,7 +34,7 @@ fn check_keeps_an_admin(
         existing.is_some_and(|m| is_effective_admin(m.user_linked, &m.roles, &acc.tz, now));
     let will_be_admin = is_effective_admin(user_linked, &put.roles, &acc.tz, now);
     if was_admin && !will_be_admin && !other_admin_exists(tx, acc, email.key(), now)? {
-        return Err(Refusal::new(
+        return Err(Rejection::new(
             422,
             ErrorCode::LastAdmin,
             format!(
@@ -307,7 +307,7 @@ impl Store {
         if is_effective_admin(m.user_linked, &m.roles, &acc.tz, now)
             && !other_admin_exists(&tx, &acc, email.key(), now)?
         {
-            return Err(Refusal::new(
+            return Err(Rejection::new(
                 422,
                 ErrorCode::LastAdmin,
                 format!(
@@ -351,7 +351,7 @@ impl Store {
         let m = load_member(&tx, cn, email.key())?
             .ok_or_else(|| member_not_found(cn, email.as_str()))?;
         if m.user_linked {
-            return Err(Refusal::new(
+            return Err(Rejection::new(
                 409,
                 ErrorCode::AlreadyLinked,
                 format!(
@@ -367,7 +367,7 @@ impl Store {
             .filter(|r| r.grants_login)
             .any(|r| holds(&m.roles, &r.name, &acc.tz, now));
         if !has_login {
-            return Err(Refusal::invalid(format!(
+            return Err(Rejection::invalid(format!(
                 "{} holds no role that grants login (cockpit-access), so it gets no invitation",
                 m.email
             )));

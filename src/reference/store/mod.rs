@@ -12,7 +12,7 @@ mod contacts;
 mod member_rows;
 mod members;
 mod paging;
-mod refusal;
+mod rejection;
 mod sandbox;
 mod schema;
 
@@ -47,7 +47,7 @@ use access::{
 pub use checks::check_limit;
 use checks::{check_kinds, check_name, parse_email, refuse_fields};
 use paging::{bulk_page, decode_cursor, encode_cursor};
-pub use refusal::{Refusal, Result};
+pub use rejection::{Rejection, Result};
 pub use sandbox::{Once, Replay, constant_time_eq, random_hex, token_hash};
 use schema::{MIGRATIONS, tune};
 
@@ -432,7 +432,7 @@ fn check_if_match(if_match: Option<&str>, current: Option<&str>, what: &str) -> 
         return Ok(());
     };
     let Some(current) = current else {
-        return Err(Refusal::version_conflict(format!(
+        return Err(Rejection::version_conflict(format!(
             "{what} does not exist, so If-Match: {wanted} cannot match"
         )));
     };
@@ -448,7 +448,7 @@ fn check_if_match(if_match: Option<&str>, current: Option<&str>, what: &str) -> 
     if matches {
         Ok(())
     } else {
-        Err(Refusal::version_conflict(format!(
+        Err(Rejection::version_conflict(format!(
             "{what} has changed: its etag is now {current}, not {wanted}; read it again"
         )))
     }
@@ -474,7 +474,7 @@ fn load_account(conn: &Connection, cn: &str) -> Result<AccountRow> {
         )
         .optional()?;
     let Some((customer_number, display_name, time_zone, version)) = row else {
-        return Err(Refusal::not_found(format!(
+        return Err(Rejection::not_found(format!(
             "there is no customer account {cn:?}"
         )));
     };
