@@ -265,9 +265,9 @@ fn runtime() -> Arc<tokio::runtime::Runtime> {
 /// (invited, not linked) and a billing contact.
 fn seeded_portal() -> Result<App, String> {
     let now = now();
-    let mut store = Store::open_in_memory(Some(now))?;
+    let mut store = Store::open_in_memory(Some(now)).map_err(|e| e.to_string())?;
     let seed = Principal::operator("fuzz-seed");
-    let refused = |r: crate::reference::store::Refusal| r.detail;
+    let refused = |r: crate::reference::store::Rejection| r.detail;
     store
         .add_token(OPERATOR_TOKEN, PrincipalKind::Operator, None)
         .map_err(refused)?;

@@ -33,7 +33,7 @@ pub fn serve(db: &Path, listen: &str, config: Config) -> ExitCode {
     let mut store = match Store::open(db, start) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("rolecall portal serve: {e}");
+            eprintln!("rolecall portal serve: {}", super::chain(&e));
             return ExitCode::from(1);
         }
     };

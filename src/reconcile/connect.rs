@@ -2,16 +2,16 @@
 //! `sandbox:FILE` the embedded reference portal, `whmcs+https://` a WHMCS installation,
 //! `billmgr+https://` a BILLmanager.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::ClockError;
 use crate::portal::billmgr::{BillmgrOptions, BillmgrPortal};
-use crate::portal::http::{HttpOptions, HttpPortal, Token};
+use crate::portal::http::{HttpOptions, HttpPortal, HttpSetupError, Token, TokenError};
 use crate::portal::whmcs::{
     Credentials, FileInvitations, InvitationStore, WhmcsOptions, WhmcsPortal,
 };
 use crate::portal::*;
-use crate::reference::sandbox::SandboxPortal;
+use crate::reference::sandbox::{SandboxError, SandboxPortal, SandboxUrl};
 
 /// Every portal implementation rolecall can talk to.
 pub enum AnyPortal {
@@ -49,31 +49,106 @@ impl Default for AdapterSettings {
     }
 }
 
+/// Why no adapter could be made for a portal URL. Each Display is the sentence without its
+/// cause; the cause follows as the [`std::error::Error::source`] (`cli::chain` prints
+/// `sentence: cause`, [`ConnectError::with_causes`] gives the same line). No variant holds a
+/// secret: URLs are shown without userinfo, variables by name.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("the environment variable {var} is not valid text")]
+    NotText { var: &'static str },
+    #[error(
+        "no WHMCS API credentials: set {WHMCS_IDENTIFIER_ENV} and {WHMCS_SECRET_ENV} (and {WHMCS_ACCESSKEY_ENV} where the installation needs an access key)"
+    )]
+    NoWhmcsCredentials,
+    #[error("no BILLmanager login: set {BILLMGR_USERNAME_ENV} and {BILLMGR_PASSWORD_ENV}")]
+    NoBillmgrLogin,
+    /// The credentials are there but not usable (the adapter's sentence).
+    #[error("{0}")]
+    Credentials(String),
+    /// The credentials in the environment are missing or unusable, for the portal `shown`.
+    #[error("{shown}")]
+    Environment {
+        shown: String,
+        #[source]
+        source: Box<ConnectError>,
+    },
+    #[error("{shown}: a BILLmanager portal URL is billmgr+https://host:1500/billmgr")]
+    NotBillmgrUrl { shown: String },
+    #[error("{shown}: a WHMCS portal URL is whmcs+https://host/path/")]
+    NotWhmcsUrl { shown: String },
+    /// The adapter cannot be set up for the portal `shown` (URL, CA file, HTTP client).
+    #[error("{shown}")]
+    Setup {
+        shown: String,
+        #[source]
+        source: HttpSetupError,
+    },
+    #[error(transparent)]
+    Clock(#[from] ClockError),
+    /// A `sandbox:` URL that names no file.
+    #[error(transparent)]
+    SandboxUrl(#[from] SandboxError),
+    #[error("{shown}: the embedded portal cannot be opened")]
+    Sandbox {
+        shown: String,
+        #[source]
+        source: SandboxError,
+    },
+    #[error(
+        "{shown}: no token: set the environment variable {token_env} to the portal's API token"
+    )]
+    NoToken { shown: String, token_env: String },
+    #[error("{shown}")]
+    Token {
+        shown: String,
+        #[source]
+        source: TokenError,
+    },
+    #[error(
+        "{shown} is not a portal URL: use https://host/…, http://host/…, sandbox:FILE, whmcs+https://host/… or billmgr+https://host:1500/billmgr"
+    )]
+    NotAPortalUrl { shown: String },
+}
+
+impl ConnectError {
+    /// The sentence and its causes as one line, for a message kept as text (a condition).
+    pub fn with_causes(&self) -> String {
+        crate::reference::store::with_causes(self)
+    }
+}
+
 /// Connects to the portal at `url`; for HTTP the token comes from the environment variable
 /// `token_env` and never from anywhere a shell history or a manifest would keep it.
-pub fn connect(url: &str, token_env: &str) -> Result<AnyPortal, String> {
+pub fn connect(url: &str, token_env: &str) -> Result<AnyPortal, ConnectError> {
     connect_with(url, token_env, HttpOptions::default())
 }
 
-pub fn connect_with(url: &str, token_env: &str, options: HttpOptions) -> Result<AnyPortal, String> {
+pub fn connect_with(
+    url: &str,
+    token_env: &str,
+    options: HttpOptions,
+) -> Result<AnyPortal, ConnectError> {
     connect_adapter(url, token_env, options, AdapterSettings::default())
+}
+
+/// The value of the environment variable `var`, `None` when unset or blank (`trim`: only
+/// white space counts as blank).
+fn env_value(var: &'static str, trim: bool) -> Result<Option<String>, ConnectError> {
+    match std::env::var(var) {
+        Ok(v) if !(if trim { v.trim() } else { v.as_str() }).is_empty() => Ok(Some(v)),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConnectError::NotText { var }),
+    }
 }
 
 /// The WHMCS credentials from `ROLECALL_WHMCS_IDENTIFIER`, `ROLECALL_WHMCS_SECRET` and the
 /// optional `ROLECALL_WHMCS_ACCESSKEY`. Errors name the variables, never their values.
-pub fn whmcs_credentials_from_env() -> Result<Credentials, String> {
-    let read = |var: &str| match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => Ok(Some(v)),
-        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => {
-            Err(format!("the environment variable {var} is not valid text"))
-        }
-    };
+pub fn whmcs_credentials_from_env() -> Result<Credentials, ConnectError> {
+    let read = |var| env_value(var, true);
     let (Some(identifier), Some(secret)) = (read(WHMCS_IDENTIFIER_ENV)?, read(WHMCS_SECRET_ENV)?)
     else {
-        return Err(format!(
-            "no WHMCS API credentials: set {WHMCS_IDENTIFIER_ENV} and {WHMCS_SECRET_ENV} (and {WHMCS_ACCESSKEY_ENV} where the installation needs an access key)"
-        ));
+        return Err(ConnectError::NoWhmcsCredentials);
     };
     let accesskey = read(WHMCS_ACCESSKEY_ENV)?;
     Credentials::new(
@@ -82,32 +157,24 @@ pub fn whmcs_credentials_from_env() -> Result<Credentials, String> {
         accesskey.as_deref(),
         &format!("{WHMCS_IDENTIFIER_ENV} / {WHMCS_SECRET_ENV} / {WHMCS_ACCESSKEY_ENV}"),
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| ConnectError::Credentials(e.to_string()))
 }
 
 /// The BILLmanager login from `ROLECALL_BILLMGR_USERNAME` and `ROLECALL_BILLMGR_PASSWORD`.
 /// Errors name the variables, never their values.
-pub fn billmgr_credentials_from_env() -> Result<crate::portal::billmgr::Credentials, String> {
-    let read = |var: &str| match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Ok(Some(v)),
-        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => {
-            Err(format!("the environment variable {var} is not valid text"))
-        }
-    };
+pub fn billmgr_credentials_from_env() -> Result<crate::portal::billmgr::Credentials, ConnectError> {
+    let read = |var| env_value(var, false);
     let (Some(username), Some(password)) =
         (read(BILLMGR_USERNAME_ENV)?, read(BILLMGR_PASSWORD_ENV)?)
     else {
-        return Err(format!(
-            "no BILLmanager login: set {BILLMGR_USERNAME_ENV} and {BILLMGR_PASSWORD_ENV}"
-        ));
+        return Err(ConnectError::NoBillmgrLogin);
     };
     crate::portal::billmgr::Credentials::new(
         &username,
         &password,
         &format!("{BILLMGR_USERNAME_ENV} / {BILLMGR_PASSWORD_ENV}"),
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| ConnectError::Credentials(e.to_string()))
 }
 
 /// Connects to the BILLmanager at `url` (`billmgr+https://host:1500/billmgr`) with a login
@@ -116,19 +183,19 @@ pub fn connect_billmgr(
     url: &str,
     credentials: crate::portal::billmgr::Credentials,
     options: BillmgrOptions,
-) -> Result<AnyPortal, String> {
+) -> Result<AnyPortal, ConnectError> {
     let base = url
         .strip_prefix("billmgr+")
         .filter(|b| b.starts_with("https://") || b.starts_with("http://"))
-        .ok_or_else(|| {
-            format!(
-                "{}: a BILLmanager portal URL is billmgr+https://host:1500/billmgr",
-                crate::manifest::quote_short(url)
-            )
+        .ok_or_else(|| ConnectError::NotBillmgrUrl {
+            shown: crate::manifest::quote_short(url),
         })?;
     BillmgrPortal::new(base, credentials, options)
         .map(|p| AnyPortal::Billmgr(Box::new(p)))
-        .map_err(|e| format!("{}: {e}", crate::manifest::quote_short(url)))
+        .map_err(|source| ConnectError::Setup {
+            shown: crate::manifest::quote_short(url),
+            source,
+        })
 }
 
 /// Connects to the WHMCS installation at `url` (`whmcs+https://host/path/`) with credentials
@@ -139,21 +206,21 @@ pub fn connect_whmcs(
     credentials: Credentials,
     invitations: Arc<dyn InvitationStore>,
     options: WhmcsOptions,
-) -> Result<AnyPortal, String> {
+) -> Result<AnyPortal, ConnectError> {
     // Userinfo never reaches an error message.
     let shown = crate::domain::text::redact_url(url);
     let base = url
         .strip_prefix("whmcs+")
         .filter(|b| b.starts_with("https://") || b.starts_with("http://"))
-        .ok_or_else(|| {
-            format!(
-                "{}: a WHMCS portal URL is whmcs+https://host/path/",
-                crate::manifest::quote_short(&shown)
-            )
+        .ok_or_else(|| ConnectError::NotWhmcsUrl {
+            shown: crate::manifest::quote_short(&shown),
         })?;
     WhmcsPortal::new(base, credentials, invitations, options)
         .map(|p| AnyPortal::Whmcs(Box::new(p)))
-        .map_err(|e| format!("{shown}: {e}"))
+        .map_err(|source| ConnectError::Setup {
+            shown: shown.to_string(),
+            source,
+        })
 }
 
 pub fn connect_adapter(
@@ -161,43 +228,55 @@ pub fn connect_adapter(
     token_env: &str,
     options: HttpOptions,
     settings: AdapterSettings,
-) -> Result<AnyPortal, String> {
+) -> Result<AnyPortal, ConnectError> {
     // Userinfo never reaches an error message.
     let shown = crate::domain::text::redact_url(url);
     if url.starts_with("whmcs+") {
-        let credentials = whmcs_credentials_from_env().map_err(|e| format!("{shown}: {e}"))?;
+        let credentials = whmcs_credentials_from_env().map_err(|e| ConnectError::Environment {
+            shown: shown.to_string(),
+            source: Box::new(e),
+        })?;
         let options = WhmcsOptions {
             http: options,
             rate_limit: settings.rate_limit,
-            now: Some(crate::reconcile::now().map_err(|e| e.to_string())?),
+            now: Some(crate::reconcile::now()?),
             ..WhmcsOptions::default()
         };
         return connect_whmcs(url, credentials, settings.whmcs_invitations, options);
     }
     if url.starts_with("billmgr+") {
-        let credentials = billmgr_credentials_from_env().map_err(|e| format!("{url}: {e}"))?;
+        let credentials =
+            billmgr_credentials_from_env().map_err(|e| ConnectError::Environment {
+                shown: url.to_string(),
+                source: Box::new(e),
+            })?;
         let options = BillmgrOptions {
             http: options,
-            now: Some(crate::reconcile::now().map_err(|e| e.to_string())?),
+            now: Some(crate::reconcile::now()?),
         };
         return connect_billmgr(url, credentials, options);
     }
-    if let Some(file) = url.strip_prefix("sandbox:") {
-        if file.is_empty() {
-            return Err("sandbox: needs a file, for example sandbox:.rolecall/sandbox.db".into());
-        }
-        let now = crate::reconcile::now().map_err(|e| e.to_string())?;
-        return SandboxPortal::open(&PathBuf::from(file), Some(now))
+    if url.starts_with("sandbox:") {
+        let sandbox = SandboxUrl::parse(url)?;
+        let now = crate::reconcile::now()?;
+        return SandboxPortal::open(&sandbox.path, Some(now))
             .map(AnyPortal::Sandbox)
-            .map_err(|e| format!("{shown}: the embedded portal cannot be opened: {e}"));
+            .map_err(|source| ConnectError::Sandbox {
+                shown: shown.to_string(),
+                source,
+            });
     }
     if is_http(url) {
         if std::env::var(token_env).map_or(true, |t| t.trim().is_empty()) {
-            return Err(format!(
-                "{shown}: no token: set the environment variable {token_env} to the portal's API token"
-            ));
+            return Err(ConnectError::NoToken {
+                shown: shown.to_string(),
+                token_env: token_env.to_string(),
+            });
         }
-        let token = Token::from_env(token_env).map_err(|e| format!("{shown}: {e}"))?;
+        let token = Token::from_env(token_env).map_err(|source| ConnectError::Token {
+            shown: shown.to_string(),
+            source,
+        })?;
         return connect_token(url, token, options);
     }
     Err(not_a_portal_url(url))
@@ -205,7 +284,11 @@ pub fn connect_adapter(
 
 /// Connects to the portal at `url` with a token already in hand (the controller reads it from
 /// a Secret). `sandbox:` URLs need no token.
-pub fn connect_token(url: &str, token: Token, options: HttpOptions) -> Result<AnyPortal, String> {
+pub fn connect_token(
+    url: &str,
+    token: Token,
+    options: HttpOptions,
+) -> Result<AnyPortal, ConnectError> {
     // Userinfo never reaches an error message.
     let shown = crate::domain::text::redact_url(url);
     if url.starts_with("sandbox:") {
@@ -216,18 +299,20 @@ pub fn connect_token(url: &str, token: Token, options: HttpOptions) -> Result<An
     }
     HttpPortal::new(url, token, options)
         .map(|p| AnyPortal::Http(Box::new(p)))
-        .map_err(|e| format!("{shown}: {e}"))
+        .map_err(|source| ConnectError::Setup {
+            shown: shown.to_string(),
+            source,
+        })
 }
 
 fn is_http(url: &str) -> bool {
     url.starts_with("https://") || url.starts_with("http://")
 }
 
-fn not_a_portal_url(url: &str) -> String {
-    format!(
-        "{} is not a portal URL: use https://host/…, http://host/…, sandbox:FILE, whmcs+https://host/… or billmgr+https://host:1500/billmgr",
-        crate::manifest::quote_short(&crate::domain::text::redact_url(url))
-    )
+fn not_a_portal_url(url: &str) -> ConnectError {
+    ConnectError::NotAPortalUrl {
+        shown: crate::manifest::quote_short(&crate::domain::text::redact_url(url)),
+    }
 }
 
 macro_rules! both {
@@ -324,5 +409,56 @@ impl Portal for AnyPortal {
     }
     async fn audit(&self, cn: &str) -> PortalResult<Vec<AuditEntry>> {
         both!(self, p => p.audit(cn))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(url: &str) -> ConnectError {
+        match connect_token(
+            url,
+            Token::new("t", "test").unwrap(),
+            HttpOptions::default(),
+        ) {
+            Ok(_) => panic!("{url} connected"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn the_errors_read_as_before_with_their_causes_after_them() {
+        // The sentences the command line printed when these were strings.
+        assert_eq!(
+            refusal("sandbox:").with_causes(),
+            "sandbox: needs a file, for example sandbox:.rolecall/sandbox.db"
+        );
+        let e = refusal("sandbox://");
+        assert_eq!(
+            e.to_string(),
+            "sandbox://: the embedded portal cannot be opened"
+        );
+        assert_eq!(
+            e.with_causes(),
+            "sandbox://: the embedded portal cannot be opened: cannot open the portal store //: unable to open database file: //"
+        );
+        assert_eq!(
+            refusal("ftp://u:p@host/").with_causes(),
+            "\"ftp://(redacted)@host/\" is not a portal URL: use https://host/…, http://host/…, sandbox:FILE, whmcs+https://host/… or billmgr+https://host:1500/billmgr"
+        );
+        let e = connect_billmgr(
+            "billmgr+ftp://host",
+            crate::portal::billmgr::Credentials::new("u", "p", "test").unwrap(),
+            BillmgrOptions::default(),
+        )
+        .err()
+        .map(|e| e.with_causes());
+        assert_eq!(
+            e.as_deref(),
+            Some(
+                "\"billmgr+ftp://host\": a BILLmanager portal URL is billmgr+https://host:1500/billmgr"
+            )
+        );
     }
 }

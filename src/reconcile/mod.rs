@@ -36,8 +36,8 @@ pub enum Error {
     #[error(transparent)]
     Target(#[from] TargetError),
     /// The portal URL or its credentials cannot make an adapter (the sentence names why).
-    #[error("{0}")]
-    Connect(String),
+    #[error(transparent)]
+    Connect(#[from] connect::ConnectError),
     #[error("{url}: cannot tell who the token belongs to")]
     Whoami {
         url: String,

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 
-use super::store::{MAX_LIMIT, Principal, Refusal, Replay, Store};
+use super::store::{MAX_LIMIT, Once, OpenError, Principal, Rejection, Store};
 use crate::portal::{
     Account, AccountFilter, AccountPatch, AuditEntry, Catalog, Contact, ContactPut, ErrorCode,
     Invitation, Member, MemberPut, NewAccount, Page, Portal, PortalError, PortalResult, Whoami,
@@ -22,18 +22,50 @@ pub struct SandboxPortal {
     principal: Principal,
 }
 
-/// The file of a `sandbox:FILE` portal URL, if it is one.
-pub fn sandbox_path(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sandbox:")?;
-    let rest = rest.strip_prefix("//").unwrap_or(rest);
-    (!rest.is_empty()).then(|| PathBuf::from(rest))
+/// Why the embedded portal cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(
+        "{url:?} is not a sandbox portal URL: write it as sandbox:FILE, for example {DEFAULT_SANDBOX_URL}"
+    )]
+    NotASandboxUrl { url: String },
+    #[error("sandbox: needs a file, for example {DEFAULT_SANDBOX_URL}")]
+    NoFile,
+}
+
+/// A `sandbox:FILE` portal URL. Everything after `sandbox:` is the file, exactly as written:
+/// relative to the working directory unless it starts with `/`; `//` and `?` have no meaning
+/// of their own (`sandbox://x.db` is the file `//x.db`, that is `/x.db`; `sandbox:a.db?x=1` is
+/// the file `a.db?x=1`), as the command line has always read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxUrl {
+    pub path: PathBuf,
+}
+
+impl SandboxUrl {
+    /// Reads a `sandbox:FILE` URL; `sandbox:` alone names no file.
+    pub fn parse(url: &str) -> Result<SandboxUrl, SandboxError> {
+        let file = url
+            .strip_prefix("sandbox:")
+            .ok_or_else(|| SandboxError::NotASandboxUrl {
+                url: crate::domain::text::redact_url(url).into_owned(),
+            })?;
+        if file.is_empty() {
+            return Err(SandboxError::NoFile);
+        }
+        Ok(SandboxUrl {
+            path: PathBuf::from(file),
+        })
+    }
 }
 
 impl SandboxPortal {
     /// Opens (creating it and its directories if needed) the store at `path`. The clock starts
     /// at `now` when given (`ROLECALL_NOW`), else where the sandbox clock was last set, else at
     /// the real time.
-    pub fn open(path: &Path, now: Option<Timestamp>) -> Result<SandboxPortal, String> {
+    pub fn open(path: &Path, now: Option<Timestamp>) -> Result<SandboxPortal, SandboxError> {
         let store = Store::open(path, now)?;
         Ok(SandboxPortal {
             store: Arc::new(Mutex::new(store)),
@@ -41,19 +73,16 @@ impl SandboxPortal {
         })
     }
 
-    /// Opens a `sandbox:FILE` URL.
-    pub fn open_url(url: &str, now: Option<Timestamp>) -> Result<SandboxPortal, String> {
-        let path = sandbox_path(url).ok_or_else(|| {
-            format!("{url:?} is not a sandbox portal URL: write it as sandbox:FILE, for example {DEFAULT_SANDBOX_URL}")
-        })?;
-        SandboxPortal::open(&path, now)
+    /// Opens a `sandbox:FILE` URL (read by [`SandboxUrl::parse`]).
+    pub fn open_url(url: &str, now: Option<Timestamp>) -> Result<SandboxPortal, SandboxError> {
+        SandboxPortal::open(&SandboxUrl::parse(url)?.path, now)
     }
 
     /// Runs `f` on the store off the async workers.
     async fn run<T, F>(&self, f: F) -> PortalResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Store, &Principal, Timestamp) -> Result<T, Refusal> + Send + 'static,
+        F: FnOnce(&mut Store, &Principal, Timestamp) -> Result<T, Rejection> + Send + 'static,
     {
         let store = self.store.clone();
         let principal = self.principal.clone();
@@ -75,39 +104,28 @@ impl SandboxPortal {
     async fn idempotent<T, F>(&self, key: &str, request: String, f: F) -> PortalResult<T>
     where
         T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
-        F: FnOnce(&mut Store, &Principal, Timestamp) -> Result<T, Refusal> + Send + 'static,
+        F: FnOnce(&mut Store, &Principal, Timestamp) -> Result<T, Rejection> + Send + 'static,
     {
-        let key = key.to_string();
+        let key = (!key.is_empty()).then(|| key.to_string());
         self.run(move |s, p, now| {
             let fingerprint = super::store::token_hash(&request);
-            if !key.is_empty() {
-                match s.idempotent_replay(&p.token_id, &key, &fingerprint)? {
-                    Some(Replay::Answer(_, body)) => {
-                        return serde_json::from_str(&body).map_err(|e| {
-                            Refusal::new(
-                                500,
-                                ErrorCode::Unavailable,
-                                format!("a stored answer cannot be read: {e}"),
-                            )
-                        });
-                    }
-                    Some(Replay::Mismatch) => {
-                        return Err(Refusal::invalid_field(
-                            "Idempotency-Key",
-                            format!(
-                                "{key:?} was already used for a different request; use a new key"
-                            ),
-                        ));
-                    }
-                    None => {}
-                }
+            let once = s.answer_once(
+                &p.token_id,
+                key.as_deref(),
+                &fingerprint,
+                |s| f(s, p, now),
+                |answer| (200, serde_json::to_string(answer).unwrap_or_default()),
+            )?;
+            match once {
+                Once::Fresh(answer) => Ok(answer),
+                Once::Replayed(_, body) => serde_json::from_str(&body).map_err(|e| {
+                    Rejection::new(
+                        500,
+                        ErrorCode::Unavailable,
+                        format!("a stored answer cannot be read: {e}"),
+                    )
+                }),
             }
-            let answer = f(s, p, now)?;
-            if !key.is_empty() {
-                let body = serde_json::to_string(&answer).unwrap_or_default();
-                s.idempotent_record(&p.token_id, &key, &fingerprint, 200, &body)?;
-            }
-            Ok(answer)
         })
         .await
     }
@@ -120,8 +138,8 @@ impl SandboxPortal {
 
 /// Collects every page of a list.
 fn all_pages<T>(
-    mut page: impl FnMut(Option<&str>) -> Result<Page<T>, Refusal>,
-) -> Result<Vec<T>, Refusal> {
+    mut page: impl FnMut(Option<&str>) -> Result<Page<T>, Rejection>,
+) -> Result<Vec<T>, Rejection> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -347,42 +365,40 @@ mod tests {
         assert_eq!(members.len(), 1);
         assert_eq!(members[0].customer_number.as_deref(), Some("100"));
         assert_eq!(portal.whoami().await.unwrap().email, None);
-        assert!(sandbox_path("https://x").is_none());
     }
 
-    #[tokio::test]
-    async fn every_operation_of_the_portal_trait_works_in_process() {
-        let dir = tempfile::tempdir().unwrap();
-        let now: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
-        let portal = SandboxPortal::open(&dir.path().join("s.db"), Some(now)).unwrap();
-        let account = portal
-            .create_account(
-                &NewAccount {
-                    customer_number: "7".into(),
-                    display_name: "Seven".into(),
-                    time_zone: "UTC".into(),
-                },
-                "",
-            )
-            .await
-            .unwrap();
-        assert_eq!(portal.catalog().await.unwrap().invitation_ttl_days, 14);
-        let patch = AccountPatch {
-            display_name: Some("Seven AG".into()),
-            time_zone: None,
-        };
-        let changed = portal
-            .update_account("7", &patch, Some(&account.etag))
-            .await
-            .unwrap();
-        let stale = portal
-            .update_account("7", &patch, Some(&account.etag))
-            .await
-            .unwrap_err();
-        assert_eq!(stale.code(), Some(ErrorCode::VersionConflict));
-        assert_eq!(portal.get_account("7").await.unwrap(), changed);
-        assert_eq!(portal.list_accounts().await.unwrap(), vec![changed]);
+    #[test]
+    fn a_sandbox_url_is_the_file_after_the_colon_as_the_command_line_reads_it() {
+        // What `rolecall plan --portal URL` did with each before there was one parser.
+        let path = |url: &str| SandboxUrl::parse(url).map(|u| u.path);
+        assert_eq!(path("sandbox:/abs/path").unwrap(), Path::new("/abs/path"));
+        assert_eq!(path("sandbox:rel").unwrap(), Path::new("rel"));
+        assert_eq!(path("sandbox://").unwrap(), Path::new("//"));
+        assert_eq!(path("sandbox://x.db").unwrap(), Path::new("//x.db"));
+        assert_eq!(
+            path("sandbox:a.db?mode=ro").unwrap(),
+            Path::new("a.db?mode=ro")
+        );
+        assert_eq!(path("sandbox:?foo=1").unwrap(), Path::new("?foo=1"));
+        let none = path("sandbox:").unwrap_err();
+        assert!(matches!(none, SandboxError::NoFile));
+        assert_eq!(
+            none.to_string(),
+            "sandbox: needs a file, for example sandbox:.rolecall/sandbox.db"
+        );
+        let other = path("https://u:p@x/").unwrap_err();
+        assert_eq!(
+            other.to_string(),
+            "\"https://(redacted)@x/\" is not a sandbox portal URL: write it as sandbox:FILE, for example sandbox:.rolecall/sandbox.db"
+        );
+        assert!(matches!(
+            SandboxPortal::open_url("sandbox:", None),
+            Err(SandboxError::NoFile)
+        ));
+    }
 
+    /// Members and invitations through the `Portal` trait, on account "7".
+    async fn members_and_invitations(portal: &SandboxPortal) {
         let login = MemberPut {
             name: Some("Ann".into()),
             roles: vec![RoleGrant {
@@ -418,6 +434,42 @@ mod tests {
             .delete_member("7", "ann@example.com", None)
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn every_operation_of_the_portal_trait_works_in_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let now: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
+        let portal = SandboxPortal::open(&dir.path().join("s.db"), Some(now)).unwrap();
+        let account = portal
+            .create_account(
+                &NewAccount {
+                    customer_number: "7".into(),
+                    display_name: "Seven".into(),
+                    time_zone: "UTC".into(),
+                },
+                "",
+            )
+            .await
+            .unwrap();
+        assert_eq!(portal.catalog().await.unwrap().invitation_ttl_days, 14);
+        let patch = AccountPatch {
+            display_name: Some("Seven AG".into()),
+            time_zone: None,
+        };
+        let changed = portal
+            .update_account("7", &patch, Some(&account.etag))
+            .await
+            .unwrap();
+        let stale = portal
+            .update_account("7", &patch, Some(&account.etag))
+            .await
+            .unwrap_err();
+        assert_eq!(stale.code(), Some(ErrorCode::VersionConflict));
+        assert_eq!(portal.get_account("7").await.unwrap(), changed);
+        assert_eq!(portal.list_accounts().await.unwrap(), vec![changed]);
+
+        members_and_invitations(&portal).await;
 
         let contact = ContactPut {
             name: "Billing".into(),

@@ -206,7 +206,7 @@ pub(super) async fn connect_whmcs_portal(
         ..WhmcsOptions::default()
     };
     connect_whmcs(url, credentials, invitations, options)
-        .map_err(|e| Error::reconcile("InvalidSpec", e))
+        .map_err(|e| Error::reconcile("InvalidSpec", e.with_causes()))
 }
 
 /// A BILLmanager, with the login from the Portal's Secret (layout in `controller::billmgr`).
@@ -239,7 +239,7 @@ pub(super) async fn connect_billmgr_portal(
         now: Some(now),
     };
     crate::reconcile::connect::connect_billmgr(url, credentials, options)
-        .map_err(|e| Error::reconcile("InvalidSpec", e))
+        .map_err(|e| Error::reconcile("InvalidSpec", e.with_causes()))
 }
 
 /// A portal API (or the sandbox), with the token from the Portal's Secret.
@@ -264,7 +264,8 @@ pub(super) async fn connect_http(
             ));
         }
     };
-    connect_token(&url, token, options).map_err(|e| Error::reconcile("PortalUnreachable", e))
+    connect_token(&url, token, options)
+        .map_err(|e| Error::reconcile("PortalUnreachable", e.with_causes()))
 }
 
 pub(super) fn reason_of(cause: FailureCause) -> &'static str {

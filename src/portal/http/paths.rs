@@ -33,18 +33,15 @@ impl HttpPortal {
     }
 }
 
+/// What a path segment keeps as it is: the unreserved `A-Za-z0-9-._~` (RFC 3986); every other
+/// byte is percent-encoded (`@`, `+` and `/` of e-mails too).
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes one path segment: everything but the unreserved `A-Za-z0-9-._~`.
 pub fn encode_segment(segment: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(segment.len());
-    for &b in segment.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string()
 }

@@ -13,12 +13,12 @@ use crate::portal::api::{
     AccountPatch, ClockSetting, ContactPut, EmailRequest, IssuedToken, MemberPut, NewAccount,
     NotificationRequest, TokenRequest,
 };
-use crate::reference::store::{Principal, Refusal, Replay, Store, token_hash};
+use crate::reference::store::{Once, Principal, Rejection, Store, token_hash};
 
 pub use super::request::PathParams;
 use super::request::{Query, body, check_role_fields, if_match, json, json_text, no_content};
 
-type Answer = Result<Response, ApiError>;
+type Reply = Result<Response, ApiError>;
 
 /// Answers a POST once per `Idempotency-Key`: a repeated key with the same request replays
 /// the first answer (no second e-mail); with a different request it is refused. Only
@@ -31,16 +31,16 @@ async fn idempotent<F>(
     uri: &Uri,
     bytes: &[u8],
     f: F,
-) -> Answer
+) -> Reply
 where
-    F: FnOnce(&mut Store, Timestamp) -> Result<(StatusCode, String), Refusal> + Send + 'static,
+    F: FnOnce(&mut Store, Timestamp) -> Result<(StatusCode, String), Rejection> + Send + 'static,
 {
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => match v.to_str() {
             Ok(k) if !k.is_empty() && k.len() <= 255 => Some(k.to_string()),
             _ => {
-                return Err(ApiError(Refusal::invalid_field(
+                return Err(ApiError(Rejection::invalid_field(
                     "Idempotency-Key",
                     "must be 1 to 255 visible ASCII characters",
                 )));
@@ -53,28 +53,19 @@ where
     let token_id = p.token_id.clone();
     let (status, body) = app
         .run(move |s, now| {
-            if let Some(k) = &key {
-                match s.idempotent_replay(&token_id, k, &fingerprint)? {
-                    Some(Replay::Answer(status, body)) => {
-                        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                        return Ok((status, body));
-                    }
-                    Some(Replay::Mismatch) => {
-                        return Err(Refusal::invalid_field(
-                            "Idempotency-Key",
-                            format!(
-                                "{k:?} was already used for a different request; use a new key"
-                            ),
-                        ));
-                    }
-                    None => {}
+            let once = s.answer_once(
+                &token_id,
+                key.as_deref(),
+                &fingerprint,
+                |s| f(s, now),
+                |(status, body)| (status.as_u16(), body.clone()),
+            )?;
+            Ok(match once {
+                Once::Fresh(answer) => answer,
+                Once::Replayed(status, body) => {
+                    (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body)
                 }
-            }
-            let (status, body) = f(s, now)?;
-            if let Some(k) = &key {
-                s.idempotent_record(&token_id, k, &fingerprint, status.as_u16(), &body)?;
-            }
-            Ok((status, body))
+            })
         })
         .await?;
     Ok(json_text(status, body))
@@ -86,12 +77,12 @@ fn to_text<T: Serialize>(value: &T) -> String {
 
 // --- /v1 -------------------------------------------------------------------------------------
 
-pub async fn whoami(State(app): State<App>, headers: HeaderMap) -> Answer {
+pub async fn whoami(State(app): State<App>, headers: HeaderMap) -> Reply {
     let p = app.principal(&headers).await?;
     Ok(json(StatusCode::OK, &p.whoami()))
 }
 
-pub async fn catalog(State(app): State<App>, headers: HeaderMap) -> Answer {
+pub async fn catalog(State(app): State<App>, headers: HeaderMap) -> Reply {
     app.principal(&headers).await?;
     Ok(json(
         StatusCode::OK,
@@ -103,7 +94,7 @@ pub async fn list_accounts(
     State(app): State<App>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let (cursor, limit) = Query::parse(q).paging()?;
     let page = app
@@ -118,7 +109,7 @@ pub async fn create_account(
     method: Method,
     uri: Uri,
     bytes: Bytes,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let new: NewAccount = body(&bytes)?;
     let actor = p.clone();
@@ -133,7 +124,7 @@ pub async fn get_account(
     State(app): State<App>,
     headers: HeaderMap,
     PathParams(cn): PathParams<String>,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let account = app.read(move |s, now| s.get_account(&p, now, &cn)).await?;
     Ok(json(StatusCode::OK, &account))
@@ -144,7 +135,7 @@ pub async fn update_account(
     headers: HeaderMap,
     PathParams(cn): PathParams<String>,
     bytes: Bytes,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let patch: AccountPatch = body(&bytes)?;
     let precondition = if_match(&headers);
@@ -159,7 +150,7 @@ pub async fn list_account_members(
     headers: HeaderMap,
     PathParams(cn): PathParams<String>,
     RawQuery(q): RawQuery,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let (cursor, limit) = Query::parse(q).paging()?;
     let page = app
@@ -172,7 +163,7 @@ pub async fn list_members(
     State(app): State<App>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let q = Query::parse(q);
     let (cursor, limit) = q.paging()?;
@@ -187,7 +178,7 @@ pub async fn get_member(
     State(app): State<App>,
     headers: HeaderMap,
     PathParams((cn, email)): PathParams<(String, String)>,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let member = app
         .read(move |s, now| s.get_member(&p, now, &cn, &email))
@@ -200,7 +191,7 @@ pub async fn put_member(
     headers: HeaderMap,
     PathParams((cn, email)): PathParams<(String, String)>,
     bytes: Bytes,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let put: MemberPut = body(&bytes)?;
     check_role_fields(&bytes)?;
@@ -220,7 +211,7 @@ pub async fn delete_member(
     State(app): State<App>,
     headers: HeaderMap,
     PathParams((cn, email)): PathParams<(String, String)>,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let precondition = if_match(&headers);
     app.run(move |s, now| s.delete_member(&p, now, &cn, &email, precondition.as_deref()))
@@ -236,7 +227,7 @@ pub async fn invite(
     PathParams((cn, email)): PathParams<(String, String)>,
     RawQuery(q): RawQuery,
     bytes: Bytes,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let resend = Query::parse(q).flag("resend")?;
     let actor = p.clone();
@@ -256,7 +247,7 @@ pub async fn cancel_invitation(
     State(app): State<App>,
     headers: HeaderMap,
     PathParams((cn, email)): PathParams<(String, String)>,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     app.run(move |s, now| s.cancel_invitation(&p, now, &cn, &email))
         .await?;
@@ -268,7 +259,7 @@ pub async fn list_account_contacts(
     headers: HeaderMap,
     PathParams(cn): PathParams<String>,
     RawQuery(q): RawQuery,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let (cursor, limit) = Query::parse(q).paging()?;
     let page = app
@@ -281,7 +272,7 @@ pub async fn list_contacts(
     State(app): State<App>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let q = Query::parse(q);
     let (cursor, limit) = q.paging()?;
@@ -297,7 +288,7 @@ pub async fn put_contact(
     headers: HeaderMap,
     PathParams((cn, email)): PathParams<(String, String)>,
     bytes: Bytes,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let put: ContactPut = body(&bytes)?;
     let precondition = if_match(&headers);
@@ -316,7 +307,7 @@ pub async fn delete_contact(
     State(app): State<App>,
     headers: HeaderMap,
     PathParams((cn, email)): PathParams<(String, String)>,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let precondition = if_match(&headers);
     app.run(move |s, now| s.delete_contact(&p, now, &cn, &email, precondition.as_deref()))
@@ -329,7 +320,7 @@ pub async fn audit(
     headers: HeaderMap,
     PathParams(cn): PathParams<String>,
     RawQuery(q): RawQuery,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let (cursor, limit) = Query::parse(q).paging()?;
     let page = app
@@ -346,7 +337,7 @@ pub async fn issue_token(
     method: Method,
     uri: Uri,
     bytes: Bytes,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let request: TokenRequest = body(&bytes)?;
     let actor = p.clone();
@@ -363,7 +354,7 @@ pub async fn create_user(
     method: Method,
     uri: Uri,
     bytes: Bytes,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let request: EmailRequest = body(&bytes)?;
     let actor = p.clone();
@@ -386,7 +377,7 @@ pub async fn accept(
     uri: Uri,
     PathParams(id): PathParams<String>,
     bytes: Bytes,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let request: EmailRequest = body(&bytes)?;
     let actor = p.clone();
@@ -403,7 +394,7 @@ pub async fn send_notification(
     method: Method,
     uri: Uri,
     bytes: Bytes,
-) -> Answer {
+) -> Reply {
     let p = app.principal(&headers).await?;
     let request: NotificationRequest = body(&bytes)?;
     let actor = p.clone();
@@ -419,13 +410,13 @@ pub async fn send_notification(
     .await
 }
 
-pub async fn outbox(State(app): State<App>, headers: HeaderMap) -> Answer {
+pub async fn outbox(State(app): State<App>, headers: HeaderMap) -> Reply {
     let p = app.principal(&headers).await?;
     let outbox = app.run(move |s, _| s.outbox(&p)).await?;
     Ok(json(StatusCode::OK, &outbox))
 }
 
-pub async fn get_clock(State(app): State<App>, headers: HeaderMap) -> Answer {
+pub async fn get_clock(State(app): State<App>, headers: HeaderMap) -> Reply {
     app.principal(&headers).await?;
     let now = app.run(|_, now| Ok(now)).await?;
     Ok(json(
@@ -436,16 +427,16 @@ pub async fn get_clock(State(app): State<App>, headers: HeaderMap) -> Answer {
     ))
 }
 
-pub async fn set_clock(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Answer {
+pub async fn set_clock(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Reply {
     let p = app.principal(&headers).await?;
     if !p.is_operator() {
-        return Err(ApiError(Refusal::forbidden(
+        return Err(ApiError(Rejection::forbidden(
             "only the operator may use the sandbox API",
         )));
     }
     let request: ClockSetting = body(&bytes)?;
     let now: Timestamp = request.now.parse().map_err(|_| {
-        Refusal::invalid_field(
+        Rejection::invalid_field(
             "now",
             format!(
                 "{:?} is not an RFC 3339 instant (for example 2026-12-31T23:00:00Z)",
@@ -462,10 +453,10 @@ pub async fn set_clock(State(app): State<App>, headers: HeaderMap, bytes: Bytes)
     ))
 }
 
-pub async fn reset_clock(State(app): State<App>, headers: HeaderMap) -> Answer {
+pub async fn reset_clock(State(app): State<App>, headers: HeaderMap) -> Reply {
     let p = app.principal(&headers).await?;
     if !p.is_operator() {
-        return Err(ApiError(Refusal::forbidden(
+        return Err(ApiError(Rejection::forbidden(
             "only the operator may use the sandbox API",
         )));
     }
@@ -488,14 +479,14 @@ pub async fn openapi() -> Response {
 }
 
 pub async fn not_found(uri: Uri) -> ApiError {
-    ApiError(Refusal::not_found(format!(
+    ApiError(Rejection::not_found(format!(
         "there is no endpoint {}; see /openapi.json",
         uri.path()
     )))
 }
 
 pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError(Refusal::new(
+    ApiError(Rejection::new(
         405,
         ErrorCode::Invalid,
         format!("{} does not answer {method}; see /openapi.json", uri.path()),

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use jiff::Timestamp;
 
-use crate::reference::store::{Principal, Refusal, Store, constant_time_eq, token_hash};
+use crate::reference::store::{Principal, Rejection, Store, constant_time_eq, token_hash};
 
 /// Operational knobs of `rolecall portal serve`.
 #[derive(Debug, Clone, Default)]
@@ -69,7 +69,10 @@ impl App {
     /// Starts the store's thread and, for a store on disk, the reading thread; they end when
     /// the last clone of the `App` is dropped.
     pub fn new(store: Store, config: Config) -> std::io::Result<App> {
-        let reads = match store.reader().map_err(std::io::Error::other)? {
+        let reads = match store
+            .reader()
+            .map_err(|e| std::io::Error::other(crate::reference::store::with_causes(&e)))?
+        {
             Some(reader) => {
                 let (reads, queue) = std::sync::mpsc::channel::<ReadJob>();
                 std::thread::Builder::new()
@@ -111,10 +114,10 @@ impl App {
     }
 
     /// Runs `f` on the store's thread and waits for its answer.
-    async fn run<T, F>(&self, f: F) -> Result<T, Refusal>
+    async fn run<T, F>(&self, f: F) -> Result<T, Rejection>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Store, Timestamp) -> Result<T, Refusal> + Send + 'static,
+        F: FnOnce(&mut Store, Timestamp) -> Result<T, Rejection> + Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |store| {
@@ -127,10 +130,10 @@ impl App {
 
     /// Runs the read `f` on the reading thread (the store's thread for a store in memory) and
     /// waits for its answer.
-    async fn read<T, F>(&self, f: F) -> Result<T, Refusal>
+    async fn read<T, F>(&self, f: F) -> Result<T, Rejection>
     where
         T: Send + 'static,
-        F: FnOnce(&Store, Timestamp) -> Result<T, Refusal> + Send + 'static,
+        F: FnOnce(&Store, Timestamp) -> Result<T, Rejection> + Send + 'static,
     {
         let Some(reads) = &self.inner.reads else {
             return self.run(move |store, now| f(store, now)).await;
@@ -145,9 +148,9 @@ impl App {
     }
 
     /// The principal of the request's bearer token; 401 without a valid one.
-    async fn principal(&self, headers: &HeaderMap) -> Result<Principal, Refusal> {
+    async fn principal(&self, headers: &HeaderMap) -> Result<Principal, Rejection> {
         let Some(token) = bearer(headers) else {
-            return Err(Refusal::unauthenticated(
+            return Err(Rejection::unauthenticated(
                 "send an API token as \"Authorization: Bearer TOKEN\"",
             ));
         };
@@ -159,7 +162,7 @@ impl App {
         let p = self
             .run(move |s, _| s.authenticate(&token))
             .await?
-            .ok_or_else(|| Refusal::unauthenticated("the API token is not valid"))?;
+            .ok_or_else(|| Rejection::unauthenticated("the API token is not valid"))?;
         if let Ok(mut verified) = self.inner.verified.write() {
             if verified.len() >= VERIFIED_TOKENS {
                 verified.clear();
@@ -179,8 +182,8 @@ impl App {
 }
 
 /// The answer when the store's thread dropped a request (it panicked).
-fn store_failed() -> Refusal {
-    Refusal::new(
+fn store_failed() -> Rejection {
+    Rejection::new(
         500,
         crate::portal::ErrorCode::Unavailable,
         "the portal failed while handling the request",
@@ -196,10 +199,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// A refusal as `application/problem+json`.
-pub struct ApiError(pub Refusal);
+pub struct ApiError(pub Rejection);
 
-impl From<Refusal> for ApiError {
-    fn from(r: Refusal) -> ApiError {
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> ApiError {
         ApiError(r)
     }
 }
@@ -210,7 +213,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub fn problem_response(r: &Refusal) -> Response {
+pub fn problem_response(r: &Rejection) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_string(&r.to_problem()).unwrap_or_else(|_| "{}".into());
     (

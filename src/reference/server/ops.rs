@@ -10,7 +10,7 @@ use axum::response::Response;
 
 use super::{App, bearer, problem_response};
 use crate::portal::ErrorCode;
-use crate::reference::store::{Refusal, token_hash};
+use crate::reference::store::{Rejection, token_hash};
 
 /// One line per request on stderr: method, path, status, duration. The path never carries a
 /// token, and the query string (which could) is left out.
@@ -62,7 +62,7 @@ pub async fn problems(req: Request, next: Next) -> Response {
     } else {
         text
     };
-    problem_response(&Refusal::new(status.as_u16(), code, detail))
+    problem_response(&Rejection::new(status.as_u16(), code, detail))
 }
 
 /// `--latency MS`: every answer waits this long.
@@ -115,7 +115,7 @@ pub async fn rate_limit(State(app): State<App>, req: Request, next: Next) -> Res
             Err(_) => Ok(()),
         };
         if let Err(wait) = verdict {
-            let mut response = problem_response(&Refusal::new(
+            let mut response = problem_response(&Rejection::new(
                 429,
                 ErrorCode::RateLimited,
                 format!("more than {n} requests per second with this token; retry after {wait} s"),
@@ -159,7 +159,7 @@ fn unavailable(after_commit: bool) -> Response {
     } else {
         "the portal is unavailable (injected fault); nothing was changed, retry later"
     };
-    problem_response(&Refusal::new(503, ErrorCode::Unavailable, detail))
+    problem_response(&Rejection::new(503, ErrorCode::Unavailable, detail))
 }
 
 /// `--fault-rate P`: a share P of writes answer 503, before the write or, with

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::ApiError;
 use crate::portal::AccountFilter;
-use crate::reference::store::{Refusal, check_limit};
+use crate::reference::store::{Rejection, check_limit};
 
 /// Path parameters, percent-decoded by axum; a malformed one is a 422, not a plain-text 400.
 pub struct PathParams<T>(pub T);
@@ -22,7 +22,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(t)| PathParams(t))
-            .map_err(|e| ApiError(Refusal::invalid(format!("the path cannot be read: {e}"))))
+            .map_err(|e| ApiError(Rejection::invalid(format!("the path cannot be read: {e}"))))
     }
 }
 
@@ -42,7 +42,7 @@ pub(super) fn no_content() -> Response {
 }
 
 /// Reads a JSON body; unknown fields and wrong types are 422 `invalid` naming the field.
-pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Refusal> {
+pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Rejection> {
     serde_json::from_slice(bytes).map_err(|e| {
         let message = e.to_string();
         let field = message
@@ -54,7 +54,7 @@ pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Refusal> {
             .unwrap_or("body")
             .to_string();
         let mut r =
-            Refusal::invalid_field(&field, format!("the JSON body cannot be read: {message}"));
+            Rejection::invalid_field(&field, format!("the JSON body cannot be read: {message}"));
         r.detail = format!("the JSON body cannot be read: {message}");
         r
     })
@@ -62,7 +62,7 @@ pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Refusal> {
 
 /// Role grants are read leniently by clients (a newer portal may add fields), so the server
 /// checks for unknown fields in them itself.
-pub(super) fn check_role_fields(bytes: &[u8]) -> Result<(), Refusal> {
+pub(super) fn check_role_fields(bytes: &[u8]) -> Result<(), Rejection> {
     let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
     let roles = value
         .get("roles")
@@ -74,7 +74,7 @@ pub(super) fn check_role_fields(bytes: &[u8]) -> Result<(), Refusal> {
             .as_object()
             .and_then(|o| o.keys().find(|k| !matches!(k.as_str(), "name" | "until")))
         {
-            return Err(Refusal::invalid_field(
+            return Err(Rejection::invalid_field(
                 &format!("roles[{i}].{unknown}"),
                 format!("unknown field {unknown:?}: a role has only \"name\" and \"until\""),
             ));
@@ -83,47 +83,18 @@ pub(super) fn check_role_fields(bytes: &[u8]) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Decodes `%XX` and `+` of a query string component.
-pub(super) fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                match text
-                    .get(i + 1..i + 3)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 pub(super) struct Query(Vec<(String, String)>);
 
 impl Query {
     pub(super) fn parse(raw: Option<String>) -> Query {
-        let pairs = raw
-            .unwrap_or_default()
-            .split('&')
-            .filter(|s| !s.is_empty())
-            .map(|kv| match kv.split_once('=') {
-                Some((k, v)) => (percent_decode(k), percent_decode(v)),
-                None => (percent_decode(kv), String::new()),
-            })
-            .collect();
-        Query(pairs)
+        // `application/x-www-form-urlencoded`: `+` is a space, `%XX` a byte, a pair without
+        // `=` has an empty value.
+        let raw = raw.unwrap_or_default();
+        Query(
+            form_urlencoded::parse(raw.as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     pub(super) fn get(&self, name: &str) -> Option<&str> {
@@ -141,11 +112,11 @@ impl Query {
             .collect()
     }
 
-    pub(super) fn paging(&self) -> Result<(Option<String>, usize), Refusal> {
+    pub(super) fn paging(&self) -> Result<(Option<String>, usize), Rejection> {
         let limit = match self.get("limit") {
             None => None,
             Some(text) => Some(text.parse::<usize>().map_err(|_| {
-                Refusal::invalid_field("limit", format!("{text:?} is not a whole number"))
+                Rejection::invalid_field("limit", format!("{text:?} is not a whole number"))
             })?),
         };
         Ok((self.get("cursor").map(str::to_string), check_limit(limit)?))
@@ -160,11 +131,11 @@ impl Query {
         }
     }
 
-    pub(super) fn flag(&self, name: &str) -> Result<bool, Refusal> {
+    pub(super) fn flag(&self, name: &str) -> Result<bool, Rejection> {
         match self.get(name) {
             None | Some("false") => Ok(false),
             Some("true") | Some("") => Ok(true),
-            Some(other) => Err(Refusal::invalid_field(
+            Some(other) => Err(Rejection::invalid_field(
                 name,
                 format!("{other:?} is neither true nor false"),
             )),
@@ -177,4 +148,32 @@ pub(super) fn if_match(headers: &HeaderMap) -> Option<String> {
         .get(header::IF_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_string_decodes_plus_percent_and_bare_names() {
+        let q = Query::parse(Some(
+            "account=a%2Bb%40x&account=c+d&resend&&limit=%zz&n=%C3%BC&bad=%FF&%3D=%25".into(),
+        ));
+        let pairs: Vec<(&str, &str)> = q.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("account", "a+b@x"),
+                ("account", "c d"),
+                ("resend", ""),
+                ("limit", "%zz"),
+                ("n", "ü"),
+                ("bad", "\u{FFFD}"),
+                ("=", "%"),
+            ]
+        );
+        assert_eq!(q.all("account"), ["a+b@x", "c d"]);
+        assert!(q.flag("resend").unwrap());
+        assert!(Query::parse(None).0.is_empty());
+    }
 }

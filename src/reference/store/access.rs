@@ -149,7 +149,7 @@ pub(super) fn may_view(
     if holds(&roles, COCKPIT_ACCESS, &acc.tz, now) {
         Ok(())
     } else {
-        Err(Refusal::forbidden(format!(
+        Err(Rejection::forbidden(format!(
             "{} holds no effective cockpit-access on customer account {:?}",
             p.actor(),
             acc.customer_number
@@ -172,7 +172,7 @@ pub(super) fn may_manage(
     if holds(&roles, COCKPIT_ACCESS, &acc.tz, now) && holds(&roles, CUSTOMER_ADMIN, &acc.tz, now) {
         Ok(())
     } else {
-        Err(Refusal::forbidden(format!(
+        Err(Rejection::forbidden(format!(
             "{} does not hold both cockpit-access and customer-admin on customer account {:?}, so it may not manage its members and contacts",
             p.actor(),
             acc.customer_number

@@ -5,9 +5,9 @@ use rusqlite::params;
 
 use super::member_rows::other_admin_exists;
 use super::{
-    AccountRow, Cached, Principal, Refusal, Result, Store, accounts_of_user, audit, check_if_match,
-    check_name, decode_cursor, encode_cursor, etag, load_account, may_manage, may_view,
-    next_version, refuse_fields,
+    AccountRow, Cached, Principal, Rejection, Result, Store, accounts_of_user, audit,
+    check_if_match, check_name, decode_cursor, encode_cursor, etag, load_account, may_manage,
+    may_view, next_version, refuse_fields,
 };
 use crate::domain::{check_customer_number, parse_time_zone};
 use crate::portal::api::{Account, AccountPatch, ErrorCode, FieldError, NewAccount, Page};
@@ -78,7 +78,7 @@ impl Store {
         new: &NewAccount,
     ) -> Result<Account> {
         if !p.is_operator() {
-            return Err(Refusal::forbidden(
+            return Err(Rejection::forbidden(
                 "only the operator may create customer accounts",
             ));
         }
@@ -105,7 +105,7 @@ impl Store {
         refuse_fields(errors)?;
         let tx = self.write()?;
         if load_account(&tx, &new.customer_number).is_ok() {
-            return Err(Refusal::new(
+            return Err(Rejection::new(
                 409,
                 ErrorCode::Invalid,
                 format!("customer account {:?} already exists", new.customer_number),
@@ -180,10 +180,10 @@ impl Store {
             // admin's roles on the spot.
             let mut moved = acc.clone();
             moved.tz = parse_time_zone(zone)
-                .map_err(|m| Refusal::invalid_field("timeZone", m.to_string()))?;
+                .map_err(|m| Rejection::invalid_field("timeZone", m.to_string()))?;
             if other_admin_exists(&tx, &acc, "", now)? && !other_admin_exists(&tx, &moved, "", now)?
             {
-                return Err(Refusal::new(
+                return Err(Rejection::new(
                     422,
                     ErrorCode::LastAdmin,
                     format!(

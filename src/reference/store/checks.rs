@@ -4,7 +4,7 @@ use super::*;
 
 /// Parses an e-mail of a path or body; the refusal names the field.
 pub(super) fn parse_email(field: &str, text: &str) -> Result<Email> {
-    Email::parse(text).map_err(|m| Refusal::invalid_field(field, m.to_string()))
+    Email::parse(text).map_err(|m| Rejection::invalid_field(field, m.to_string()))
 }
 
 /// Checks notification kinds against the catalog.
@@ -79,7 +79,7 @@ pub(super) fn refuse_fields(errors: Vec<(ErrorCode, FieldError)>) -> Result<()> 
         .map(|(_, f)| format!("{}: {}", f.field, f.message))
         .collect::<Vec<_>>()
         .join("; ");
-    Err(Refusal {
+    Err(Rejection {
         status: 422,
         code,
         detail,
@@ -92,7 +92,7 @@ pub fn check_limit(limit: Option<usize>) -> Result<usize> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(n) => Err(Refusal::invalid_field(
+        Some(n) => Err(Rejection::invalid_field(
             "limit",
             format!("{n} is out of range: a page holds 1 to {MAX_LIMIT} items"),
         )),

@@ -37,7 +37,7 @@ fn corrupt_column(s: &Store, column: &str) {
     assert_eq!(changed, 1);
 }
 
-fn assert_corrupt(r: Refusal, column: &str) {
+fn assert_corrupt(r: Rejection, column: &str) {
     assert_eq!((r.status, r.code), (500, ErrorCode::Unavailable), "{r:?}");
     let want =
         format!("the stored {column} of member \"a@example.com\" of account \"100\" is corrupt");

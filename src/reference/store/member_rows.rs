@@ -156,8 +156,8 @@ pub(super) fn other_admin_exists(
     Ok(false)
 }
 
-pub(super) fn member_not_found(cn: &str, email: &str) -> Refusal {
-    Refusal::not_found(format!("customer account {cn:?} has no member {email:?}"))
+pub(super) fn member_not_found(cn: &str, email: &str) -> Rejection {
+    Rejection::not_found(format!("customer account {cn:?} has no member {email:?}"))
 }
 
 /// Checks a member's body against the catalog; every problem is listed.

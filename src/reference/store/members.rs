@@ -1,21 +1,75 @@
 //! Members, their roles and invitations; the last-admin rule.
 
 use jiff::{SignedDuration, Timestamp};
-use rusqlite::params;
+use rusqlite::{Connection, params};
 
 use super::member_rows::{
     MEMBER_COLUMNS, MEMBER_FROM, MemberRow, check_member_put, describe_roles, load_member,
     member_not_found, member_row, other_admin_exists, to_invitation, to_member,
 };
 use super::{
-    Cached, INVITATION_TTL_DAYS, Principal, Refusal, Result, Store, Zones, accounts_of_user, audit,
-    bulk_page, check_if_match, decode_cursor, encode_cursor, etag, holds, is_effective_admin,
-    load_account, may_manage, next_version, parse_email, reference_catalog, to_json,
+    AccountRow, Cached, INVITATION_TTL_DAYS, Principal, Rejection, Result, Store, Zones,
+    accounts_of_user, audit, bulk_page, check_if_match, decode_cursor, encode_cursor, etag, holds,
+    is_effective_admin, load_account, may_manage, next_version, parse_email, reference_catalog,
+    to_json,
 };
+use crate::domain::Email;
 use crate::portal::AccountFilter;
 use crate::portal::api::{
     ErrorCode, Invitation, InvitationStatus, Member, MemberPut, OutboxKind, Page, Services,
 };
+
+/// Refuses a write that would take the last admin's admin away: an account that has an admin
+/// (a linked member with customer-admin and cockpit-access) must keep one.
+fn check_keeps_an_admin(
+    tx: &Connection,
+    acc: &AccountRow,
+    existing: Option<&MemberRow>,
+    user_linked: bool,
+    put: &MemberPut,
+    email: &Email,
+    now: Timestamp,
+) -> Result<()> {
+    let was_admin =
+        existing.is_some_and(|m| is_effective_admin(m.user_linked, &m.roles, &acc.tz, now));
+    let will_be_admin = is_effective_admin(user_linked, &put.roles, &acc.tz, now);
+    if was_admin && !will_be_admin && !other_admin_exists(tx, acc, email.key(), now)? {
+        return Err(Rejection::new(
+            422,
+            ErrorCode::LastAdmin,
+            format!(
+                "{} is the last admin of customer account {:?}: an account that has an admin (a linked member with customer-admin and cockpit-access) must keep one",
+                email.as_str(),
+                acc.customer_number
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A PUT's name, services and notifications: what it gives, else what the member had, else
+/// the defaults of a new member (no name, all services, no notifications).
+fn merged(
+    put: &MemberPut,
+    existing: Option<&MemberRow>,
+) -> (Option<String>, Services, Vec<String>) {
+    let name = match (&put.name, existing) {
+        (Some(n), _) => Some(n.clone()),
+        (None, Some(m)) => m.name.clone(),
+        (None, None) => None,
+    };
+    let services = match (&put.services, existing) {
+        (Some(s), _) => s.clone(),
+        (None, Some(m)) => m.services.clone(),
+        (None, None) => Services::All,
+    };
+    let notifications = match (&put.notifications, existing) {
+        (Some(n), _) => n.clone(),
+        (None, Some(m)) => m.notifications.clone(),
+        (None, None) => Vec::new(),
+    };
+    (name, services, notifications)
+}
 
 impl Store {
     /// Members of one account, ordered by e-mail.
@@ -154,35 +208,8 @@ impl Store {
             |r| r.get(0),
         )?;
         let user_linked = existing.as_ref().map(|m| m.user_linked).unwrap_or(false) || user_exists;
-        let was_admin = existing
-            .as_ref()
-            .is_some_and(|m| is_effective_admin(m.user_linked, &m.roles, &acc.tz, now));
-        let will_be_admin = is_effective_admin(user_linked, &put.roles, &acc.tz, now);
-        if was_admin && !will_be_admin && !other_admin_exists(&tx, &acc, email.key(), now)? {
-            return Err(Refusal::new(
-                422,
-                ErrorCode::LastAdmin,
-                format!(
-                    "{} is the last admin of customer account {cn:?}: an account that has an admin (a linked member with customer-admin and cockpit-access) must keep one",
-                    email.as_str()
-                ),
-            ));
-        }
-        let name = match (&put.name, &existing) {
-            (Some(n), _) => Some(n.clone()),
-            (None, Some(m)) => m.name.clone(),
-            (None, None) => None,
-        };
-        let services = match (&put.services, &existing) {
-            (Some(s), _) => s.clone(),
-            (None, Some(m)) => m.services.clone(),
-            (None, None) => Services::All,
-        };
-        let notifications = match (&put.notifications, &existing) {
-            (Some(n), _) => n.clone(),
-            (None, Some(m)) => m.notifications.clone(),
-            (None, None) => Vec::new(),
-        };
+        check_keeps_an_admin(&tx, &acc, existing.as_ref(), user_linked, put, &email, now)?;
+        let (name, services, notifications) = merged(put, existing.as_ref());
         let changed = match &existing {
             None => true,
             Some(m) => {
@@ -280,7 +307,7 @@ impl Store {
         if is_effective_admin(m.user_linked, &m.roles, &acc.tz, now)
             && !other_admin_exists(&tx, &acc, email.key(), now)?
         {
-            return Err(Refusal::new(
+            return Err(Rejection::new(
                 422,
                 ErrorCode::LastAdmin,
                 format!(
@@ -324,7 +351,7 @@ impl Store {
         let m = load_member(&tx, cn, email.key())?
             .ok_or_else(|| member_not_found(cn, email.as_str()))?;
         if m.user_linked {
-            return Err(Refusal::new(
+            return Err(Rejection::new(
                 409,
                 ErrorCode::AlreadyLinked,
                 format!(
@@ -340,7 +367,7 @@ impl Store {
             .filter(|r| r.grants_login)
             .any(|r| holds(&m.roles, &r.name, &acc.tz, now));
         if !has_login {
-            return Err(Refusal::invalid(format!(
+            return Err(Rejection::invalid(format!(
                 "{} holds no role that grants login (cockpit-access), so it gets no invitation",
                 m.email
             )));

@@ -12,17 +12,21 @@ mod contacts;
 mod member_rows;
 mod members;
 mod paging;
-mod refusal;
+mod rejection;
 mod sandbox;
 mod schema;
 
 #[cfg(test)]
 mod corruption_tests;
 #[cfg(test)]
+mod idempotency_tests;
+#[cfg(test)]
+mod open_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::Timestamp;
@@ -43,8 +47,8 @@ use access::{
 pub use checks::check_limit;
 use checks::{check_kinds, check_name, parse_email, refuse_fields};
 use paging::{bulk_page, decode_cursor, encode_cursor};
-pub use refusal::{Refusal, Result};
-pub use sandbox::{Replay, constant_time_eq, random_hex, token_hash};
+pub use rejection::{Rejection, Result};
+pub use sandbox::{Once, Replay, constant_time_eq, random_hex, token_hash};
 use schema::{MIGRATIONS, tune};
 
 /// Roles of the reference catalog (SPEC §1).
@@ -164,6 +168,58 @@ pub enum Clock {
     Fixed(Timestamp),
 }
 
+/// Why a store cannot be opened. Each Display is the sentence without its cause; the cause
+/// follows as the [`std::error::Error::source`] (`cli::chain` prints `sentence: cause`).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    // The space before the colon is what users have always read.
+    #[error("cannot create the directory {} ", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the portal store {}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: SqliteFailure,
+    },
+    #[error("cannot prepare the portal store {}", path.display())]
+    Prepare {
+        path: PathBuf,
+        #[source]
+        source: SqliteFailure,
+    },
+    #[error("cannot open the portal store {} to read", path.display())]
+    Reader {
+        path: PathBuf,
+        #[source]
+        source: SqliteFailure,
+    },
+    #[error("cannot open a portal store in memory")]
+    InMemory(#[source] SqliteFailure),
+}
+
+/// A SQLite failure as the cause of another error: rusqlite's message and no cause of its own,
+/// because rusqlite's cause (SQLite's numbered error code) would say the same thing again.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SqliteFailure(pub rusqlite::Error);
+
+/// An error and its causes as one line, `sentence: cause: cause of the cause`: the text for
+/// places that keep a message rather than the error (a log line, a condition's message).
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        line.push_str(": ");
+        line.push_str(&e.to_string());
+        cause = e.source();
+    }
+    line
+}
+
 /// The SQLite store. Not `Sync`: callers serialize access (a mutex) and run it off the async
 /// runtime's worker threads.
 pub struct Store {
@@ -176,23 +232,30 @@ impl Store {
     /// Opens (creating it and its parent directories if needed) the store at `path`, runs
     /// pending migrations, and starts the clock at `start` if given, else at the instant a
     /// previous `POST /sandbox/clock` set, else at the real time.
-    pub fn open(path: &Path, start: Option<Timestamp>) -> Result<Store, String> {
+    pub fn open(path: &Path, start: Option<Timestamp>) -> Result<Store, OpenError> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create the directory {} : {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
         }
-        let conn = Connection::open(path)
-            .map_err(|e| format!("cannot open the portal store {}: {e}", path.display()))?;
-        Store::setup(conn, start, true)
-            .map_err(|e| format!("cannot prepare the portal store {}: {e}", path.display()))
+        let conn = Connection::open(path).map_err(|e| OpenError::Open {
+            path: path.to_path_buf(),
+            source: SqliteFailure(e),
+        })?;
+        Store::setup(conn, start, true).map_err(|e| OpenError::Prepare {
+            path: path.to_path_buf(),
+            source: SqliteFailure(e),
+        })
     }
 
     /// A store that lives in memory only (unit tests).
-    pub fn open_in_memory(start: Option<Timestamp>) -> Result<Store, String> {
-        let conn = Connection::open_in_memory().map_err(|e| e.to_string())?;
-        Store::setup(conn, start, false).map_err(|e| e.to_string())
+    pub fn open_in_memory(start: Option<Timestamp>) -> Result<Store, OpenError> {
+        let conn =
+            Connection::open_in_memory().map_err(|e| OpenError::InMemory(SqliteFailure(e)))?;
+        Store::setup(conn, start, false).map_err(|e| OpenError::InMemory(SqliteFailure(e)))
     }
 
     fn setup(
@@ -250,11 +313,14 @@ impl Store {
     /// A second connection to the same database, for reads only, telling the same time: lists
     /// and gets run on it beside the writes (WAL lets one writer and readers work at once).
     /// `None` for a store in memory, which no second connection can see.
-    pub fn reader(&self) -> std::result::Result<Option<Store>, String> {
+    pub fn reader(&self) -> std::result::Result<Option<Store>, OpenError> {
         let Some(path) = self.conn.path().filter(|p| !p.is_empty()) else {
             return Ok(None);
         };
-        let fail = |e: rusqlite::Error| format!("cannot open the portal store {path} to read: {e}");
+        let fail = |e: rusqlite::Error| OpenError::Reader {
+            path: PathBuf::from(path),
+            source: SqliteFailure(e),
+        };
         let conn = Connection::open(path).map_err(fail)?;
         tune(&conn).map_err(fail)?;
         // A write through this connection would be a bug: SQLite refuses it.
@@ -366,7 +432,7 @@ fn check_if_match(if_match: Option<&str>, current: Option<&str>, what: &str) -> 
         return Ok(());
     };
     let Some(current) = current else {
-        return Err(Refusal::version_conflict(format!(
+        return Err(Rejection::version_conflict(format!(
             "{what} does not exist, so If-Match: {wanted} cannot match"
         )));
     };
@@ -382,7 +448,7 @@ fn check_if_match(if_match: Option<&str>, current: Option<&str>, what: &str) -> 
     if matches {
         Ok(())
     } else {
-        Err(Refusal::version_conflict(format!(
+        Err(Rejection::version_conflict(format!(
             "{what} has changed: its etag is now {current}, not {wanted}; read it again"
         )))
     }
@@ -408,7 +474,7 @@ fn load_account(conn: &Connection, cn: &str) -> Result<AccountRow> {
         )
         .optional()?;
     let Some((customer_number, display_name, time_zone, version)) = row else {
-        return Err(Refusal::not_found(format!(
+        return Err(Rejection::not_found(format!(
             "there is no customer account {cn:?}"
         )));
     };

@@ -13,7 +13,7 @@ pub(super) fn decode_cursor(cursor: Option<&str>, parts: usize) -> Result<Option
     let Some(text) = cursor else {
         return Ok(None);
     };
-    let bad = || Refusal::invalid_field("cursor", "is not a cursor this portal gave out");
+    let bad = || Rejection::invalid_field("cursor", "is not a cursor this portal gave out");
     if text.len() % 2 != 0 || text.len() > 4096 {
         return Err(bad());
     }

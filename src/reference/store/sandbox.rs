@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Cached, Principal, Refusal, Result, Store, audit, decode_cursor, encode_cursor, load_account,
+    Cached, Principal, Rejection, Result, Store, audit, decode_cursor, encode_cursor, load_account,
     may_manage, next_version, parse_email,
 };
 use crate::portal::api::{
@@ -81,6 +81,14 @@ pub enum Replay {
     Mismatch,
 }
 
+/// What [`Store::answer_once`] gives: the answer of this call, or the one remembered for the
+/// key (status and JSON body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Once<T> {
+    Fresh(T),
+    Replayed(u16, String),
+}
+
 impl Store {
     /// Stores the hash of a token (idempotent: storing it again changes nothing).
     pub fn add_token(
@@ -109,7 +117,7 @@ impl Store {
         operator: bool,
     ) -> Result<String> {
         if !p.is_operator() {
-            return Err(Refusal::forbidden("only the operator may issue tokens"));
+            return Err(Rejection::forbidden("only the operator may issue tokens"));
         }
         let token = format!("rc_{}", random_hex(32));
         match (email, operator) {
@@ -119,7 +127,7 @@ impl Store {
             }
             (None, true) => self.add_token(&token, PrincipalKind::Operator, None)?,
             _ => {
-                return Err(Refusal::invalid(
+                return Err(Rejection::invalid(
                     "give either \"email\" (a person's token) or \"operator\": true, not both and not neither",
                 ));
             }
@@ -158,7 +166,7 @@ impl Store {
     /// becomes `userLinked`. Returns the account and whether it is new.
     pub fn create_user(&mut self, p: &Principal, email: &str) -> Result<(UserAccount, bool)> {
         if !p.is_operator() {
-            return Err(Refusal::forbidden(
+            return Err(Rejection::forbidden(
                 "only the operator may use the sandbox API",
             ));
         }
@@ -176,7 +184,7 @@ impl Store {
     /// is created if needed and linked to every member with that e-mail.
     pub fn accept_invitation(&mut self, p: &Principal, id: &str, email: &str) -> Result<Member> {
         if !p.is_operator() {
-            return Err(Refusal::forbidden(
+            return Err(Rejection::forbidden(
                 "only the operator may use the sandbox API",
             ));
         }
@@ -191,12 +199,12 @@ impl Store {
             )
             .optional()?;
         let Some((cn, key, invited, expires_at)) = row else {
-            return Err(Refusal::not_found(format!(
+            return Err(Rejection::not_found(format!(
                 "there is no invitation {id:?}; it may have been cancelled or replaced by a newer one"
             )));
         };
         if key != email.key() {
-            return Err(Refusal::forbidden(format!(
+            return Err(Rejection::forbidden(format!(
                 "the invitation was sent to {invited}, but {} tried to accept it: the e-mails differ, and only the invited e-mail may accept",
                 email.as_str()
             )));
@@ -206,7 +214,7 @@ impl Store {
             .map(|t| now >= t)
             .unwrap_or(true);
         if expired {
-            return Err(Refusal::new(
+            return Err(Rejection::new(
                 410,
                 ErrorCode::Invalid,
                 format!(
@@ -242,7 +250,7 @@ impl Store {
         subject: &str,
     ) -> Result<Outbox> {
         if !p.is_operator() {
-            return Err(Refusal::forbidden(
+            return Err(Rejection::forbidden(
                 "only the operator may use the sandbox API",
             ));
         }
@@ -286,7 +294,7 @@ impl Store {
     /// Every e-mail the portal has "sent", oldest first.
     pub fn outbox(&self, p: &Principal) -> Result<Outbox> {
         if !p.is_operator() {
-            return Err(Refusal::forbidden(
+            return Err(Rejection::forbidden(
                 "only the operator may use the sandbox API",
             ));
         }
@@ -325,7 +333,7 @@ impl Store {
         may_manage(&self.conn, p, &acc, now)?;
         let after: i64 = match decode_cursor(cursor, 1)? {
             Some(v) => v[0].parse().map_err(|_| {
-                Refusal::invalid_field("cursor", "is not a cursor this portal gave out")
+                Rejection::invalid_field("cursor", "is not a cursor this portal gave out")
             })?,
             None => 0,
         };
@@ -382,6 +390,39 @@ impl Store {
                 Replay::Mismatch
             }
         }))
+    }
+
+    /// Runs a request once per idempotency key of this token (SPEC §4): the first time `f`
+    /// runs and its answer, as `record` writes it (status, JSON body), is remembered; a repeat
+    /// with the same `fingerprint` gets the remembered answer back without running `f` (no
+    /// second e-mail), one with a different request is refused (422 on `Idempotency-Key`).
+    /// Only answers are remembered, not refusals, so a refused request can be corrected and
+    /// retried under the same key. Without a key, `f` just runs.
+    pub fn answer_once<T>(
+        &mut self,
+        token_id: &str,
+        key: Option<&str>,
+        fingerprint: &[u8],
+        f: impl FnOnce(&mut Store) -> Result<T>,
+        record: impl FnOnce(&T) -> (u16, String),
+    ) -> Result<Once<T>> {
+        let Some(key) = key else {
+            return f(self).map(Once::Fresh);
+        };
+        match self.idempotent_replay(token_id, key, fingerprint)? {
+            Some(Replay::Answer(status, body)) => return Ok(Once::Replayed(status, body)),
+            Some(Replay::Mismatch) => {
+                return Err(Rejection::invalid_field(
+                    "Idempotency-Key",
+                    format!("{key:?} was already used for a different request; use a new key"),
+                ));
+            }
+            None => {}
+        }
+        let answer = f(self)?;
+        let (status, body) = record(&answer);
+        self.idempotent_record(token_id, key, fingerprint, status, &body)?;
+        Ok(Once::Fresh(answer))
     }
 
     /// Remembers the answer to an idempotency key.

@@ -6,40 +6,40 @@ use super::*;
 /// A refused request: what the HTTP layer sends as `application/problem+json` and the
 /// embedded portal returns as [`PortalError::Problem`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub struct Rejection {
     pub status: u16,
     pub code: ErrorCode,
     pub detail: String,
     pub errors: Vec<FieldError>,
 }
 
-pub type Result<T, E = Refusal> = std::result::Result<T, E>;
+pub type Result<T, E = Rejection> = std::result::Result<T, E>;
 
-impl Refusal {
-    pub fn new(status: u16, code: ErrorCode, detail: impl Into<String>) -> Refusal {
-        Refusal {
+impl Rejection {
+    pub fn new(status: u16, code: ErrorCode, detail: impl Into<String>) -> Rejection {
+        Rejection {
             status,
             code,
             detail: detail.into(),
             errors: Vec::new(),
         }
     }
-    pub fn not_found(detail: impl Into<String>) -> Refusal {
-        Refusal::new(404, ErrorCode::NotFound, detail)
+    pub fn not_found(detail: impl Into<String>) -> Rejection {
+        Rejection::new(404, ErrorCode::NotFound, detail)
     }
-    pub fn forbidden(detail: impl Into<String>) -> Refusal {
-        Refusal::new(403, ErrorCode::Forbidden, detail)
+    pub fn forbidden(detail: impl Into<String>) -> Rejection {
+        Rejection::new(403, ErrorCode::Forbidden, detail)
     }
-    pub fn unauthenticated(detail: impl Into<String>) -> Refusal {
-        Refusal::new(401, ErrorCode::Unauthenticated, detail)
+    pub fn unauthenticated(detail: impl Into<String>) -> Rejection {
+        Rejection::new(401, ErrorCode::Unauthenticated, detail)
     }
-    pub fn invalid(detail: impl Into<String>) -> Refusal {
-        Refusal::new(422, ErrorCode::Invalid, detail)
+    pub fn invalid(detail: impl Into<String>) -> Rejection {
+        Rejection::new(422, ErrorCode::Invalid, detail)
     }
     /// A 422 `invalid` naming one field.
-    pub fn invalid_field(field: &str, message: impl Into<String>) -> Refusal {
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Rejection {
         let message = message.into();
-        Refusal {
+        Rejection {
             status: 422,
             code: ErrorCode::Invalid,
             detail: format!("{field}: {message}"),
@@ -49,8 +49,8 @@ impl Refusal {
             }],
         }
     }
-    pub fn version_conflict(detail: impl Into<String>) -> Refusal {
-        Refusal::new(412, ErrorCode::VersionConflict, detail)
+    pub fn version_conflict(detail: impl Into<String>) -> Rejection {
+        Rejection::new(412, ErrorCode::VersionConflict, detail)
     }
 
     /// The short title of the problem document, one per code.
@@ -87,24 +87,24 @@ impl Refusal {
     }
 }
 
-impl std::fmt::Display for Refusal {
+impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.detail)
     }
 }
 
-impl From<rusqlite::Error> for Refusal {
-    fn from(e: rusqlite::Error) -> Refusal {
+impl From<rusqlite::Error> for Rejection {
+    fn from(e: rusqlite::Error) -> Rejection {
         if let rusqlite::Error::FromSqlConversionFailure(_, _, inner) = &e
             && let Some(row) = inner.downcast_ref::<super::CorruptRow>()
         {
-            return Refusal::new(
+            return Rejection::new(
                 500,
                 ErrorCode::Unavailable,
                 format!("the portal's store is damaged: {row}; repair or restore it"),
             );
         }
-        Refusal::new(
+        Rejection::new(
             500,
             ErrorCode::Unavailable,
             format!("the portal's store failed: {e}"),
@@ -112,8 +112,8 @@ impl From<rusqlite::Error> for Refusal {
     }
 }
 
-impl From<Refusal> for PortalError {
-    fn from(r: Refusal) -> PortalError {
+impl From<Rejection> for PortalError {
+    fn from(r: Rejection) -> PortalError {
         PortalError::Problem {
             status: r.status,
             code: r.code,
