@@ -51,39 +51,33 @@ fn usage(pid: u32) -> (u64, f64) {
     (hwm_kib, cpu)
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
-    let accounts = arg("--accounts", 1000);
-    let members = arg("--members", 3);
-    let concurrency = arg("--concurrency", 16);
-    // Without the test API server this stops with a message saying so.
-    let k = k8s_support::cluster().await;
-    let ns = k8s_support::namespace(&k.client, "bench").await;
-    let server = common::Server::start();
-    k8s_support::portal(&k.client, &ns, "main", &server.url).await;
+/// The CustomerAccount `c{i:05}` with `members` members.
+fn account(i: usize, members: usize) -> serde_json::Value {
+    let mut ms = Vec::new();
+    for m in 0..members {
+        let roles = if m == 0 {
+            serde_json::json!(["cockpit-access", "customer-admin"])
+        } else {
+            serde_json::json!(["cockpit-access", {"name": "technical-contact", "until": "2027-06-30"}])
+        };
+        ms.push(serde_json::json!({"email": format!("m{m}@c{i}.example"), "roles": roles}));
+    }
+    serde_json::json!({
+        "apiVersion": "rolecall.dev/v1alpha1",
+        "kind": "CustomerAccount",
+        "metadata": {"name": format!("c{i:05}")},
+        "spec": {"customerNumber": format!("{}", 100000 + i), "members": ms},
+    })
+}
 
-    // Create the accounts, 32 requests at a time.
-    let api: Api<CustomerAccount> = Api::namespaced(k.client.clone(), &ns);
+/// Creates the accounts, 32 requests at a time; returns how long that took.
+async fn create_accounts(api: &Api<CustomerAccount>, accounts: usize, members: usize) -> Duration {
     let started = Instant::now();
     let mut pending = Vec::new();
     for i in 0..accounts {
         let api = api.clone();
         pending.push(tokio::spawn(async move {
-            let mut ms = Vec::new();
-            for m in 0..members {
-                let roles = if m == 0 {
-                    serde_json::json!(["cockpit-access", "customer-admin"])
-                } else {
-                    serde_json::json!(["cockpit-access", {"name": "technical-contact", "until": "2027-06-30"}])
-                };
-                ms.push(serde_json::json!({"email": format!("m{m}@c{i}.example"), "roles": roles}));
-            }
-            let doc = serde_json::json!({
-                "apiVersion": "rolecall.dev/v1alpha1",
-                "kind": "CustomerAccount",
-                "metadata": {"name": format!("c{i:05}")},
-                "spec": {"customerNumber": format!("{}", 100000 + i), "members": ms},
-            });
+            let doc = account(i, members);
             api.patch(
                 &format!("c{i:05}"),
                 &PatchParams::apply("rolecall-bench").force(),
@@ -101,47 +95,50 @@ async fn main() {
     for p in pending {
         p.await.unwrap().unwrap();
     }
-    let created = started.elapsed();
+    started.elapsed()
+}
 
-    let concurrency = concurrency.to_string();
-    let mut ctl = k8s_support::Controller::start(
-        &k.kubeconfig,
-        &ns,
-        &["--concurrency", &concurrency, "--log-format", "json"],
-        common::NOW,
-    );
-    let pid = ctl.child.id();
-    let started = Instant::now();
-    let mut ready = 0;
-    let mut peak = (0, 0.0);
-    while started.elapsed() < Duration::from_secs(600) {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        peak = usage(pid);
-        let list = api.list(&ListParams::default()).await.unwrap();
-        ready = list
-            .items
-            .iter()
-            .filter(|a| {
-                a.status.as_ref().is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-                })
+/// How many of the accounts have the condition Ready=True.
+fn count_ready(items: &[CustomerAccount]) -> usize {
+    items
+        .iter()
+        .filter(|a| {
+            a.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
             })
-            .count();
-        if ready == accounts {
-            break;
-        }
-    }
-    let converged = started.elapsed();
-    let requests = ctl
-        .metric("rolecall_portal_requests_total{status=\"2xx\"} ")
-        .await;
-    let applied = ctl
-        .metric("rolecall_reconciles_total{result=\"applied\"} ")
-        .await;
-    ctl.kill();
-    let (rss_kib, cpu) = peak;
+        })
+        .count()
+}
+
+/// What one run measured.
+struct Figures {
+    accounts: usize,
+    members: usize,
+    concurrency: String,
+    created: Duration,
+    ready: usize,
+    converged: Duration,
+    applied: f64,
+    requests: f64,
+    rss_kib: u64,
+    cpu: f64,
+}
+
+fn report(f: &Figures) {
+    let Figures {
+        accounts,
+        members,
+        concurrency,
+        created,
+        ready,
+        converged,
+        applied,
+        requests,
+        rss_kib,
+        cpu,
+    } = f;
     println!();
     println!(
         "controller at scale: {accounts} CustomerAccounts x {members} members, concurrency {concurrency}"
@@ -164,9 +161,66 @@ async fn main() {
     println!("| portal requests (2xx) | {requests} |");
     println!(
         "| controller peak RSS | {:.0} MiB |",
-        rss_kib as f64 / 1024.0
+        *rss_kib as f64 / 1024.0
     );
     println!("| controller CPU time | {cpu:.1} s |");
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let accounts = arg("--accounts", 1000);
+    let members = arg("--members", 3);
+    let concurrency = arg("--concurrency", 16);
+    // Without the test API server this stops with a message saying so.
+    let k = k8s_support::cluster().await;
+    let ns = k8s_support::namespace(&k.client, "bench").await;
+    let server = common::Server::start();
+    k8s_support::portal(&k.client, &ns, "main", &server.url).await;
+
+    let api: Api<CustomerAccount> = Api::namespaced(k.client.clone(), &ns);
+    let created = create_accounts(&api, accounts, members).await;
+
+    let concurrency = concurrency.to_string();
+    let mut ctl = k8s_support::Controller::start(
+        &k.kubeconfig,
+        &ns,
+        &["--concurrency", &concurrency, "--log-format", "json"],
+        common::NOW,
+    );
+    let pid = ctl.child.id();
+    let started = Instant::now();
+    let mut ready = 0;
+    let mut peak = (0, 0.0);
+    while started.elapsed() < Duration::from_secs(600) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        peak = usage(pid);
+        let list = api.list(&ListParams::default()).await.unwrap();
+        ready = count_ready(&list.items);
+        if ready == accounts {
+            break;
+        }
+    }
+    let converged = started.elapsed();
+    let requests = ctl
+        .metric("rolecall_portal_requests_total{status=\"2xx\"} ")
+        .await;
+    let applied = ctl
+        .metric("rolecall_reconciles_total{result=\"applied\"} ")
+        .await;
+    ctl.kill();
+    let (rss_kib, cpu) = peak;
+    report(&Figures {
+        accounts,
+        members,
+        concurrency,
+        created,
+        ready,
+        converged,
+        applied,
+        requests,
+        rss_kib,
+        cpu,
+    });
     if ready != accounts {
         eprintln!("not every account converged within 600 s");
         std::process::exit(1);

@@ -264,8 +264,20 @@ fn main() {
         "", "", "", "", ""
     );
 
-    let portal = serve(&dir.path().join("portal.db"), &[]);
     let f = fleet.to_str().unwrap();
+    let d = drifted.to_str().unwrap();
+    http_steps(dir.path(), &a, f, d);
+    rate_limited_step(dir.path(), &a, &fleet);
+    sandbox_steps(dir.path(), f, d);
+    whmcs_calls(dir.path(), a.accounts);
+}
+
+/// The seed apply, zero-drift plan, review and 1% drift steps against the reference portal
+/// over HTTP.
+fn http_steps(dir: &Path, a: &Args, f: &str, d: &str) {
+    let members = a.accounts * a.members;
+    let contacts = a.accounts * a.contacts;
+    let portal = serve(&dir.join("portal.db"), &[]);
     let conc = a.concurrency.to_string();
     let before = *portal.requests.lock().unwrap();
     let seed = run(
@@ -316,7 +328,6 @@ fn main() {
         ),
     );
 
-    let d = drifted.to_str().unwrap();
     let drift_plan = run(&portal.url, &["plan", "-f", d]);
     row("1% drift plan (HTTP)", &drift_plan, "");
     let before = *portal.requests.lock().unwrap();
@@ -330,12 +341,14 @@ fn main() {
         &drift_apply,
         &format!("{used} requests"),
     );
-    drop(portal);
+}
 
-    // The first 100 accounts against a portal that allows RATE requests/s per token: how
-    // close apply stays to that rate (429 answers are waited out, never failures).
+/// The first 100 accounts against a portal that allows RATE requests/s per token: how
+/// close apply stays to that rate (429 answers are waited out, never failures).
+fn rate_limited_step(dir: &Path, a: &Args, fleet: &Path) {
+    let conc = a.concurrency.to_string();
     let limited = serve(
-        &dir.path().join("limited.db"),
+        &dir.join("limited.db"),
         &["--rate-limit", &a.rate_limit.to_string()],
     );
     let first = fleet.join("fleet-00000.yaml");
@@ -360,9 +373,11 @@ fn main() {
             100.0 * rate / a.rate_limit as f64
         ),
     );
-    drop(limited);
+}
 
-    let sandbox = format!("sandbox:{}", dir.path().join("sandbox.db").display());
+/// The same steps against an in-process `sandbox:` portal.
+fn sandbox_steps(dir: &Path, f: &str, d: &str) {
+    let sandbox = format!("sandbox:{}", dir.join("sandbox.db").display());
     let seed = run(&sandbox, &["apply", "-f", f, "--auto-approve"]);
     row("seed apply (sandbox:)", &seed, "");
     let plan = run(&sandbox, &["plan", "-f", f]);
@@ -371,8 +386,6 @@ fn main() {
     row("1% drift plan (sandbox:)", &drift_plan, "");
     let drift_apply = run(&sandbox, &["apply", "-f", d, "--auto-approve"]);
     row("1% drift apply (sandbox:)", &drift_apply, "");
-
-    whmcs_calls(dir.path(), a.accounts);
 }
 
 /// Issue 20: the API calls of a zero-drift plan against the WHMCS emulator of the tests, for

@@ -146,6 +146,14 @@ async fn an_account_converges_follows_edits_and_takes_separate_members() {
 
     let a = wait_ready(&k.client, &ns, "acme", "True", "Applied").await;
     let url = &server.url;
+    assert_first_sync(&k.client, &ns, url, &a).await;
+    edit_changes_the_portal(&k.client, &ns, url).await;
+    separate_objects_converge_and_prune(&k.client, &ns, url).await;
+    assert_portal_metrics_and_logs(&k.client, &ns, &ctl).await;
+}
+
+/// The portal, status, finalizer, field manager and events after the first sync of ACME.
+async fn assert_first_sync(client: &Client, ns: &str, url: &str, a: &CustomerAccount) {
     assert_eq!(
         members(url, "10042").await.unwrap(),
         roles(&[
@@ -176,7 +184,7 @@ async fn an_account_converges_follows_edits_and_takes_separate_members() {
             .any(|m| m.manager.as_deref() == Some("rolecall-controller")),
         "status is written by the controller's field manager"
     );
-    let evs = events(&k.client, &ns, "acme").await;
+    let evs = events(client, ns, "acme").await;
     for reason in ["AccountCreated", "MemberAdded", "Granted", "Invited"] {
         assert!(
             evs.iter().any(|(t, r, _)| t == "Normal" && r == reason),
@@ -189,11 +197,13 @@ async fn an_account_converges_follows_edits_and_takes_separate_members() {
         ),
         "{evs:?}"
     );
+}
 
-    // Editing the spec changes the portal.
+/// Editing the spec changes the portal.
+async fn edit_changes_the_portal(client: &Client, ns: &str, url: &str) {
     apply_yaml(
-        &k.client,
-        &ns,
+        client,
+        ns,
         &ACME.replace(
             "roles: [cockpit-access]\n",
             "roles: [cockpit-access, technical-contact]\n",
@@ -207,13 +217,16 @@ async fn an_account_converges_follows_edits_and_takes_separate_members() {
             .then_some(())
     })
     .await;
-    let a = wait_ready(&k.client, &ns, "acme", "True", "Applied").await;
+    let a = wait_ready(client, ns, "acme", "True", "Applied").await;
     assert_eq!(a.status.unwrap().observed_generation, Some(2));
+}
 
+/// A member and a contact declared in objects of their own appear, and go when deleted.
+async fn separate_objects_converge_and_prune(client: &Client, ns: &str, url: &str) {
     // A member declared in an object of its own appears, and its own status says so.
     apply_yaml(
-        &k.client,
-        &ns,
+        client,
+        ns,
         r#"
 apiVersion: rolecall.dev/v1alpha1
 kind: AccountMember
@@ -250,14 +263,14 @@ spec:
             .then_some(())
     })
     .await;
-    let members_api: Api<AccountMember> = Api::namespaced(k.client.clone(), &ns);
+    let members_api: Api<AccountMember> = Api::namespaced(client.clone(), ns);
     eventually("carol-acme Ready", 60, || async {
         let m = members_api.get("carol-acme").await.ok()?;
         let (st, reason, _) = condition(&m.status?.conditions, "Ready")?;
         (st == "True" && reason == "Applied").then_some(())
     })
     .await;
-    let contacts_api: Api<NotificationContact> = Api::namespaced(k.client.clone(), &ns);
+    let contacts_api: Api<NotificationContact> = Api::namespaced(client.clone(), ns);
     eventually("acme-noc Ready", 60, || async {
         let c = contacts_api.get("acme-noc").await.ok()?;
         let (st, _, _) = condition(&c.status?.conditions, "Ready")?;
@@ -277,9 +290,12 @@ spec:
         .then_some(())
     })
     .await;
+}
 
+/// The Portal's status, the metrics, the health endpoints and the logs.
+async fn assert_portal_metrics_and_logs(client: &Client, ns: &str, ctl: &Controller) {
     // The Portal reports whom its token authenticates.
-    let portals: Api<Portal> = Api::namespaced(k.client.clone(), &ns);
+    let portals: Api<Portal> = Api::namespaced(client.clone(), ns);
     let p = portals.get("main").await.unwrap();
     let ps = p.status.unwrap();
     assert_eq!(condition(&ps.conditions, "Ready").unwrap().0, "True");
@@ -305,7 +321,7 @@ spec:
     );
     assert!(text.contains("rolecall_leader 1"), "{text}");
     assert!(
-        !text.contains("acme") && !text.contains(&ns),
+        !text.contains("acme") && !text.contains(ns),
         "object names in metrics: {text}"
     );
     let health = reqwest::get(format!("{}/healthz", ctl.metrics))

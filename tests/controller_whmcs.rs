@@ -82,6 +82,111 @@ async fn no_credentials_anywhere(client: &Client, ns: &str, ctl: &Controller) {
     }
 }
 
+/// The credentials and the Portal `billing` that points at `whmcs`.
+async fn whmcs_portal(kube: &Client, ns: &str, whmcs: &Whmcs) {
+    // The credentials: the identifier and access key under fixed keys, the secret under the
+    // key tokenSecretRef names.
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "whmcs-api"},
+        "stringData": {"identifier": IDENTIFIER, "secret": SECRET, "accesskey": ACCESSKEY},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(kube.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    apply_yaml(
+        kube,
+        ns,
+        &format!(
+            "apiVersion: rolecall.dev/v1alpha1\nkind: Portal\nmetadata: {{name: billing}}\nspec:\n  url: {}\n  tokenSecretRef: {{name: whmcs-api, key: secret}}\n",
+            whmcs.portal_url()
+        ),
+    )
+    .await;
+}
+
+/// What the first sync of Alice and Bob leaves in WHMCS and in the status of `a`.
+fn assert_first_sync(whmcs: &Whmcs, client: u64, a: &CustomerAccount) {
+    assert_eq!(whmcs.invitations_to("alice@acme.example"), 1);
+    assert_eq!(
+        whmcs.permissions(client, "bob@acme.example"),
+        Some(vec!["tickets".to_string()])
+    );
+    assert!(whmcs.contact(client, "billing@acme.example").is_some());
+    let status = a.status.clone().unwrap();
+    assert_eq!(recorded(a), ["alice@acme.example"]);
+    let entry = &status.whmcs_invitations[0];
+    assert_eq!(entry.client_id, client.to_string());
+    assert_eq!(entry.sent_at, NOW);
+    assert_eq!(entry.expires_at, "2026-12-03T09:00:00Z");
+    assert_eq!(entry.permissions, ["invoices", "tickets"]);
+    assert_eq!(status.pending_invitations, 1);
+}
+
+/// An apply that fails half-way: the first invitation goes out but its answer is lost.
+/// It must be recorded with the failure, or the retry would send it again.
+async fn failed_apply_is_recorded(kube: &Client, ns: &str, whmcs: &Whmcs, client: u64) {
+    whmcs.lock().fail_after_commit = Some("CreateClientInvite".into());
+    apply_yaml(
+        kube,
+        ns,
+        &declaration(client, &format!("{ALICE}{BOB2}{CAROL_DAN}"), ""),
+    )
+    .await;
+    eventually("the failed apply is recorded", 60, || async {
+        let a = account(kube, ns).await;
+        let (st, _, _) = condition(&a.status.as_ref()?.conditions, "Ready")?;
+        (st == "False" && recorded(&a).contains(&"carol@acme.example".to_string())).then_some(())
+    })
+    .await;
+    whmcs.lock().fail_after_commit = None;
+    let a = converged(kube, ns).await;
+    assert_eq!(whmcs.invitations_to("carol@acme.example"), 1);
+    assert_eq!(whmcs.invitations_to("dan@acme.example"), 1);
+    assert_eq!(
+        recorded(&a),
+        [
+            "alice@acme.example",
+            "carol@acme.example",
+            "dan@acme.example"
+        ]
+    );
+}
+
+/// The owner was never written to, and nobody was invited twice.
+fn assert_owner_untouched_and_invited_once(whmcs: &Whmcs, client: u64) {
+    assert!(whmcs.is_owner(client, "owner@acme.example"));
+    let owner_id = {
+        let d = whmcs.lock();
+        d.users
+            .iter()
+            .find(|u| u.email == "owner@acme.example")
+            .map(|u| u.id.to_string())
+            .unwrap()
+    };
+    for (action, form) in whmcs.lock().requests.iter() {
+        if matches!(
+            action.as_str(),
+            "UpdateUserPermissions" | "DeleteUserClient" | "UpdateUser"
+        ) {
+            assert_ne!(
+                form.get("user_id"),
+                Some(&owner_id),
+                "{action} on the owner"
+            );
+        }
+    }
+    for who in ["alice", "carol", "dan"] {
+        assert_eq!(
+            whmcs.invitations_to(&format!("{who}@acme.example")),
+            1,
+            "{who}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a Kubernetes API server: tests/k8s/testenv.sh up"]
 async fn a_whmcs_account_converges_and_its_status_keeps_invitations_from_being_sent_twice() {
@@ -92,27 +197,7 @@ async fn a_whmcs_account_converges_and_its_status_keeps_invitations_from_being_s
     let client = whmcs.add_client("Acme AG", "owner@acme.example");
     whmcs.add_user(client, "bob@acme.example", &["tickets", "quotes"]);
 
-    // The credentials: the identifier and access key under fixed keys, the secret under the
-    // key tokenSecretRef names.
-    let secret: Secret = serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "whmcs-api"},
-        "stringData": {"identifier": IDENTIFIER, "secret": SECRET, "accesskey": ACCESSKEY},
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(k.client.clone(), &ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    apply_yaml(
-        &k.client,
-        &ns,
-        &format!(
-            "apiVersion: rolecall.dev/v1alpha1\nkind: Portal\nmetadata: {{name: billing}}\nspec:\n  url: {}\n  tokenSecretRef: {{name: whmcs-api, key: secret}}\n",
-            whmcs.portal_url()
-        ),
-    )
-    .await;
+    whmcs_portal(&k.client, &ns, &whmcs).await;
     apply_yaml(
         &k.client,
         &ns,
@@ -122,20 +207,7 @@ async fn a_whmcs_account_converges_and_its_status_keeps_invitations_from_being_s
     let mut ctl = Controller::start(&k.kubeconfig, &ns, &[], NOW);
 
     let a = converged(&k.client, &ns).await;
-    assert_eq!(whmcs.invitations_to("alice@acme.example"), 1);
-    assert_eq!(
-        whmcs.permissions(client, "bob@acme.example"),
-        Some(vec!["tickets".to_string()])
-    );
-    assert!(whmcs.contact(client, "billing@acme.example").is_some());
-    let status = a.status.clone().unwrap();
-    assert_eq!(recorded(&a), ["alice@acme.example"]);
-    let entry = &status.whmcs_invitations[0];
-    assert_eq!(entry.client_id, client.to_string());
-    assert_eq!(entry.sent_at, NOW);
-    assert_eq!(entry.expires_at, "2026-12-03T09:00:00Z");
-    assert_eq!(entry.permissions, ["invoices", "tickets"]);
-    assert_eq!(status.pending_invitations, 1);
+    assert_first_sync(&whmcs, client, &a);
     let portals: Api<Portal> = Api::namespaced(k.client.clone(), &ns);
     eventually("the WHMCS Portal is Ready", 60, || async {
         let p = portals.get("billing").await.ok()?;
@@ -165,33 +237,7 @@ async fn a_whmcs_account_converges_and_its_status_keeps_invitations_from_being_s
     );
     assert_eq!(recorded(&a), ["alice@acme.example"]);
 
-    // An apply that fails half-way: the first invitation goes out but its answer is lost.
-    // It must be recorded with the failure, or the retry would send it again.
-    whmcs.lock().fail_after_commit = Some("CreateClientInvite".into());
-    apply_yaml(
-        &k.client,
-        &ns,
-        &declaration(client, &format!("{ALICE}{BOB2}{CAROL_DAN}"), ""),
-    )
-    .await;
-    eventually("the failed apply is recorded", 60, || async {
-        let a = account(&k.client, &ns).await;
-        let (st, _, _) = condition(&a.status.as_ref()?.conditions, "Ready")?;
-        (st == "False" && recorded(&a).contains(&"carol@acme.example".to_string())).then_some(())
-    })
-    .await;
-    whmcs.lock().fail_after_commit = None;
-    let a = converged(&k.client, &ns).await;
-    assert_eq!(whmcs.invitations_to("carol@acme.example"), 1);
-    assert_eq!(whmcs.invitations_to("dan@acme.example"), 1);
-    assert_eq!(
-        recorded(&a),
-        [
-            "alice@acme.example",
-            "carol@acme.example",
-            "dan@acme.example"
-        ]
-    );
+    failed_apply_is_recorded(&k.client, &ns, &whmcs, client).await;
 
     // Alice accepts: she is a user of the client now, which ends her record; the permissions
     // declared since are set on her.
@@ -237,35 +283,7 @@ async fn a_whmcs_account_converges_and_its_status_keeps_invitations_from_being_s
     assert_eq!(whmcs.permissions(client, "bob@acme.example"), None);
     assert!(whmcs.contact(client, "billing@acme.example").is_none());
 
-    // The owner was never written to, and nobody was invited twice.
-    assert!(whmcs.is_owner(client, "owner@acme.example"));
-    let owner_id = {
-        let d = whmcs.lock();
-        d.users
-            .iter()
-            .find(|u| u.email == "owner@acme.example")
-            .map(|u| u.id.to_string())
-            .unwrap()
-    };
-    for (action, form) in whmcs.lock().requests.iter() {
-        if matches!(
-            action.as_str(),
-            "UpdateUserPermissions" | "DeleteUserClient" | "UpdateUser"
-        ) {
-            assert_ne!(
-                form.get("user_id"),
-                Some(&owner_id),
-                "{action} on the owner"
-            );
-        }
-    }
-    for who in ["alice", "carol", "dan"] {
-        assert_eq!(
-            whmcs.invitations_to(&format!("{who}@acme.example")),
-            1,
-            "{who}"
-        );
-    }
+    assert_owner_untouched_and_invited_once(&whmcs, client);
     no_credentials_anywhere(&k.client, &ns, &ctl).await;
     ctl.terminate();
     assert!(!ctl.log_text().contains(SECRET));

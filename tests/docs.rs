@@ -210,19 +210,26 @@ fn local_links_in_the_docs_resolve() {
     }
 }
 
-/// The tutorial, followed literally: ```sh blocks run line by line (a trailing
-/// `# exit code N` is the code the page promises; otherwise 0), ```yaml blocks with
-/// `file=PATH` are saved where the page says, `no-run` blocks are only shown.
-#[test]
-fn the_tutorial_works_as_written_in_an_empty_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let bin_dir = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(bin(), bin_dir.path().join("rolecall")).unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.path().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+/// A tutorial shell line and the exit code the page promises for it: a trailing
+/// `# exit code N`, otherwise 0.
+fn promised_exit_code(line: &str) -> (&str, i32) {
+    match line.split_once("# exit code ") {
+        Some((c, code)) => {
+            let n: i32 = code
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            (c.trim(), n)
+        }
+        None => (line, 0),
+    }
+}
+
+/// Runs the tutorial's blocks in `dir` with `path` as PATH; returns each command run and its
+/// output.
+fn run_tutorial(dir: &Path, path: &str) -> Vec<(String, std::process::Output)> {
     let mut ran = Vec::new();
     for b in blocks("tutorial.md") {
         if b.has("no-run") {
@@ -231,7 +238,7 @@ fn the_tutorial_works_as_written_in_an_empty_directory() {
         match b.lang() {
             "yaml" => {
                 if let Some(file) = b.file_attr() {
-                    std::fs::write(dir.path().join(file), &b.text).unwrap();
+                    std::fs::write(dir.join(file), &b.text).unwrap();
                 }
             }
             "sh" => {
@@ -239,22 +246,11 @@ fn the_tutorial_works_as_written_in_an_empty_directory() {
                     if line.is_empty() || line.starts_with('#') {
                         continue;
                     }
-                    let (command, want) = match line.split_once("# exit code ") {
-                        Some((c, code)) => {
-                            let n: i32 = code
-                                .split(|c: char| !c.is_ascii_digit())
-                                .next()
-                                .unwrap()
-                                .parse()
-                                .unwrap();
-                            (c.trim(), n)
-                        }
-                        None => (line, 0),
-                    };
+                    let (command, want) = promised_exit_code(line);
                     let out = Command::new("bash")
                         .args(["--noprofile", "--norc", "-c", command])
-                        .current_dir(dir.path())
-                        .env("PATH", &path)
+                        .current_dir(dir)
+                        .env("PATH", path)
                         .env_remove("ROLECALL_PORTAL")
                         .env_remove("ROLECALL_TOKEN")
                         .env_remove("ROLECALL_NOW")
@@ -277,6 +273,23 @@ fn the_tutorial_works_as_written_in_an_empty_directory() {
             _ => {}
         }
     }
+    ran
+}
+
+/// The tutorial, followed literally: ```sh blocks run line by line (a trailing
+/// `# exit code N` is the code the page promises; otherwise 0), ```yaml blocks with
+/// `file=PATH` are saved where the page says, `no-run` blocks are only shown.
+#[test]
+fn the_tutorial_works_as_written_in_an_empty_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(bin(), bin_dir.path().join("rolecall")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let ran = run_tutorial(dir.path(), &path);
     // What the prose around the commands promises.
     let find = |prefix: &str| {
         ran.iter()

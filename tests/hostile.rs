@@ -22,7 +22,14 @@ fn account_with(members: &str) -> Vec<u8> {
 /// Malformed manifests made at test time (the big ones are never committed).
 fn generated_cases() -> Vec<(&'static str, Vec<u8>)> {
     let mut cases: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    push_bombs_and_sizes(&mut cases);
+    push_deep_and_non_text(&mut cases);
+    push_wrong_shapes(&mut cases);
+    cases
+}
 
+/// Alias bombs and oversized inputs.
+fn push_bombs_and_sizes(cases: &mut Vec<(&'static str, Vec<u8>)>) {
     // Billion laughs: nine levels of nine aliases each.
     let mut bomb = String::from("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
@@ -59,7 +66,10 @@ fn generated_cases() -> Vec<(&'static str, Vec<u8>)> {
         "many-documents.yaml",
         "---\nkind: Nope\n".repeat(20_000).into_bytes(),
     ));
+}
 
+/// Deep nesting and bytes that are not text.
+fn push_deep_and_non_text(cases: &mut Vec<(&'static str, Vec<u8>)>) {
     // Deep nesting: flow sequences, flow mappings, block mappings, block sequences.
     cases.push((
         "deep-flow-sequence.yaml",
@@ -122,7 +132,10 @@ fn generated_cases() -> Vec<(&'static str, Vec<u8>)> {
         "lone-surrogate-escape.yaml",
         account_with("    - email: \"\\ud800@acme.example\"\n      roles: [cockpit-access]\n"),
     ));
+}
 
+/// Tabs, duplicate keys, wrong types, bad tags and dates.
+fn push_wrong_shapes(cases: &mut Vec<(&'static str, Vec<u8>)>) {
     // Tabs, duplicate keys, wrong types.
     cases.push((
         "tab-in-members.yaml",
@@ -191,7 +204,6 @@ fn generated_cases() -> Vec<(&'static str, Vec<u8>)> {
         "crlf-and-unclosed-quote.yaml",
         b"apiVersion: rolecall.dev/v1alpha1\r\nkind: \"CustomerAccount\r\n".to_vec(),
     ));
-    cases
 }
 
 /// The committed invalid corpus plus the generated cases, written to `dir`.

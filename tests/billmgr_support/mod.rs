@@ -324,160 +324,180 @@ async fn api(
 }
 
 fn handle(d: &mut Data, func: &str, form: &HashMap<String, String>) -> Response {
-    let get = |k: &str| form.get(k).cloned().unwrap_or_default();
-    let sok = get("sok") == "ok";
     match func {
-        "user" => {
-            let items = d
-                .users
-                .iter()
-                .map(|u| {
-                    json!({"id": v(u.id.to_string()), "email": v(u.email.clone()),
-                        "realname": v(u.realname.clone()), "enabled": on(u.enabled),
-                        "default_access_allow": on(u.full), "self": on(u.main)})
-                })
-                .collect();
-            doc(elems(items))
-        }
-        "user.edit" if !form.contains_key("elid") => {
-            if !sok {
-                return doc(json!({"email": v(""), "realname": v("")}));
-            }
-            let email = get("email");
-            if email.is_empty() {
-                return error("missed", "email", "Поле не заполнено");
-            }
-            if get("realname").is_empty() {
-                return error("missed", "realname", "Поле не заполнено");
-            }
-            if get("passwd").is_empty() || get("passwd") != get("confirm") {
-                return error("value", "confirm", "Пароли не совпадают");
-            }
-            if d.users.iter().any(|u| u.email.eq_ignore_ascii_case(&email)) {
-                return error(
-                    "exists",
-                    "email",
-                    "Пользователь с таким адресом уже существует",
-                );
-            }
-            let id = d.id();
-            d.users.push(User {
-                id,
-                email,
-                realname: get("realname"),
-                enabled: true,
-                full: false,
-                main: false,
-                rights: empty_rights(),
-                mailed: false,
-                password: get("passwd"),
-            });
-            doc(json!({"id": v(id.to_string()), "ok": {}}))
-        }
-        "user.edit" => {
-            let Some(idx) = ids(form)
-                .first()
-                .and_then(|id| d.users.iter().position(|u| u.id == *id))
-            else {
-                return error("missed", "elid", "Объект не найден");
-            };
-            if !sok {
-                let u = &d.users[idx];
-                let mut email = v(u.email.clone());
-                let mut realname = v(u.realname.clone());
-                if u.main {
-                    email["$readonly"] = json!("yes");
-                    realname["$readonly"] = json!("yes");
-                }
-                return doc(json!({"elid": v(u.id.to_string()), "email": email,
-                    "realname": realname, "default_access_allow": on(u.full)}));
-            }
-            if d.users[idx].main {
-                return error("value", "elid", "Главного пользователя изменить нельзя");
-            }
-            if let Some(flag) = form.get("default_access_allow") {
-                d.users[idx].full = flag == "on";
-            }
-            if let Some(name) = form.get("realname") {
-                d.users[idx].realname = name.clone();
-            }
-            d.mail_if_first_access(idx);
-            doc(json!({"ok": {}}))
-        }
-        "user.delete" | "user.suspend" | "user.resume" => {
-            let wanted = ids(form);
-            if wanted.is_empty() {
-                return error("missed", "elid", "Объект не найден");
-            }
-            for id in &wanted {
-                match d.users.iter().find(|u| u.id == *id) {
-                    None => return error("missed", "elid", "Объект не найден"),
-                    Some(u) if u.main => {
-                        return error("value", "elid", "Главного пользователя изменить нельзя");
-                    }
-                    Some(_) => {}
-                }
-            }
-            match func {
-                "user.delete" => d.users.retain(|u| !wanted.contains(&u.id)),
-                _ => {
-                    for u in d.users.iter_mut().filter(|u| wanted.contains(&u.id)) {
-                        u.enabled = func == "user.resume";
-                    }
-                }
-            }
-            doc(json!({"ok": {}}))
-        }
-        "rights2.user" => {
-            let Some(u) = ids(form)
-                .first()
-                .and_then(|id| d.users.iter().find(|u| u.id == *id))
-            else {
-                return error("missed", "elid", "Объект не найден");
-            };
-            let mut rows = Vec::new();
-            for (cat, funcs) in TREE {
-                rows.push(json!({"name": v(cat), "caption": v(format!("Раздел {cat}"))}));
-                for f in funcs {
-                    let active = u.rights.get(*f).copied().unwrap_or(false);
-                    rows.push(json!({"name": v(*f), "caption": v(format!("Функция {f}")),
-                        "active": on(active), "hassubitems": on(true)}));
-                }
-            }
-            doc(elems(rows))
-        }
-        "rights2.user.resume" | "rights2.user.suspend" => {
-            let name = get("elid");
-            let plid = get("plid");
-            let Some((user, kind)) = plid.split_once('/') else {
-                return error("missed", "plid", "Объект не найден");
-            };
-            if name.split('.').next() != Some(kind) {
-                return error("value", "plid", "Неверный параметр");
-            }
-            let Some(idx) = user
-                .parse::<u64>()
-                .ok()
-                .and_then(|id| d.users.iter().position(|u| u.id == id))
-            else {
-                return error("missed", "plid", "Объект не найден");
-            };
-            if !d.users[idx].rights.contains_key(&name) {
-                return error("missed", "elid", "Функция не найдена");
-            }
-            if d.users[idx].full {
-                return error(
-                    "value",
-                    "default_access_allow",
-                    "Права нельзя менять при полном доступе",
-                );
-            }
-            d.users[idx]
-                .rights
-                .insert(name, func == "rights2.user.resume");
-            d.mail_if_first_access(idx);
-            doc(json!({"ok": {}}))
-        }
+        "user" => user_list(d),
+        "user.edit" if !form.contains_key("elid") => user_create(d, form),
+        "user.edit" => user_edit(d, form),
+        "user.delete" | "user.suspend" | "user.resume" => user_state(d, func, form),
+        "rights2.user" => rights_list(d, form),
+        "rights2.user.resume" | "rights2.user.suspend" => rights_toggle(d, func, form),
         _ => error("missed", "func", "Функция не найдена"),
     }
+}
+
+/// `user`: the list of users.
+fn user_list(d: &Data) -> Response {
+    let items = d
+        .users
+        .iter()
+        .map(|u| {
+            json!({"id": v(u.id.to_string()), "email": v(u.email.clone()),
+                "realname": v(u.realname.clone()), "enabled": on(u.enabled),
+                "default_access_allow": on(u.full), "self": on(u.main)})
+        })
+        .collect();
+    doc(elems(items))
+}
+
+/// `user.edit` without `elid`: creates a user.
+fn user_create(d: &mut Data, form: &HashMap<String, String>) -> Response {
+    let get = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let sok = get("sok") == "ok";
+    if !sok {
+        return doc(json!({"email": v(""), "realname": v("")}));
+    }
+    let email = get("email");
+    if email.is_empty() {
+        return error("missed", "email", "Поле не заполнено");
+    }
+    if get("realname").is_empty() {
+        return error("missed", "realname", "Поле не заполнено");
+    }
+    if get("passwd").is_empty() || get("passwd") != get("confirm") {
+        return error("value", "confirm", "Пароли не совпадают");
+    }
+    if d.users.iter().any(|u| u.email.eq_ignore_ascii_case(&email)) {
+        return error(
+            "exists",
+            "email",
+            "Пользователь с таким адресом уже существует",
+        );
+    }
+    let id = d.id();
+    d.users.push(User {
+        id,
+        email,
+        realname: get("realname"),
+        enabled: true,
+        full: false,
+        main: false,
+        rights: empty_rights(),
+        mailed: false,
+        password: get("passwd"),
+    });
+    doc(json!({"id": v(id.to_string()), "ok": {}}))
+}
+
+/// `user.edit` with `elid`: shows or changes a user.
+fn user_edit(d: &mut Data, form: &HashMap<String, String>) -> Response {
+    let sok = form.get("sok").cloned().unwrap_or_default() == "ok";
+    let Some(idx) = ids(form)
+        .first()
+        .and_then(|id| d.users.iter().position(|u| u.id == *id))
+    else {
+        return error("missed", "elid", "Объект не найден");
+    };
+    if !sok {
+        let u = &d.users[idx];
+        let mut email = v(u.email.clone());
+        let mut realname = v(u.realname.clone());
+        if u.main {
+            email["$readonly"] = json!("yes");
+            realname["$readonly"] = json!("yes");
+        }
+        return doc(json!({"elid": v(u.id.to_string()), "email": email,
+            "realname": realname, "default_access_allow": on(u.full)}));
+    }
+    if d.users[idx].main {
+        return error("value", "elid", "Главного пользователя изменить нельзя");
+    }
+    if let Some(flag) = form.get("default_access_allow") {
+        d.users[idx].full = flag == "on";
+    }
+    if let Some(name) = form.get("realname") {
+        d.users[idx].realname = name.clone();
+    }
+    d.mail_if_first_access(idx);
+    doc(json!({"ok": {}}))
+}
+
+/// `user.delete`, `user.suspend`, `user.resume`.
+fn user_state(d: &mut Data, func: &str, form: &HashMap<String, String>) -> Response {
+    let wanted = ids(form);
+    if wanted.is_empty() {
+        return error("missed", "elid", "Объект не найден");
+    }
+    for id in &wanted {
+        match d.users.iter().find(|u| u.id == *id) {
+            None => return error("missed", "elid", "Объект не найден"),
+            Some(u) if u.main => {
+                return error("value", "elid", "Главного пользователя изменить нельзя");
+            }
+            Some(_) => {}
+        }
+    }
+    match func {
+        "user.delete" => d.users.retain(|u| !wanted.contains(&u.id)),
+        _ => {
+            for u in d.users.iter_mut().filter(|u| wanted.contains(&u.id)) {
+                u.enabled = func == "user.resume";
+            }
+        }
+    }
+    doc(json!({"ok": {}}))
+}
+
+/// `rights2.user`: the rights tree of a user.
+fn rights_list(d: &Data, form: &HashMap<String, String>) -> Response {
+    let Some(u) = ids(form)
+        .first()
+        .and_then(|id| d.users.iter().find(|u| u.id == *id))
+    else {
+        return error("missed", "elid", "Объект не найден");
+    };
+    let mut rows = Vec::new();
+    for (cat, funcs) in TREE {
+        rows.push(json!({"name": v(cat), "caption": v(format!("Раздел {cat}"))}));
+        for f in funcs {
+            let active = u.rights.get(*f).copied().unwrap_or(false);
+            rows.push(json!({"name": v(*f), "caption": v(format!("Функция {f}")),
+                "active": on(active), "hassubitems": on(true)}));
+        }
+    }
+    doc(elems(rows))
+}
+
+/// `rights2.user.resume`, `rights2.user.suspend`: grants or withdraws one function.
+fn rights_toggle(d: &mut Data, func: &str, form: &HashMap<String, String>) -> Response {
+    let get = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let name = get("elid");
+    let plid = get("plid");
+    let Some((user, kind)) = plid.split_once('/') else {
+        return error("missed", "plid", "Объект не найден");
+    };
+    if name.split('.').next() != Some(kind) {
+        return error("value", "plid", "Неверный параметр");
+    }
+    let Some(idx) = user
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| d.users.iter().position(|u| u.id == id))
+    else {
+        return error("missed", "plid", "Объект не найден");
+    };
+    if !d.users[idx].rights.contains_key(&name) {
+        return error("missed", "elid", "Функция не найдена");
+    }
+    if d.users[idx].full {
+        return error(
+            "value",
+            "default_access_allow",
+            "Права нельзя менять при полном доступе",
+        );
+    }
+    d.users[idx]
+        .rights
+        .insert(name, func == "rights2.user.resume");
+    d.mail_if_first_access(idx);
+    doc(json!({"ok": {}}))
 }

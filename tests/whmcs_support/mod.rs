@@ -469,260 +469,314 @@ async fn api(
     if form.get("responsetype").map(String::as_str) != Some("json") {
         return "result=error;message=responsetype must be json".into_response();
     }
-    let answer = match action.as_str() {
-        "GetPermissionsList" => ok(json!({"permissions": {"permission": PERMISSIONS}})),
-        "GetClients" => {
-            let search = lowercase(&form, "search");
-            let all: Vec<&Client> = d
-                .clients
-                .iter()
-                .filter(|c| search.is_empty() || c.email.to_lowercase().starts_with(&search))
-                .collect();
-            let (start, shown) = page(&form, d.page_cap, &all);
-            let items: Vec<Value> = shown
-                .iter()
-                .map(|c| {
-                    json!({"id": c.id, "firstname": c.firstname, "lastname": c.lastname,
-                        "companyname": c.companyname, "email": c.email, "status": "Active"})
-                })
-                .collect();
-            ok(json!({"totalresults": all.len(), "startnumber": start,
-                "numreturned": items.len(), "clients": {"client": items}}))
-        }
-        "GetClientsDetails" => {
-            let Some(c) =
-                num(&form, "clientid").and_then(|id| d.clients.iter().find(|c| c.id == id))
-            else {
-                return error("Client Not Found");
-            };
-            let users: Vec<Value> = d
-                .links
-                .iter()
-                .filter(|l| l.client_id == c.id)
-                .filter_map(|l| d.users.iter().find(|u| u.id == l.user_id).map(|u| (u, l)))
-                .map(|(u, l)| {
-                    json!({"id": u.id, "name": format!("{} {}", u.firstname, u.lastname),
-                        "email": u.email, "is_owner": l.owner})
-                })
-                .collect();
-            ok(json!({"userid": c.id.to_string(), "client": {
-                "id": c.id.to_string(), "userid": c.id, "firstname": c.firstname,
-                "lastname": c.lastname, "companyname": c.companyname, "email": c.email,
-                "owner_user_id": c.owner_user_id.to_string(),
-                "users": {"user": users}}}))
-        }
-        "GetUsers" => {
-            let search = lowercase(&form, "search");
-            // As WHMCS documents it: the search matches the start of the e-mail, the first
-            // name, the last name or the full name. Without one, every user, in id order.
-            let all: Vec<&User> = d
-                .users
-                .iter()
-                .filter(|u| {
-                    search.is_empty()
-                        || [
-                            &u.email,
-                            &u.firstname,
-                            &u.lastname,
-                            &format!("{} {}", u.firstname, u.lastname),
-                        ]
-                        .iter()
-                        .any(|f| f.to_lowercase().starts_with(&search))
-                })
-                .collect();
-            let (start, shown) = page(&form, d.page_cap, &all);
-            let items: Vec<Value> = shown
-                .iter()
-                .map(|u| {
-                    let clients: Vec<Value> = d
-                        .links
-                        .iter()
-                        .filter(|l| l.user_id == u.id)
-                        .map(|l| json!({"id": l.client_id.to_string(), "isOwner": l.owner}))
-                        .collect();
-                    json!({"id": u.id.to_string(), "firstname": u.firstname,
-                        "lastname": u.lastname, "email": u.email, "clients": clients})
-                })
-                .collect();
-            ok(
-                json!({"totalresults": all.len().to_string(), "startnumber": start,
-                "numreturned": items.len(), "users": items}),
-            )
-        }
-        "GetUserPermissions" => match link(&d, &form).map(|i| &d.links[i]) {
-            Err(message) => error(message),
-            Ok(l) if l.owner => ok(json!({"permissions": PERMISSIONS.join(",")})),
-            Ok(l) => ok(json!({"permissions": l.permissions.join(",")})),
-        },
-        "UpdateUserPermissions" => {
-            let perms = match check_permissions(&form) {
-                Ok(p) => p,
-                Err(message) => return error(&message),
-            };
-            match link(&d, &form) {
-                Err(message) => error(message),
-                Ok(i) if d.links[i].owner => error("Permissions cannot be set on a client owner"),
-                Ok(i) => {
-                    d.links[i].permissions = perms;
-                    ok(json!({"user_id": d.links[i].user_id}))
-                }
-            }
-        }
-        "DeleteUserClient" => {
-            match link(&d, &form) {
-                Err(message) => error(message),
-                Ok(i) if d.links[i].owner => error("You cannot remove the account owner"),
-                Ok(i) => {
-                    d.links.remove(i);
-                    // The one action that answers `status` instead of `result`.
-                    Json(json!({"status": "success"})).into_response()
-                }
-            }
-        }
-        "UpdateUser" => {
-            let Some(u) =
-                num(&form, "user_id").and_then(|id| d.users.iter_mut().find(|u| u.id == id))
-            else {
-                return error("User Not Found");
-            };
-            if let Some(v) = form.get("firstname") {
-                u.firstname = v.clone();
-            }
-            if let Some(v) = form.get("lastname") {
-                u.lastname = v.clone();
-            }
-            ok(json!({"userid": u.id}))
-        }
-        "CreateClientInvite" => {
-            let Some(client) =
-                num(&form, "client_id").filter(|id| d.clients.iter().any(|c| c.id == *id))
-            else {
-                return error("Client Not Found");
-            };
-            let Some(email) = form.get("email").filter(|e| e.contains('@')).cloned() else {
-                return error("A valid email address is required");
-            };
-            let perms = match check_permissions(&form) {
-                Ok(p) => p,
-                Err(message) => return error(&message),
-            };
-            let associated = d
-                .users
-                .iter()
-                .find(|u| u.email.eq_ignore_ascii_case(&email))
-                .is_some_and(|u| {
-                    d.links
-                        .iter()
-                        .any(|l| l.user_id == u.id && l.client_id == client)
-                });
-            if associated {
-                return error("User already associated with client");
-            }
-            // WHMCS sends a new e-mail for every call: it keeps no idea of a pending invitation
-            // that an API client could see.
-            d.invites.push(Invite {
-                client_id: client,
-                email: email.clone(),
-                permissions: perms,
-            });
-            d.outbox.push(Mail {
-                to: email,
-                client_id: client,
-            });
-            ok(json!({}))
-        }
-        "GetContacts" => {
-            let client = num(&form, "userid");
-            let email = lowercase(&form, "email");
-            let all: Vec<&Contact> = d
-                .contacts
-                .iter()
-                .filter(|c| client.is_none_or(|id| c.client_id == id))
-                .filter(|c| email.is_empty() || c.email.to_lowercase().starts_with(&email))
-                .collect();
-            let (start, shown) = page(&form, d.page_cap, &all);
-            let items: Vec<Value> = shown
-                .iter()
-                .map(|c| {
-                    // Each preference in another spelling, as real answers mix them.
-                    json!({"id": c.id.to_string(), "userid": c.client_id.to_string(),
-                        "firstname": c.firstname, "lastname": c.lastname, "email": c.email,
-                        "generalemails": if c.prefs[0] { "1" } else { "0" },
-                        "productemails": c.prefs[1],
-                        "domainemails": if c.prefs[2] { 1 } else { 0 },
-                        "invoiceemails": if c.prefs[3] { "true" } else { "" },
-                        "supportemails": c.prefs[4],
-                        "affiliateemails": if c.prefs[5] { "on" } else { "0" }})
-                })
-                .collect();
-            ok(json!({"totalresults": all.len(), "startnumber": start,
-                "numreturned": items.len(), "contacts": {"contact": items}}))
-        }
-        "AddContact" => {
-            let Some(client) =
-                num(&form, "clientid").filter(|id| d.clients.iter().any(|c| c.id == *id))
-            else {
-                return error("Client ID Not Found");
-            };
-            let Some(email) = form.get("email").filter(|e| e.contains('@')).cloned() else {
-                return error("A valid email address is required");
-            };
-            let mut prefs = [false; 6];
-            read_prefs(&form, &mut prefs);
-            let id = d.id();
-            d.contacts.push(Contact {
-                id,
-                client_id: client,
-                firstname: form.get("firstname").cloned().unwrap_or_default(),
-                lastname: form.get("lastname").cloned().unwrap_or_default(),
-                email,
-                prefs,
-            });
-            ok(json!({"contactid": id}))
-        }
-        "UpdateContact" => {
-            let Some(i) =
-                num(&form, "contactid").and_then(|id| d.contacts.iter().position(|c| c.id == id))
-            else {
-                return error("Contact ID Not Found");
-            };
-            let before = d.contacts[i].clone();
-            let c = &mut d.contacts[i];
-            if let Some(v) = form.get("firstname") {
-                c.firstname = v.clone();
-            }
-            if let Some(v) = form.get("lastname") {
-                c.lastname = v.clone();
-            }
-            read_prefs(&form, &mut c.prefs);
-            let client = c.client_id;
-            if !domain_rule_holds(&d, client) {
-                d.contacts[i] = before;
-                return error(
-                    "You must have at least one email address enabled to receive domain related emails",
-                );
-            }
-            ok(json!({"contactid": d.contacts[i].id}))
-        }
-        "DeleteContact" => {
-            let Some(i) =
-                num(&form, "contactid").and_then(|id| d.contacts.iter().position(|c| c.id == id))
-            else {
-                return error("Contact ID Not Found");
-            };
-            let removed = d.contacts.remove(i);
-            if !domain_rule_holds(&d, removed.client_id) {
-                d.contacts.insert(i, removed);
-                return error(
-                    "You must have at least one email address enabled to receive domain related emails",
-                );
-            }
-            ok(json!({}))
-        }
-        _ => error("Command Not Found"),
+    let answer = match dispatch(&mut d, &action, &form) {
+        Ok(answer) => answer,
+        // Refused before any change: the failure after commit does not apply.
+        Err(Refused(message)) => return error(&message),
     };
     if d.fail_after_commit.as_deref() == Some(action.as_str()) {
         return (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response();
     }
     answer
+}
+
+/// An API action refused before it changed anything: the message of its error answer.
+struct Refused(String);
+
+fn refused(message: &str) -> Refused {
+    Refused(message.to_string())
+}
+
+/// The answer to one API action: `Err` for a refusal before anything changed.
+fn dispatch(
+    d: &mut Data,
+    action: &str,
+    form: &HashMap<String, String>,
+) -> Result<Response, Refused> {
+    Ok(match action {
+        "GetPermissionsList" => ok(json!({"permissions": {"permission": PERMISSIONS}})),
+        "GetClients" => get_clients(d, form),
+        "GetClientsDetails" => get_clients_details(d, form)?,
+        "GetUsers" => get_users(d, form),
+        "GetUserPermissions" => get_user_permissions(d, form),
+        "UpdateUserPermissions" => update_user_permissions(d, form)?,
+        "DeleteUserClient" => delete_user_client(d, form),
+        "UpdateUser" => update_user(d, form)?,
+        "CreateClientInvite" => create_client_invite(d, form)?,
+        "GetContacts" => get_contacts(d, form),
+        "AddContact" => add_contact(d, form)?,
+        "UpdateContact" => update_contact(d, form)?,
+        "DeleteContact" => delete_contact(d, form)?,
+        _ => error("Command Not Found"),
+    })
+}
+
+/// `GetClients`: one page of the clients whose e-mail starts with `search`.
+fn get_clients(d: &Data, form: &HashMap<String, String>) -> Response {
+    let search = lowercase(form, "search");
+    let all: Vec<&Client> = d
+        .clients
+        .iter()
+        .filter(|c| search.is_empty() || c.email.to_lowercase().starts_with(&search))
+        .collect();
+    let (start, shown) = page(form, d.page_cap, &all);
+    let items: Vec<Value> = shown
+        .iter()
+        .map(|c| {
+            json!({"id": c.id, "firstname": c.firstname, "lastname": c.lastname,
+                "companyname": c.companyname, "email": c.email, "status": "Active"})
+        })
+        .collect();
+    ok(json!({"totalresults": all.len(), "startnumber": start,
+        "numreturned": items.len(), "clients": {"client": items}}))
+}
+
+/// `GetClientsDetails`: a client and the users linked to it.
+fn get_clients_details(d: &Data, form: &HashMap<String, String>) -> Result<Response, Refused> {
+    let Some(c) = num(form, "clientid").and_then(|id| d.clients.iter().find(|c| c.id == id)) else {
+        return Err(refused("Client Not Found"));
+    };
+    let users: Vec<Value> = d
+        .links
+        .iter()
+        .filter(|l| l.client_id == c.id)
+        .filter_map(|l| d.users.iter().find(|u| u.id == l.user_id).map(|u| (u, l)))
+        .map(|(u, l)| {
+            json!({"id": u.id, "name": format!("{} {}", u.firstname, u.lastname),
+                "email": u.email, "is_owner": l.owner})
+        })
+        .collect();
+    Ok(ok(json!({"userid": c.id.to_string(), "client": {
+        "id": c.id.to_string(), "userid": c.id, "firstname": c.firstname,
+        "lastname": c.lastname, "companyname": c.companyname, "email": c.email,
+        "owner_user_id": c.owner_user_id.to_string(),
+        "users": {"user": users}}})))
+}
+
+/// `GetUsers`: one page of the users matching `search`.
+fn get_users(d: &Data, form: &HashMap<String, String>) -> Response {
+    let search = lowercase(form, "search");
+    // As WHMCS documents it: the search matches the start of the e-mail, the first
+    // name, the last name or the full name. Without one, every user, in id order.
+    let all: Vec<&User> = d
+        .users
+        .iter()
+        .filter(|u| {
+            search.is_empty()
+                || [
+                    &u.email,
+                    &u.firstname,
+                    &u.lastname,
+                    &format!("{} {}", u.firstname, u.lastname),
+                ]
+                .iter()
+                .any(|f| f.to_lowercase().starts_with(&search))
+        })
+        .collect();
+    let (start, shown) = page(form, d.page_cap, &all);
+    let items: Vec<Value> = shown
+        .iter()
+        .map(|u| {
+            let clients: Vec<Value> = d
+                .links
+                .iter()
+                .filter(|l| l.user_id == u.id)
+                .map(|l| json!({"id": l.client_id.to_string(), "isOwner": l.owner}))
+                .collect();
+            json!({"id": u.id.to_string(), "firstname": u.firstname,
+                "lastname": u.lastname, "email": u.email, "clients": clients})
+        })
+        .collect();
+    ok(
+        json!({"totalresults": all.len().to_string(), "startnumber": start,
+        "numreturned": items.len(), "users": items}),
+    )
+}
+
+/// `GetUserPermissions`: what a user may do for a client.
+fn get_user_permissions(d: &Data, form: &HashMap<String, String>) -> Response {
+    match link(d, form).map(|i| &d.links[i]) {
+        Err(message) => error(message),
+        Ok(l) if l.owner => ok(json!({"permissions": PERMISSIONS.join(",")})),
+        Ok(l) => ok(json!({"permissions": l.permissions.join(",")})),
+    }
+}
+
+/// `UpdateUserPermissions`: sets what a user may do for a client.
+fn update_user_permissions(
+    d: &mut Data,
+    form: &HashMap<String, String>,
+) -> Result<Response, Refused> {
+    let perms = match check_permissions(form) {
+        Ok(p) => p,
+        Err(message) => return Err(Refused(message)),
+    };
+    Ok(match link(d, form) {
+        Err(message) => error(message),
+        Ok(i) if d.links[i].owner => error("Permissions cannot be set on a client owner"),
+        Ok(i) => {
+            d.links[i].permissions = perms;
+            ok(json!({"user_id": d.links[i].user_id}))
+        }
+    })
+}
+
+/// `DeleteUserClient`: unlinks a user from a client.
+fn delete_user_client(d: &mut Data, form: &HashMap<String, String>) -> Response {
+    match link(d, form) {
+        Err(message) => error(message),
+        Ok(i) if d.links[i].owner => error("You cannot remove the account owner"),
+        Ok(i) => {
+            d.links.remove(i);
+            // The one action that answers `status` instead of `result`.
+            Json(json!({"status": "success"})).into_response()
+        }
+    }
+}
+
+/// `UpdateUser`: renames a user.
+fn update_user(d: &mut Data, form: &HashMap<String, String>) -> Result<Response, Refused> {
+    let Some(u) = num(form, "user_id").and_then(|id| d.users.iter_mut().find(|u| u.id == id))
+    else {
+        return Err(refused("User Not Found"));
+    };
+    if let Some(v) = form.get("firstname") {
+        u.firstname = v.clone();
+    }
+    if let Some(v) = form.get("lastname") {
+        u.lastname = v.clone();
+    }
+    Ok(ok(json!({"userid": u.id})))
+}
+
+/// `CreateClientInvite`: mails an invitation to join a client.
+fn create_client_invite(d: &mut Data, form: &HashMap<String, String>) -> Result<Response, Refused> {
+    let Some(client) = num(form, "client_id").filter(|id| d.clients.iter().any(|c| c.id == *id))
+    else {
+        return Err(refused("Client Not Found"));
+    };
+    let Some(email) = form.get("email").filter(|e| e.contains('@')).cloned() else {
+        return Err(refused("A valid email address is required"));
+    };
+    let perms = match check_permissions(form) {
+        Ok(p) => p,
+        Err(message) => return Err(Refused(message)),
+    };
+    let associated = d
+        .users
+        .iter()
+        .find(|u| u.email.eq_ignore_ascii_case(&email))
+        .is_some_and(|u| {
+            d.links
+                .iter()
+                .any(|l| l.user_id == u.id && l.client_id == client)
+        });
+    if associated {
+        return Err(refused("User already associated with client"));
+    }
+    // WHMCS sends a new e-mail for every call: it keeps no idea of a pending invitation
+    // that an API client could see.
+    d.invites.push(Invite {
+        client_id: client,
+        email: email.clone(),
+        permissions: perms,
+    });
+    d.outbox.push(Mail {
+        to: email,
+        client_id: client,
+    });
+    Ok(ok(json!({})))
+}
+
+/// `GetContacts`: one page of the contacts of a client.
+fn get_contacts(d: &Data, form: &HashMap<String, String>) -> Response {
+    let client = num(form, "userid");
+    let email = lowercase(form, "email");
+    let all: Vec<&Contact> = d
+        .contacts
+        .iter()
+        .filter(|c| client.is_none_or(|id| c.client_id == id))
+        .filter(|c| email.is_empty() || c.email.to_lowercase().starts_with(&email))
+        .collect();
+    let (start, shown) = page(form, d.page_cap, &all);
+    let items: Vec<Value> = shown
+        .iter()
+        .map(|c| {
+            // Each preference in another spelling, as real answers mix them.
+            json!({"id": c.id.to_string(), "userid": c.client_id.to_string(),
+                "firstname": c.firstname, "lastname": c.lastname, "email": c.email,
+                "generalemails": if c.prefs[0] { "1" } else { "0" },
+                "productemails": c.prefs[1],
+                "domainemails": if c.prefs[2] { 1 } else { 0 },
+                "invoiceemails": if c.prefs[3] { "true" } else { "" },
+                "supportemails": c.prefs[4],
+                "affiliateemails": if c.prefs[5] { "on" } else { "0" }})
+        })
+        .collect();
+    ok(json!({"totalresults": all.len(), "startnumber": start,
+        "numreturned": items.len(), "contacts": {"contact": items}}))
+}
+
+/// `AddContact`: adds a contact to a client.
+fn add_contact(d: &mut Data, form: &HashMap<String, String>) -> Result<Response, Refused> {
+    let Some(client) = num(form, "clientid").filter(|id| d.clients.iter().any(|c| c.id == *id))
+    else {
+        return Err(refused("Client ID Not Found"));
+    };
+    let Some(email) = form.get("email").filter(|e| e.contains('@')).cloned() else {
+        return Err(refused("A valid email address is required"));
+    };
+    let mut prefs = [false; 6];
+    read_prefs(form, &mut prefs);
+    let id = d.id();
+    d.contacts.push(Contact {
+        id,
+        client_id: client,
+        firstname: form.get("firstname").cloned().unwrap_or_default(),
+        lastname: form.get("lastname").cloned().unwrap_or_default(),
+        email,
+        prefs,
+    });
+    Ok(ok(json!({"contactid": id})))
+}
+
+/// `UpdateContact`: changes a contact, unless that breaks the domain e-mail rule.
+fn update_contact(d: &mut Data, form: &HashMap<String, String>) -> Result<Response, Refused> {
+    let Some(i) = num(form, "contactid").and_then(|id| d.contacts.iter().position(|c| c.id == id))
+    else {
+        return Err(refused("Contact ID Not Found"));
+    };
+    let before = d.contacts[i].clone();
+    let c = &mut d.contacts[i];
+    if let Some(v) = form.get("firstname") {
+        c.firstname = v.clone();
+    }
+    if let Some(v) = form.get("lastname") {
+        c.lastname = v.clone();
+    }
+    read_prefs(form, &mut c.prefs);
+    let client = c.client_id;
+    if !domain_rule_holds(d, client) {
+        d.contacts[i] = before;
+        return Err(refused(
+            "You must have at least one email address enabled to receive domain related emails",
+        ));
+    }
+    Ok(ok(json!({"contactid": d.contacts[i].id})))
+}
+
+/// `DeleteContact`: removes a contact, unless that breaks the domain e-mail rule.
+fn delete_contact(d: &mut Data, form: &HashMap<String, String>) -> Result<Response, Refused> {
+    let Some(i) = num(form, "contactid").and_then(|id| d.contacts.iter().position(|c| c.id == id))
+    else {
+        return Err(refused("Contact ID Not Found"));
+    };
+    let removed = d.contacts.remove(i);
+    if !domain_rule_holds(d, removed.client_id) {
+        d.contacts.insert(i, removed);
+        return Err(refused(
+            "You must have at least one email address enabled to receive domain related emails",
+        ));
+    }
+    Ok(ok(json!({})))
 }
