@@ -86,18 +86,27 @@ impl SandboxPortal {
     {
         let store = self.store.clone();
         let principal = self.principal.clone();
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock cannot leave a half-made change behind: every
-            // write is a transaction, rolled back when dropped. So a poisoned lock is usable.
-            let mut guard = store
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let now = guard.now();
-            f(&mut guard, &principal, now)
+        // On the process's worker threads rather than tokio's blocking pool: the objects read
+        // here live until the plan is made, and each further thread that allocates them adds a
+        // malloc arena (see `crate::workers`). A panic becomes this call's error, as before.
+        let done = crate::workers::run(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // A panic while holding the lock cannot leave a half-made change behind: every
+                // write is a transaction, rolled back when dropped. So a poisoned lock is usable.
+                let mut guard = store
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let now = guard.now();
+                f(&mut guard, &principal, now)
+            }))
         })
-        .await
-        .map_err(|e| PortalError::Unreachable(format!("the sandbox portal failed: {e}")))?
-        .map_err(PortalError::from)
+        .await;
+        match done {
+            Some(Ok(answer)) => answer.map_err(PortalError::from),
+            Some(Err(_)) | None => Err(PortalError::Unreachable(
+                "the sandbox portal failed: a call on its store panicked".to_string(),
+            )),
+        }
     }
 
     /// Like `run`, but replays the first answer of a repeated idempotency key.
