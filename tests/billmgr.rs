@@ -335,6 +335,20 @@ fn bad_credentials_are_named_and_never_printed_even_at_trace() {
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("no BILLmanager login"), "{t}");
 
+    // Userinfo in the portal URL is redacted in that error too.
+    let with_userinfo = b
+        .portal_url()
+        .replacen("://", "://admin:hunter2-userinfo@", 1);
+    let out = run
+        .command(&["plan", "-f", "manifests", "--portal", &with_userinfo])
+        .env_remove("ROLECALL_BILLMGR_PASSWORD")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("no BILLmanager login"), "{t}");
+    assert!(!t.contains("hunter2-userinfo"), "{t}");
+
     // A good run at trace: no login, session id or generated password in any line.
     let out = run
         .command(&[

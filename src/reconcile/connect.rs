@@ -247,7 +247,7 @@ pub fn connect_adapter(
     if url.starts_with("billmgr+") {
         let credentials =
             billmgr_credentials_from_env().map_err(|e| ConnectError::Environment {
-                shown: url.to_string(),
+                shown: shown.to_string(),
                 source: Box::new(e),
             })?;
         let options = BillmgrOptions {
