@@ -23,6 +23,9 @@ struct Args {
     contacts: usize,
     concurrency: usize,
     rate_limit: usize,
+    /// `--plan-only`: the seed and the zero-drift plan side by side with terraform's floor,
+    /// nothing else (for the largest fleets, where the other steps take long).
+    plan_only: bool,
 }
 
 fn args() -> Args {
@@ -32,6 +35,7 @@ fn args() -> Args {
         contacts: 2,
         concurrency: 16,
         rate_limit: 200,
+        plan_only: false,
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -43,6 +47,11 @@ fn args() -> Args {
             ("--contacts", Some(v)) => a.contacts = v,
             ("--concurrency", Some(v)) => a.concurrency = v,
             ("--rate-limit", Some(v)) => a.rate_limit = v,
+            ("--plan-only", _) => {
+                a.plan_only = true;
+                i += 1;
+                continue;
+            }
             _ => {
                 i += 1;
                 continue;
@@ -163,8 +172,8 @@ fn serve(db: &Path, extra: &[&str]) -> Portal {
     }
 }
 
-/// How many times the zero-drift plan runs.
-const PLAN_RUNS: usize = 3;
+/// How many times the zero-drift plan (and terraform's, and the review) runs.
+const PLAN_RUNS: usize = 5;
 
 struct Run {
     wall: f64,
@@ -175,34 +184,47 @@ struct Run {
 
 /// Runs rolecall, under GNU time when it is installed (for CPU time and peak RSS).
 fn run(portal: &str, args: &[&str]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rolecall"));
+    cmd.args(args)
+        .env("ROLECALL_PORTAL", portal)
+        .env("ROLECALL_TOKEN", TOKEN)
+        .env("ROLECALL_NOW", NOW);
+    measure(cmd)
+}
+
+/// Runs `cmd` with its output discarded (standard error shown when it fails), under GNU time
+/// when it is installed.
+fn measure(cmd: Command) -> Run {
     let time = Path::new("/usr/bin/time").exists();
     let stats = std::env::temp_dir().join(format!("rolecall-bench-{}.time", std::process::id()));
     let mut cmd = if time {
         let mut c = Command::new("/usr/bin/time");
-        c.args([
-            "-f",
-            "%U %S %M",
-            "-o",
-            stats.to_str().unwrap(),
-            env!("CARGO_BIN_EXE_rolecall"),
-        ]);
+        c.args(["-f", "%U %S %M", "-o", stats.to_str().unwrap()])
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        if let Some(d) = cmd.get_current_dir() {
+            c.current_dir(d);
+        }
         c
     } else {
-        Command::new(env!("CARGO_BIN_EXE_rolecall"))
+        cmd
     };
-    cmd.args(args)
-        .env("ROLECALL_PORTAL", portal)
-        .env("ROLECALL_TOKEN", TOKEN)
-        .env("ROLECALL_NOW", NOW)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let start = Instant::now();
     let out = cmd.output().unwrap();
     let wall = start.elapsed().as_secs_f64();
+    // A zero-drift plan with --detailed-exitcode exits 0; 2 would mean changes.
     let ok = out.status.success();
     if !ok {
         eprintln!(
-            "rolecall {args:?} failed: {}",
+            "{:?} failed: {}",
+            cmd.get_args().collect::<Vec<_>>(),
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -231,7 +253,7 @@ fn run(portal: &str, args: &[&str]) -> Run {
 fn row(name: &str, r: &Run, extra: &str) {
     let f = |v: Option<f64>, unit: &str| v.map_or("-".to_string(), |v| format!("{v:.2}{unit}"));
     println!(
-        "| {name:<36} | {:>8.2}s | {:>9} | {:>10} | {extra:<44} |{}",
+        "| {name:<40} | {:>8.2}s | {:>9} | {:>10} | {extra:<44} |{}",
         r.wall,
         f(r.cpu, "s"),
         f(r.rss_mib, " MiB"),
@@ -246,7 +268,9 @@ fn main() {
     let drifted = dir.path().join("drifted");
     let t = Instant::now();
     generate(&fleet, &a, false);
-    generate(&drifted, &a, true);
+    if !a.plan_only {
+        generate(&drifted, &a, true);
+    }
     let members = a.accounts * a.members;
     let contacts = a.accounts * a.contacts;
     println!(
@@ -256,27 +280,31 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "| {:<36} | {:>9} | {:>9} | {:>10} | {:<44} |",
+        "| {:<40} | {:>9} | {:>9} | {:>10} | {:<44} |",
         "step", "wall", "cpu", "peak RSS", "notes"
     );
     println!(
-        "|{:-<38}|{:->11}|{:->11}|{:->12}|{:-<46}|",
+        "|{:-<42}|{:->11}|{:->11}|{:->12}|{:-<46}|",
         "", "", "", "", ""
     );
 
     let f = fleet.to_str().unwrap();
     let d = drifted.to_str().unwrap();
     http_steps(dir.path(), &a, f, d);
+    if a.plan_only {
+        return;
+    }
     rate_limited_step(dir.path(), &a, &fleet);
     sandbox_steps(dir.path(), f, d);
-    whmcs_calls(dir.path(), a.accounts);
+    whmcs_calls(dir.path(), WHMCS_CLIENTS);
 }
+
+/// Issue 20: the WHMCS calls are counted on a fleet of this many clients.
+const WHMCS_CLIENTS: usize = 1000;
 
 /// The seed apply, zero-drift plan, review and 1% drift steps against the reference portal
 /// over HTTP.
 fn http_steps(dir: &Path, a: &Args, f: &str, d: &str) {
-    let members = a.accounts * a.members;
-    let contacts = a.accounts * a.contacts;
     let portal = serve(&dir.join("portal.db"), &[]);
     let conc = a.concurrency.to_string();
     let before = *portal.requests.lock().unwrap();
@@ -291,24 +319,10 @@ fn http_steps(dir: &Path, a: &Args, f: &str, d: &str) {
         &format!("{:.0} requests/s", writes as f64 / seed.wall),
     );
 
-    // A shared machine's timing varies from run to run: the zero-drift plan, the figure the
-    // targets are about, runs three times and the median run is shown with the range.
-    let before = *portal.requests.lock().unwrap();
-    let mut plans: Vec<Run> = (0..PLAN_RUNS)
-        .map(|_| run(&portal.url, &["plan", "-f", f, "--detailed-exitcode"]))
-        .collect();
-    let requests = (*portal.requests.lock().unwrap() - before) / PLAN_RUNS as u64;
-    plans.sort_by(|x, y| x.wall.total_cmp(&y.wall));
-    let objects = a.accounts + members + contacts;
-    row(
-        "zero-drift plan (HTTP), median of 3",
-        &plans[PLAN_RUNS / 2],
-        &format!(
-            "{requests} requests ({objects} objects); {:.2}-{:.2}s",
-            plans[0].wall,
-            plans[PLAN_RUNS - 1].wall
-        ),
-    );
+    let plan = zero_drift_side_by_side(dir, a, &portal, f);
+    if a.plan_only {
+        return;
+    }
 
     // The access review of the same fleet (SPEC §3a) reads what the plan reads and renders
     // one row per grant: issue 18 wants it within 3x the zero-drift plan.
@@ -318,11 +332,11 @@ fn http_steps(dir: &Path, a: &Args, f: &str, d: &str) {
     reviews.sort_by(|x, y| x.wall.total_cmp(&y.wall));
     let review = &reviews[PLAN_RUNS / 2];
     row(
-        "review --output csv (HTTP), median of 3",
+        "review --output csv (HTTP), median of 5",
         review,
         &format!(
             "{:.2}x the zero-drift plan; {:.2}-{:.2}s",
-            review.wall / plans[PLAN_RUNS / 2].wall,
+            review.wall / plan,
             reviews[0].wall,
             reviews[PLAN_RUNS - 1].wall
         ),
@@ -436,4 +450,115 @@ fn thousands(n: usize) -> String {
         out.push(c);
     }
     out
+}
+
+/// The zero-drift plan of the seeded fleet, 5 times, alternating with terraform's plan of
+/// `terraform_data` resources (its floor: no provider, no API) when terraform is installed.
+/// Prints both medians and the per-member ratio; gives rolecall's median wall time.
+fn zero_drift_side_by_side(dir: &Path, a: &Args, portal: &Portal, f: &str) -> f64 {
+    let members = a.accounts * a.members;
+    let objects = a.accounts + members + a.accounts * a.contacts;
+    let floor = Terraform::prepare(&dir.join("terraform"), TERRAFORM_RESOURCES.min(members));
+    let before = *portal.requests.lock().unwrap();
+    let (mut plans, mut floors) = (Vec::new(), Vec::new());
+    for _ in 0..PLAN_RUNS {
+        plans.push(run(&portal.url, &["plan", "-f", f, "--detailed-exitcode"]));
+        if let Some(t) = &floor {
+            floors.push(t.plan());
+        }
+    }
+    let requests = (*portal.requests.lock().unwrap() - before) / PLAN_RUNS as u64;
+    let median = |runs: &mut Vec<Run>| {
+        runs.sort_by(|x, y| x.wall.total_cmp(&y.wall));
+        let range = format!("{:.2}-{:.2}s", runs[0].wall, runs[runs.len() - 1].wall);
+        (runs.swap_remove(runs.len() / 2), range)
+    };
+    let (plan, range) = median(&mut plans);
+    row(
+        &format!("zero-drift plan (HTTP), median of {PLAN_RUNS}"),
+        &plan,
+        &format!("{requests} requests ({objects} objects); {range}"),
+    );
+    let Some(t) = floor else {
+        return plan.wall;
+    };
+    let (tf, range) = median(&mut floors);
+    row(
+        &format!("terraform plan, {} terraform_data", thousands(t.resources)),
+        &tf,
+        &format!("its floor, alternating with rolecall; {range}"),
+    );
+    let ours = plan.wall / members.max(1) as f64;
+    let theirs = tf.wall / t.resources as f64;
+    println!(
+        "per member: rolecall {:.1} us, terraform's floor {:.1} us per resource: {:.0}x faster",
+        ours * 1e6,
+        theirs * 1e6,
+        theirs / ours
+    );
+    plan.wall
+}
+
+/// Terraform's plan is timed on at most this many resources (its time per resource is what
+/// is compared; 10,000 take it about 12 s a plan).
+const TERRAFORM_RESOURCES: usize = 10_000;
+
+/// A terraform configuration of `resources` `terraform_data` resources, applied once.
+struct Terraform {
+    dir: std::path::PathBuf,
+    resources: usize,
+}
+
+impl Terraform {
+    /// Writes and applies the configuration; `None`, with a message, when terraform is not
+    /// installed or the apply fails.
+    fn prepare(dir: &Path, resources: usize) -> Option<Terraform> {
+        let installed = Command::new("terraform")
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            println!("terraform floor: skipped, terraform is not installed (not on PATH)");
+            return None;
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            dir.join("main.tf"),
+            format!(
+                "resource \"terraform_data\" \"member\" {{\n  count = {resources}\n  input = \"person${{count.index}}@example.com\"\n}}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.join("terraformrc"), "").unwrap();
+        let t = Terraform {
+            dir: dir.to_path_buf(),
+            resources,
+        };
+        let init = t.measure(&["init", "-input=false", "-no-color"]);
+        let apply = t.measure(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+        row(
+            &format!("terraform apply, {} terraform_data", thousands(resources)),
+            &apply,
+            "once, for its plans' state",
+        );
+        (init.ok && apply.ok).then_some(t)
+    }
+
+    /// One zero-drift `terraform plan` (exit 0: no changes).
+    fn plan(&self) -> Run {
+        self.measure(&["plan", "-input=false", "-no-color", "-detailed-exitcode"])
+    }
+
+    fn measure(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new("terraform");
+        cmd.args(args)
+            .current_dir(&self.dir)
+            // Offline and quiet: no version check, an empty CLI configuration.
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1")
+            .env("TF_CLI_CONFIG_FILE", self.dir.join("terraformrc"));
+        measure(cmd)
+    }
 }

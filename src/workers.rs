@@ -1,10 +1,12 @@
-//! The process's one set of worker threads for CPU-bound work: reading and checking manifests,
-//! planning a large fleet, and decoding the portal's pages of observed state.
+//! The process's one set of worker threads for CPU-bound work: reading and checking manifests
+//! and planning a large fleet.
 //!
-//! One set, because every thread that allocates gets a glibc malloc arena of its own, and
-//! memory freed in one arena is not reused by another: with a second pool for planning and
-//! pages decoded on tokio's blocking threads, the fleet benchmark's zero-drift plan peaked at
-//! 276 MiB RSS for the same 162 MiB of peak heap that 216 MiB had held before.
+//! One set, because every thread that allocates used to get a glibc malloc arena of its own,
+//! whose freed memory no other thread reuses (a second pool had the fleet benchmark's
+//! zero-drift plan peak at 276 MiB RSS for the 162 MiB of peak heap that 216 MiB had held). The
+//! binary now uses mimalloc (src/main.rs), which does not keep memory per thread that way; the
+//! portal's pages are decoded on tokio's blocking threads (`portal::http`), so that they are
+//! not queued behind the manifests when the portal is read while those are parsed.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 

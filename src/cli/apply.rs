@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::plan::{all_plans, make_plans, print_plan_errors, warnings};
+use super::plan::{Observations, observe_all, print_errors};
 use super::tally::Tally;
 use super::{FileArgs, PortalArgs};
 use crate::domain::text::printable;
@@ -27,10 +27,33 @@ pub struct ApplyArgs<'a> {
     pub expiring_within: u32,
 }
 
+/// Accounts are planned, shown and applied this many at a time: a large fleet's changes and
+/// operations are never all held at once (issue 20: seeding 130,000 objects).
+const BATCH_ACCOUNTS: usize = 1000;
+
+/// The first pass keeps the plans while they hold at most this many changes and operations
+/// (every plan of a small fleet, or of one with little drift), so that they are not made
+/// again; beyond that each batch is planned again when it is shown and when it is applied.
+const HELD_CHANGES: usize = 20_000;
+
+/// How many accounts a batch holds, and how many changes the first pass keeps. The tests set
+/// `ROLECALL_APPLY_BATCH` to see small batches planned again (not a setting for users: the
+/// outcome is the same whatever the batch).
+fn batching() -> (usize, usize) {
+    match std::env::var("ROLECALL_APPLY_BATCH")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        Some(n) => (n, 0),
+        None => (BATCH_ACCOUNTS, HELD_CHANGES),
+    }
+}
+
 pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
     // The plan shown lists the warnings, unless nothing is shown.
     let plan_shown = !super::quiet() || !args.auto_approve;
-    let planned = match make_plans(
+    let mut observations = match observe_all(
         args.files,
         args.portal,
         &[],
@@ -39,31 +62,46 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
     )
     .await
     {
-        Ok(p) => p,
+        Ok(o) => o,
         Err(e) => return super::fail(&e),
     };
-    if print_plan_errors(&planned) > 0 {
+    // In customer-number order, as the planner orders its plans: batch after batch, the plans
+    // come out as one plan of all the accounts would.
+    for o in &mut observations.targets {
+        o.target
+            .accounts
+            .sort_by(|a, b| a.customer_number.cmp(&b.customer_number));
+    }
+    // First pass: every account is planned before anything is shown or written, so that an
+    // error anywhere stops the apply, and each account's safety rules see the whole account.
+    let (batch, hold) = batching();
+    let first = first_pass(&observations, batch, hold);
+    if first.errors > 0 {
         eprintln!("nothing was applied: fix the errors above first");
         return ExitCode::from(1);
     }
-    let all = all_plans(&planned);
+    let mut batches = Batches {
+        observations: &observations,
+        batch,
+        held: first.held,
+    };
     // Quiet still shows what a person is asked to approve.
     if plan_shown {
-        let style = render::Style::for_stdout();
-        print!(
-            "{}",
-            render::text_with_warnings(&all, warnings(&planned), style)
+        let mut writer = render::TextWriter::new(render::Style::for_stdout());
+        let mut out = std::io::stdout().lock();
+        for (t, b) in batches.indices() {
+            let text = batches.with(t, b, |plans| writer.accounts(plans));
+            let _ = out.write_all(text.as_bytes());
+        }
+        let _ = out.write_all(
+            writer
+                .finish(&observations.warnings, &first.summary)
+                .as_bytes(),
         );
+        let _ = out.flush();
     }
-    let refused = all.iter().filter(|p| p.refused.is_some()).count();
-    let work_total: usize = all
-        .iter()
-        .filter(|p| p.applicable())
-        .map(|p| p.operations.len())
-        .sum();
-    drop(all);
-    if work_total == 0 {
-        return if refused > 0 {
+    if first.work == 0 {
+        return if first.refused > 0 {
             ExitCode::from(1)
         } else {
             ExitCode::SUCCESS
@@ -74,48 +112,151 @@ pub async fn run(args: ApplyArgs<'_>) -> ExitCode {
         return ExitCode::from(1);
     }
     let mut tally = Tally::default();
-    let options = args.portal.connect_options();
-    for mut p in planned {
-        let portal = match reconcile::connect(&p.target.url, &p.target.token_env, &options) {
-            Ok(portal) => Arc::new(portal),
-            Err(e) => {
-                eprintln!("{}", super::chain(&e));
-                let changes = p.plans.iter().filter(|a| attempted(a));
-                tally.not_reached(changes.map(|a| a.changes.len()).sum());
-                continue;
-            }
-        };
-        // The operations move to the work (the plans keep their changes, for the count): a
-        // large fleet's operations are not held twice. What each change's write is, is noted
-        // first, so that a failure can name the changes that happened and those that did not.
-        let mut carriers: HashMap<String, Vec<Option<usize>>> = HashMap::new();
-        let work: Vec<(String, Vec<Operation>)> = p
-            .plans
-            .iter_mut()
-            .filter(|a| attempted(a))
-            .map(|a| {
-                let carried = crate::plan::carriers(&a.changes, &a.operations);
-                carriers.insert(a.customer_number.clone(), carried);
-                (a.customer_number.clone(), std::mem::take(&mut a.operations))
-            })
-            .collect();
-        let changes: HashMap<&str, &[Change]> = p
-            .plans
-            .iter()
-            .map(|a| (a.customer_number.as_str(), a.changes.as_slice()))
-            .collect();
-        let outcomes = run_work(portal, work, args.concurrency).await;
-        for o in &outcomes {
-            let cn = o.customer_number.as_str();
-            let carried = carriers.get(cn).map(Vec::as_slice).unwrap_or(&[]);
-            tally.settle(o, changes.get(cn).copied().unwrap_or(&[]), carried);
-        }
+    let bar = progress_bar(first.work, first.accounts_with_work);
+    for (t, b) in batches.indices() {
+        let portal = observations.targets[t].portal.clone();
+        let mut plans = batches.take(t, b);
+        apply_batch(portal, &mut plans, args.concurrency, &bar, &mut tally).await;
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
     super::unless_quiet(format_args!("{}", tally.summary()));
-    if tally.failed || refused > 0 {
+    if tally.failed || first.refused > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// What the first pass over every account's plan found.
+struct FirstPass {
+    /// Located errors of plans (printed).
+    errors: usize,
+    refused: usize,
+    /// Writes to send, and how many accounts have some.
+    work: usize,
+    accounts_with_work: usize,
+    summary: render::Summary,
+    /// Every batch's plans, `[target][batch]`, when they were small enough to keep.
+    held: Option<Vec<Vec<Vec<AccountPlan>>>>,
+}
+
+fn first_pass(observations: &Observations, batch: usize, hold: usize) -> FirstPass {
+    let mut first = FirstPass {
+        errors: 0,
+        refused: 0,
+        work: 0,
+        accounts_with_work: 0,
+        summary: render::Summary::default(),
+        held: Some(Vec::new()),
+    };
+    let mut held_size = 0;
+    for o in &observations.targets {
+        let mut kept = Vec::new();
+        for chunk in o.target.accounts.chunks(batch) {
+            let plans = observations.plan(o, chunk);
+            first.errors += print_errors(&plans);
+            first.summary.add(&plans);
+            first.refused += plans.iter().filter(|p| p.refused.is_some()).count();
+            for p in plans.iter().filter(|p| attempted(p)) {
+                first.work += p.operations.len();
+                first.accounts_with_work += 1;
+            }
+            held_size += plans
+                .iter()
+                .map(|p| p.changes.len() + p.operations.len())
+                .sum::<usize>();
+            if held_size <= hold {
+                kept.push(plans);
+            }
+        }
+        match &mut first.held {
+            Some(held) if held_size <= hold => held.push(kept),
+            _ => first.held = None,
+        }
+    }
+    first
+}
+
+/// Each batch's plans: the first pass's when it kept them, else planned again (the planner
+/// is a pure function of the same observation, instant and plan id: the same plans).
+struct Batches<'a> {
+    observations: &'a Observations,
+    batch: usize,
+    held: Option<Vec<Vec<Vec<AccountPlan>>>>,
+}
+
+impl Batches<'_> {
+    /// `(target, batch)` of every batch, in order.
+    fn indices(&self) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        for (t, o) in self.observations.targets.iter().enumerate() {
+            for b in 0..o.target.accounts.len().div_ceil(self.batch) {
+                out.push((t, b));
+            }
+        }
+        out
+    }
+
+    fn declared(&self, t: usize, b: usize) -> &[crate::domain::DesiredAccount] {
+        let accounts = &self.observations.targets[t].target.accounts;
+        let start = (b * self.batch).min(accounts.len());
+        &accounts[start..(start + self.batch).min(accounts.len())]
+    }
+
+    fn with<R>(&self, t: usize, b: usize, f: impl FnOnce(&[AccountPlan]) -> R) -> R {
+        match &self.held {
+            Some(held) => f(&held[t][b]),
+            None => f(&self
+                .observations
+                .plan(&self.observations.targets[t], self.declared(t, b))),
+        }
+    }
+
+    fn take(&mut self, t: usize, b: usize) -> Vec<AccountPlan> {
+        match &mut self.held {
+            Some(held) => std::mem::take(&mut held[t][b]),
+            None => self
+                .observations
+                .plan(&self.observations.targets[t], self.declared(t, b)),
+        }
+    }
+}
+
+/// Sends the writes of one batch's plans and settles them in the tally.
+async fn apply_batch(
+    portal: Arc<AnyPortal>,
+    plans: &mut [AccountPlan],
+    concurrency: usize,
+    bar: &Option<indicatif::ProgressBar>,
+    tally: &mut Tally,
+) {
+    // The operations move to the work (the plans keep their changes, for the count): a
+    // batch's operations are not held twice. What each change's write is, is noted first, so
+    // that a failure can name the changes that happened and those that did not.
+    let mut carriers: HashMap<String, Vec<Option<usize>>> = HashMap::new();
+    let work: Vec<(String, Vec<Operation>)> = plans
+        .iter_mut()
+        .filter(|a| attempted(a))
+        .map(|a| {
+            let carried = crate::plan::carriers(&a.changes, &a.operations);
+            carriers.insert(a.customer_number.clone(), carried);
+            (a.customer_number.clone(), std::mem::take(&mut a.operations))
+        })
+        .collect();
+    if work.is_empty() {
+        return;
+    }
+    let changes: HashMap<&str, &[Change]> = plans
+        .iter()
+        .map(|a| (a.customer_number.as_str(), a.changes.as_slice()))
+        .collect();
+    let outcomes = run_work(portal, work, concurrency, bar.clone()).await;
+    for o in &outcomes {
+        let cn = o.customer_number.as_str();
+        let carried = carriers.get(cn).map(Vec::as_slice).unwrap_or(&[]);
+        tally.settle(o, changes.get(cn).copied().unwrap_or(&[]), carried);
     }
 }
 
@@ -200,7 +341,12 @@ pub async fn run_saved(
             printable(&r.reason)
         );
     }
-    let outcomes = run_work(portal, work, concurrency).await;
+    let writes = work.iter().map(|(_, ops)| ops.len()).sum();
+    let bar = progress_bar(writes, work.len());
+    let outcomes = run_work(portal, work, concurrency, bar.clone()).await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     let mut tally = Tally::with_stale(stale_changes);
     let planned: HashMap<&str, _> = accounts
         .iter()
@@ -366,33 +512,31 @@ fn saved_plan_portal(
     }
 }
 
+/// A progress bar of `writes` writes on a terminal, when more than one account has some.
+fn progress_bar(writes: usize, accounts: usize) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() || accounts <= 1 || super::quiet() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(writes as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} writes {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
 async fn run_work(
     portal: Arc<AnyPortal>,
     work: Vec<(String, Vec<Operation>)>,
     concurrency: usize,
+    bar: Option<indicatif::ProgressBar>,
 ) -> Vec<AccountOutcome> {
-    let total: u64 = work.iter().map(|(_, ops)| ops.len() as u64).sum();
-    let bar = if std::io::stderr().is_terminal() && work.len() > 1 && !super::quiet() {
-        let bar = indicatif::ProgressBar::new(total);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} writes {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        Some(bar)
-    } else {
-        None
-    };
-    let tick = bar.clone();
-    let outcomes = apply_all(portal, work, concurrency, move |o| {
-        if let Some(b) = &tick {
+    apply_all(portal, work, concurrency, move |o| {
+        if let Some(b) = &bar {
             b.inc(o.total as u64);
         }
     })
-    .await;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    outcomes
+    .await
 }
 
 /// Asks on a terminal, as Terraform does; anything but "yes" cancels.

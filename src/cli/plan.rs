@@ -6,8 +6,11 @@ use std::process::ExitCode;
 use jiff::Timestamp;
 
 use super::{FileArgs, OutputFormat, PortalArgs};
-use crate::domain::DesiredState;
+use std::sync::Arc;
+
+use crate::domain::{DesiredAccount, DesiredState};
 use crate::plan::{AccountPlan, PlanDocument};
+use crate::reconcile::connect::AnyPortal;
 use crate::reconcile::{self, Error, Loaded, Target};
 use crate::render;
 
@@ -26,7 +29,24 @@ pub struct PlanArgs<'a> {
 pub struct Planned {
     pub target: Target,
     pub plans: Vec<AccountPlan>,
-    pub document: PlanDocument,
+    /// The manifests' warnings and the expiry notices.
+    pub warnings: Vec<String>,
+    now: Timestamp,
+    plan_id: String,
+}
+
+impl Planned {
+    /// The JSON plan document. Made when asked for: it copies every change and operation,
+    /// which `apply` does not need to hold twice.
+    pub fn document(&self) -> PlanDocument {
+        PlanDocument::new(
+            &self.target.shown(),
+            self.now,
+            &self.plan_id,
+            &self.plans,
+            self.warnings.clone(),
+        )
+    }
 }
 
 /// Reads the clock and the manifests, and prints their diagnostics: the errors, and the
@@ -45,6 +65,29 @@ pub fn load(
     Ok((desired, now, warnings))
 }
 
+/// A target whose portal was read: its portal, and what that holds for its accounts.
+pub struct ObservedPortal {
+    pub target: Target,
+    pub portal: Arc<AnyPortal>,
+    pub read: reconcile::ObservedTarget,
+}
+
+/// Every target observed, and what their plans share.
+pub struct Observations {
+    pub targets: Vec<ObservedPortal>,
+    pub now: Timestamp,
+    pub plan_id: String,
+    /// The manifests' warnings and the expiry notices.
+    pub warnings: Vec<String>,
+}
+
+impl Observations {
+    /// The plans of `declared`, some or all of the accounts of `target`.
+    pub fn plan(&self, target: &ObservedPortal, declared: &[DesiredAccount]) -> Vec<AccountPlan> {
+        target.read.plan(declared, self.now, &self.plan_id)
+    }
+}
+
 /// Loads, observes and plans every target. The manifests' warnings, and a notice for every
 /// planned account's role whose last day is within `expiring_within` days, go into every plan
 /// document, and to stderr as well unless `warnings_shown` (the text plan on stdout lists
@@ -56,7 +99,47 @@ pub async fn make_plans(
     warnings_shown: bool,
     expiring_within: u32,
 ) -> Result<Vec<Planned>, Error> {
-    let (desired, now, mut warnings) = load(&files.files, !warnings_shown)?;
+    let observations =
+        observe_all(files, portal, accounts, warnings_shown, expiring_within).await?;
+    let mut out = Vec::new();
+    for o in &observations.targets {
+        let plans = observations.plan(o, &o.target.accounts);
+        out.push(Planned {
+            target: o.target.clone_address(),
+            plans,
+            warnings: observations.warnings.clone(),
+            now: observations.now,
+            plan_id: observations.plan_id.clone(),
+        });
+    }
+    // A large fleet's declared and observed state takes a tenth of a second to free: another
+    // core does it while this one renders the plan.
+    std::thread::spawn(move || drop(observations));
+    Ok(out)
+}
+
+/// Loads the manifests and observes every target they send accounts to (see [`make_plans`]
+/// for the warnings).
+pub async fn observe_all(
+    files: &FileArgs,
+    portal: &PortalArgs,
+    accounts: &[String],
+    warnings_shown: bool,
+    expiring_within: u32,
+) -> Result<Observations, Error> {
+    let options = portal.connect_options();
+    // The portal is read while the manifests are parsed (reconcile::Prefetch says when).
+    let mut prefetch = reconcile::Prefetch::start(portal.portal.as_deref(), &options);
+    let paths = files.files.clone();
+    let loading = tokio::task::spawn_blocking(move || load(&paths, !warnings_shown));
+    let (desired, now, mut warnings) = match loading.await {
+        Ok(loaded) => loaded?,
+        // Only a panic of the reader ends it early (this runtime is never shut down first).
+        Err(e) => std::panic::resume_unwind(
+            e.try_into_panic()
+                .unwrap_or_else(|_| Box::new("the manifest reader was cancelled")),
+        ),
+    };
     let notices = expiry_notices(&desired, accounts, now, expiring_within);
     if !warnings_shown {
         for n in &notices {
@@ -64,24 +147,37 @@ pub async fn make_plans(
         }
     }
     warnings.extend(notices);
-    let targets = reconcile::targets(desired, portal.portal.as_deref(), accounts)?;
-    let plan_id = reconcile::new_plan_id(now);
-    let options = portal.connect_options();
-    let mut out = Vec::new();
-    for target in targets {
-        let portal = reconcile::connect(&target.url, &target.token_env, &options)?;
-        let (plans, observed) = reconcile::plan_target(&portal, &target, now, &plan_id).await?;
-        // A large fleet's observed state takes a tenth of a second to free: another core does
-        // it while this one renders the plan.
-        std::thread::spawn(move || drop(observed));
-        let document = PlanDocument::new(&target.shown(), now, &plan_id, &plans, warnings.clone());
-        out.push(Planned {
+    let found = reconcile::targets(desired, portal.portal.as_deref(), accounts)?;
+    let mut targets = Vec::new();
+    for target in found {
+        let early = match prefetch.take() {
+            Some(p) => p.take(&target).await,
+            None => None,
+        };
+        let (portal, prefetched) = match early {
+            Some((portal, read)) => (portal, Some(read)),
+            None => (
+                Arc::new(reconcile::connect(
+                    &target.url,
+                    &target.token_env,
+                    &options,
+                )?),
+                None,
+            ),
+        };
+        let read = reconcile::observe_target(portal.as_ref(), &target, prefetched).await?;
+        targets.push(ObservedPortal {
             target,
-            plans,
-            document,
+            portal,
+            read,
         });
     }
-    Ok(out)
+    Ok(Observations {
+        targets,
+        now,
+        plan_id: reconcile::new_plan_id(now),
+        warnings,
+    })
 }
 
 /// The roles ending soon in the accounts this run plans (all, or those of `--account`).
@@ -111,19 +207,22 @@ pub fn all_plans(planned: &[Planned]) -> std::borrow::Cow<'_, [AccountPlan]> {
 pub fn warnings(planned: &[Planned]) -> &[String] {
     planned
         .first()
-        .map(|p| p.document.warnings.as_slice())
+        .map(|p| p.warnings.as_slice())
         .unwrap_or(&[])
 }
 
 /// Located errors of plans (unknown roles…), printed like validation errors.
 pub fn print_plan_errors(planned: &[Planned]) -> usize {
+    planned.iter().map(|p| print_errors(&p.plans)).sum()
+}
+
+/// Located errors of these account plans, printed; how many.
+pub fn print_errors(plans: &[AccountPlan]) -> usize {
     let mut n = 0;
-    for p in planned {
-        for a in &p.plans {
-            for e in &a.errors {
-                eprintln!("{e}");
-                n += 1;
-            }
+    for a in plans {
+        for e in &a.errors {
+            eprintln!("{e}");
+            n += 1;
         }
     }
     n
@@ -158,7 +257,7 @@ pub async fn run(args: PlanArgs<'_>) -> ExitCode {
         }
         OutputFormat::Markdown => render::markdown_with_warnings(&all, warnings(&planned)),
         OutputFormat::Json => {
-            let docs: Vec<&PlanDocument> = planned.iter().map(|p| &p.document).collect();
+            let docs: Vec<PlanDocument> = planned.iter().map(Planned::document).collect();
             let value = match docs.as_slice() {
                 [one] => serde_json::to_value(one),
                 many => serde_json::to_value(many),
@@ -173,7 +272,7 @@ pub async fn run(args: PlanArgs<'_>) -> ExitCode {
         print!("{stdout}");
     }
     if let (Some(path), Some(p)) = (args.out, planned.first()) {
-        let text = serde_json::to_string_pretty(&p.document).unwrap_or_default() + "\n";
+        let text = serde_json::to_string_pretty(&p.document()).unwrap_or_default() + "\n";
         if let Err(e) = std::fs::write(path, text) {
             eprintln!("{}: the plan cannot be written: {e}", path.display());
             return ExitCode::from(1);

@@ -82,12 +82,6 @@ impl Tally {
         }
     }
 
-    /// The changes of accounts whose portal could not be reached at all.
-    pub fn not_reached(&mut self, changes: usize) {
-        self.total += changes;
-        self.failed = true;
-    }
-
     /// `Apply complete: 5 changes applied.` or `Apply incomplete: 3 of 5 changes applied; 2 failed.`
     pub fn summary(&self) -> String {
         let total = self.total + self.stale;

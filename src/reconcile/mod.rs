@@ -10,6 +10,7 @@ pub mod connect;
 pub mod load;
 pub mod observe;
 mod pipeline;
+mod prefetch;
 pub mod targets;
 
 pub use apply::{
@@ -19,8 +20,10 @@ pub use apply::{
 pub use load::{LoadError, Loaded, load};
 pub use observe::{Observation, observe, observe_account, observe_for_plan};
 pub use pipeline::{
-    ConnectOptions, PortalFacts, connect, facts, plan_account, plan_all, plan_target,
+    ConnectOptions, ObservedTarget, PortalFacts, connect, facts, observe_target, plan_account,
+    plan_all, plan_target, plan_target_prefetched,
 };
+pub use prefetch::{Prefetch, Prefetched};
 pub use targets::{DEFAULT_PORTAL, DEFAULT_TOKEN_ENV, Target, TargetError, targets};
 
 use crate::portal::PortalError;

@@ -39,11 +39,7 @@ pub async fn observe_for_plan<P: Portal>(
     customer_numbers: &[String],
     principal: PrincipalKind,
 ) -> Result<Observation, PortalError> {
-    let reach = match principal {
-        PrincipalKind::Operator => Reach::Everything,
-        PrincipalKind::User => Reach::SomeMayBeForbidden,
-    };
-    observe_with(portal, customer_numbers, reach).await
+    observe_with(portal, customer_numbers, Reach::of(principal)).await
 }
 
 /// Whether every visible account may be read in full.
@@ -57,6 +53,15 @@ enum Reach {
     SomeMayBeForbidden,
 }
 
+impl Reach {
+    fn of(principal: PrincipalKind) -> Reach {
+        match principal {
+            PrincipalKind::Operator => Reach::Everything,
+            PrincipalKind::User => Reach::SomeMayBeForbidden,
+        }
+    }
+}
+
 /// How many accounts are read at once when a bulk read is narrowed down account by account.
 const NARROWING_CONCURRENCY: usize = 8;
 
@@ -65,8 +70,63 @@ async fn observe_with<P: Portal>(
     customer_numbers: &[String],
     reach: Reach,
 ) -> Result<Observation, PortalError> {
+    observe_prefetched(portal, customer_numbers, reach, None).await
+}
+
+/// Whether the plan reads every account's members and contacts (the bulk reads without a
+/// filter) rather than naming the accounts: `present` of the `visible` accounts are planned.
+fn reads_everything(reach: Reach, present: usize, visible: usize) -> bool {
+    // Reading everything is cheaper than naming most of the accounts one by one.
+    reach == Reach::Everything && present > super::prefetch::BULK_FROM && present * 2 > visible
+}
+
+/// [`reads_everything`] for a prefetch: whether a plan of `customer_numbers` by `principal`,
+/// on a portal that lists `accounts`, reads every account's members and contacts.
+pub(crate) fn plan_reads_everything(
+    customer_numbers: &[String],
+    principal: PrincipalKind,
+    accounts: &[crate::portal::Account],
+) -> bool {
+    let wanted: std::collections::HashSet<&str> =
+        customer_numbers.iter().map(String::as_str).collect();
+    let present = accounts
+        .iter()
+        .filter(|a| wanted.contains(a.customer_number.as_str()))
+        .count();
+    reads_everything(Reach::of(principal), present, accounts.len())
+}
+
+/// Like [`observe_for_plan`], with what a prefetch already read: the account list and, when
+/// the plan reads every account, the bulk reads.
+pub(crate) async fn observe_for_plan_prefetched<P: Portal>(
+    portal: &P,
+    customer_numbers: &[String],
+    principal: PrincipalKind,
+    prefetched: (Vec<crate::portal::Account>, Option<Bulk>),
+) -> Result<Observation, PortalError> {
+    observe_prefetched(
+        portal,
+        customer_numbers,
+        Reach::of(principal),
+        Some(prefetched),
+    )
+    .await
+}
+
+/// Every account's members and contacts, as the bulk reads give them.
+pub(crate) type Bulk = (Vec<Member>, Vec<Contact>);
+
+async fn observe_prefetched<P: Portal>(
+    portal: &P,
+    customer_numbers: &[String],
+    reach: Reach,
+    prefetched: Option<(Vec<crate::portal::Account>, Option<Bulk>)>,
+) -> Result<Observation, PortalError> {
     portal.bind_accounts(customer_numbers);
-    let accounts = portal.list_accounts().await?;
+    let (accounts, mut bulk) = match prefetched {
+        Some((accounts, bulk)) => (accounts, bulk),
+        None => (portal.list_accounts().await?, None),
+    };
     let visible = accounts.len();
     let wanted: std::collections::HashSet<&str> =
         customer_numbers.iter().map(String::as_str).collect();
@@ -91,25 +151,25 @@ async fn observe_with<P: Portal>(
             forbidden,
         });
     }
-    // Reading everything is cheaper than naming most of the accounts one by one.
-    let filter = if reach == Reach::Everything && present.len() > 200 && present.len() * 2 > visible
-    {
+    let filter = if reads_everything(reach, present.len(), visible) {
         AccountFilter::All
     } else {
+        bulk = None;
         AccountFilter::Only(present.clone())
     };
     // Members and contacts are independent reads: the portal answers one while rolecall
     // decodes the other.
-    let (members, contacts) =
-        match tokio::try_join!(portal.list_members(&filter), portal.list_contacts(&filter)) {
-            Ok(read) => read,
-            Err(e)
-                if reach == Reach::SomeMayBeForbidden && e.code() == Some(ErrorCode::Forbidden) =>
-            {
-                read_one_by_one(portal, &present, &mut forbidden).await?
-            }
-            Err(e) => return Err(e),
-        };
+    let read = match bulk {
+        Some(read) => Ok(read),
+        None => tokio::try_join!(portal.list_members(&filter), portal.list_contacts(&filter)),
+    };
+    let (members, contacts) = match read {
+        Ok(read) => read,
+        Err(e) if reach == Reach::SomeMayBeForbidden && e.code() == Some(ErrorCode::Forbidden) => {
+            read_one_by_one(portal, &present, &mut forbidden).await?
+        }
+        Err(e) => return Err(e),
+    };
     for cn in &forbidden {
         observed.remove(cn);
     }

@@ -8,7 +8,8 @@ use jiff::Timestamp;
 
 use super::Error;
 use super::connect::{AdapterSettings, AnyPortal, connect_adapter};
-use super::observe::{Observation, observe_for_plan};
+use super::observe::{Observation, observe_for_plan, observe_for_plan_prefetched};
+use super::prefetch::Prefetched;
 use super::targets::Target;
 use crate::domain::DesiredAccount;
 use crate::plan::{self, AccountPlan, Context, ObservedAccount};
@@ -69,44 +70,90 @@ pub async fn plan_target<P: Portal>(
     now: Timestamp,
     plan_id: &str,
 ) -> Result<(Vec<AccountPlan>, BTreeMap<String, ObservedAccount>), Error> {
-    let PortalFacts { principal, catalog } = facts(portal, &target.url).await?;
+    plan_target_prefetched(portal, target, now, plan_id, None).await
+}
+
+/// [`plan_target`] with what a [`super::Prefetch`] read already.
+pub async fn plan_target_prefetched<P: Portal>(
+    portal: &P,
+    target: &Target,
+    now: Timestamp,
+    plan_id: &str,
+    prefetched: Option<Prefetched>,
+) -> Result<(Vec<AccountPlan>, BTreeMap<String, ObservedAccount>), Error> {
+    let observed = observe_target(portal, target, prefetched).await?;
+    let plans = observed.plan(&target.accounts, now, plan_id);
+    Ok((plans, observed.observation.accounts))
+}
+
+/// What a target's portal holds for its accounts, and the facts to plan them with: any of
+/// the target's accounts can be planned from it, all at once or a batch at a time.
+pub struct ObservedTarget {
+    pub facts: PortalFacts,
+    pub observation: Observation,
+}
+
+/// Reads the portal's facts (unless prefetched) and observes the target's accounts.
+pub async fn observe_target<P: Portal>(
+    portal: &P,
+    target: &Target,
+    prefetched: Option<Prefetched>,
+) -> Result<ObservedTarget, Error> {
+    let (facts, read) = match prefetched {
+        Some(p) => (p.facts, Some((p.accounts, p.bulk))),
+        None => (facts(portal, &target.url).await?, None),
+    };
     let cns: Vec<String> = target
         .accounts
         .iter()
         .map(|a| a.customer_number.clone())
         .collect();
-    let Observation {
-        accounts: observed,
-        forbidden,
-    } = observe_for_plan(portal, &cns, principal.kind)
-        .await
-        .map_err(|source| Error::Observe {
-            url: target.shown(),
-            source,
-        })?;
-    let ctx = Context {
-        catalog: &catalog,
-        principal: &principal,
-        now,
-        plan_id,
+    let kind = facts.principal.kind;
+    let observation = match read {
+        Some(read) => observe_for_plan_prefetched(portal, &cns, kind, read).await,
+        None => observe_for_plan(portal, &cns, kind).await,
     };
-    let mut plans = plan_all(&target.accounts, &observed, &ctx);
-    if !forbidden.is_empty() {
-        // The portal showed these accounts but refused their members: refused, like a safety
-        // rule, while every other account is planned.
-        let declared: HashMap<&str, &DesiredAccount> = target
-            .accounts
-            .iter()
-            .filter(|d| forbidden.contains(&d.customer_number))
-            .map(|d| (d.customer_number.as_str(), d))
-            .collect();
-        for p in &mut plans {
-            if let Some(d) = declared.get(p.customer_number.as_str()) {
-                *p = AccountPlan::not_manageable(d, &principal);
+    let observation = observation.map_err(|source| Error::Observe {
+        url: target.shown(),
+        source,
+    })?;
+    Ok(ObservedTarget { facts, observation })
+}
+
+impl ObservedTarget {
+    /// Plans `declared` (the target's accounts, or some of them) as of `now` under `plan_id`.
+    /// The planner is a pure function: the same accounts planned twice give the same plans.
+    pub fn plan(
+        &self,
+        declared: &[DesiredAccount],
+        now: Timestamp,
+        plan_id: &str,
+    ) -> Vec<AccountPlan> {
+        let PortalFacts { principal, catalog } = &self.facts;
+        let ctx = Context {
+            catalog,
+            principal,
+            now,
+            plan_id,
+        };
+        let mut plans = plan_all(declared, &self.observation.accounts, &ctx);
+        let forbidden = &self.observation.forbidden;
+        if !forbidden.is_empty() {
+            // The portal showed these accounts but refused their members: refused, like a
+            // safety rule, while every other account is planned.
+            let declared: HashMap<&str, &DesiredAccount> = declared
+                .iter()
+                .filter(|d| forbidden.contains(&d.customer_number))
+                .map(|d| (d.customer_number.as_str(), d))
+                .collect();
+            for p in &mut plans {
+                if let Some(d) = declared.get(p.customer_number.as_str()) {
+                    *p = AccountPlan::not_manageable(d, principal);
+                }
             }
         }
+        plans
     }
-    Ok((plans, observed))
 }
 
 /// [`plan::plan`] on the process's worker threads (see `crate::workers` for why not rayon's

@@ -24,6 +24,15 @@ impl Target {
     pub fn shown(&self) -> String {
         crate::domain::text::redact_url(&self.url).into_owned()
     }
+
+    /// The portal and token variable, without the accounts.
+    pub fn clone_address(&self) -> Target {
+        Target {
+            url: self.url.clone(),
+            token_env: self.token_env.clone(),
+            accounts: Vec::new(),
+        }
+    }
 }
 
 /// Why the accounts cannot be given their portals.

@@ -6,7 +6,7 @@ mod markdown;
 mod text;
 
 pub use markdown::{markdown, markdown_with_warnings};
-pub use text::{Style, text, text_with_warnings};
+pub use text::{Style, TextWriter, text, text_with_warnings};
 
 use crate::plan::{AccountPlan, Action, Change};
 
@@ -55,54 +55,81 @@ pub fn shown(plans: &[AccountPlan]) -> impl Iterator<Item = &AccountPlan> {
 
 /// The summary line: `Plan: 3 to add, 1 to change, 2 to remove, 1 invitation to send.`
 pub fn summary_line(plans: &[AccountPlan]) -> String {
-    let counts = Counts::of(shown(plans).flat_map(|p| p.changes.iter()));
-    let refused = plans.iter().filter(|p| p.refused.is_some()).count();
-    let observe = shown(plans)
-        .filter(|p| p.mode == crate::domain::Mode::Observe && p.has_changes())
-        .count();
-    let unplanned = plans.iter().filter(|p| !p.errors.is_empty()).count();
-    let mut line = if counts.total() == 0 && unplanned + refused > 0 {
-        // Not "the portal matches": accounts with errors were never compared.
-        "No changes to apply.".to_string()
-    } else if counts.total() == 0 {
-        "No changes. The portal matches the manifests.".to_string()
-    } else {
-        format!(
-            "Plan: {} to add, {} to change, {} to remove, {} {} to send.",
-            counts.add,
-            counts.change,
-            counts.remove,
-            counts.invite,
-            if counts.invite == 1 {
-                "invitation"
-            } else {
-                "invitations"
-            }
-        )
-    };
-    if observe > 0 {
-        line.push_str(&format!(
-            " {observe} {} in Observe mode will not be changed.",
-            if observe == 1 { "account" } else { "accounts" }
-        ));
+    let mut summary = Summary::default();
+    summary.add(plans);
+    summary.line()
+}
+
+/// What the summary line counts, added up batch by batch of account plans (`apply` plans a
+/// large fleet a batch at a time).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    counts: Counts,
+    refused: usize,
+    observe: usize,
+    unplanned: usize,
+}
+
+impl Summary {
+    /// Counts these plans too.
+    pub fn add(&mut self, plans: &[AccountPlan]) {
+        let c = Counts::of(shown(plans).flat_map(|p| p.changes.iter()));
+        self.counts.add += c.add;
+        self.counts.change += c.change;
+        self.counts.remove += c.remove;
+        self.counts.invite += c.invite;
+        self.refused += plans.iter().filter(|p| p.refused.is_some()).count();
+        self.observe += shown(plans)
+            .filter(|p| p.mode == crate::domain::Mode::Observe && p.has_changes())
+            .count();
+        self.unplanned += plans.iter().filter(|p| !p.errors.is_empty()).count();
     }
-    if refused > 0 {
-        line.push_str(&format!(
-            " {refused} {} refused.",
-            if refused == 1 { "account" } else { "accounts" }
-        ));
+
+    /// The summary line.
+    pub fn line(&self) -> String {
+        let Summary {
+            counts,
+            refused,
+            observe,
+            unplanned,
+        } = *self;
+        let mut line = if counts.total() == 0 && unplanned + refused > 0 {
+            // Not "the portal matches": accounts with errors were never compared.
+            "No changes to apply.".to_string()
+        } else if counts.total() == 0 {
+            "No changes. The portal matches the manifests.".to_string()
+        } else {
+            format!(
+                "Plan: {} to add, {} to change, {} to remove, {} {} to send.",
+                counts.add,
+                counts.change,
+                counts.remove,
+                counts.invite,
+                if counts.invite == 1 {
+                    "invitation"
+                } else {
+                    "invitations"
+                }
+            )
+        };
+        let accounts = |n: usize| if n == 1 { "account" } else { "accounts" };
+        if observe > 0 {
+            line.push_str(&format!(
+                " {observe} {} in Observe mode will not be changed.",
+                accounts(observe)
+            ));
+        }
+        if refused > 0 {
+            line.push_str(&format!(" {refused} {} refused.", accounts(refused)));
+        }
+        if unplanned > 0 {
+            line.push_str(&format!(
+                " {unplanned} {} not planned: fix the errors shown.",
+                accounts(unplanned)
+            ));
+        }
+        line
     }
-    if unplanned > 0 {
-        line.push_str(&format!(
-            " {unplanned} {} not planned: fix the errors shown.",
-            if unplanned == 1 {
-                "account"
-            } else {
-                "accounts"
-            }
-        ));
-    }
-    line
 }
 
 /// One change as a line of words, without its sign: `grant bob@x cockpit-access until 2026-12-31 (reason)`.

@@ -133,7 +133,14 @@ impl HttpPortal {
             }
             let status = answer.status;
             let body = answer.body;
-            let decoding = crate::workers::run(move || serde_json::from_slice::<Page<T>>(&body));
+            // On tokio's blocking threads, not the workers: while a prefetch reads the portal
+            // the workers parse the manifests, and a page queued behind them would hold up
+            // the next request (reconcile::Prefetch).
+            let decoding = async move {
+                tokio::task::spawn_blocking(move || serde_json::from_slice::<Page<T>>(&body))
+                    .await
+                    .ok()
+            };
             let (page, following) = match &next {
                 Some(next) => {
                     let next_call = page_call(Some(next));
