@@ -73,11 +73,15 @@ async fn observe_with<P: Portal>(
     observe_prefetched(portal, customer_numbers, reach, None).await
 }
 
+/// A plan reads every account's members and contacts only when it plans more than this many
+/// accounts (and most of those the portal lists).
+pub(crate) const BULK_FROM: usize = 200;
+
 /// Whether the plan reads every account's members and contacts (the bulk reads without a
 /// filter) rather than naming the accounts: `present` of the `visible` accounts are planned.
 fn reads_everything(reach: Reach, present: usize, visible: usize) -> bool {
     // Reading everything is cheaper than naming most of the accounts one by one.
-    reach == Reach::Everything && present > super::prefetch::BULK_FROM && present * 2 > visible
+    reach == Reach::Everything && present > BULK_FROM && present * 2 > visible
 }
 
 /// [`reads_everything`] for a prefetch: whether a plan of `customer_numbers` by `principal`,

@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::connect::AnyPortal;
-use super::observe::{Bulk, plan_reads_everything};
+use super::observe::{BULK_FROM, Bulk, plan_reads_everything};
 use super::pipeline::{ConnectOptions, PortalFacts, connect, facts};
 use super::targets::{DEFAULT_TOKEN_ENV, Target};
 use crate::portal::{Account, AccountFilter, Portal, PrincipalKind};
@@ -112,9 +112,6 @@ impl Prefetch {
         ))
     }
 }
-
-/// A plan reads every account only when it plans more than this many (`observe`).
-pub(super) const BULK_FROM: usize = 200;
 
 async fn facts_of(portal: &AnyPortal, url: &str) -> Option<(PortalFacts, Vec<Account>)> {
     let read = facts(portal, url).await.ok()?;
