@@ -31,16 +31,20 @@ fn main() {
     match commit {
         Some(commit) => {
             println!("cargo:rustc-env=ROLECALL_VERSION={version} ({commit})");
-            // Rebuild when HEAD moves: HEAD itself (branch switches) and the branch it names.
-            for path in ["HEAD", "packed-refs"] {
-                if let Some(p) = git(&["-C", &manifest_dir, "rev-parse", "--git-path", path]) {
-                    println!("cargo:rerun-if-changed={}", abs(&manifest_dir, &p));
-                }
+            // Rebuild when HEAD moves: HEAD itself (branch switches) and the branch it names,
+            // loose or packed. Only files that exist are named: cargo treats a missing one as
+            // changed on every build, which rebuilt the whole crate for each cargo command.
+            let mut watched = vec!["HEAD".to_string(), "packed-refs".to_string()];
+            if let Some(branch) = git(&["-C", &manifest_dir, "symbolic-ref", "-q", "HEAD"]) {
+                watched.push(branch);
             }
-            if let Some(branch) = git(&["-C", &manifest_dir, "symbolic-ref", "-q", "HEAD"])
-                && let Some(p) = git(&["-C", &manifest_dir, "rev-parse", "--git-path", &branch])
-            {
-                println!("cargo:rerun-if-changed={}", abs(&manifest_dir, &p));
+            for path in watched {
+                if let Some(p) = git(&["-C", &manifest_dir, "rev-parse", "--git-path", &path]) {
+                    let p = abs(&manifest_dir, &p);
+                    if std::path::Path::new(&p).exists() {
+                        println!("cargo:rerun-if-changed={p}");
+                    }
+                }
             }
         }
         None => println!("cargo:rustc-env=ROLECALL_VERSION={version}"),
