@@ -17,11 +17,13 @@ pub fn render(d: &Diagnostic, source: &str, colour: bool) -> Option<String> {
         .nth(d.pos.column.saturating_sub(1) as usize)
         .map_or(line.len(), |(i, _)| i);
     let rest = &line[col_byte..];
+    // At least the character under the column, whole: it may itself be a space of several
+    // bytes (U+2028), and a span that ends inside a character is not a span.
+    let first = rest.chars().next().map_or(1, char::len_utf8);
     let len = rest
         .find(|c: char| c.is_whitespace() || matches!(c, ',' | '}' | ']'))
         .unwrap_or(rest.len())
-        .max(1)
-        .min(rest.len().max(1));
+        .max(first);
     let start = line_start + col_byte;
     let end = (start + len).min(source.len()).max(start);
     let level = match d.severity {
@@ -60,6 +62,21 @@ fn line_offset(source: &str, line: u32) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::manifest::yaml::{Path, Pos};
+
+    /// A fuzz find: the column is on a space of three bytes (U+2028), and the span under it
+    /// must cover the whole character.
+    #[test]
+    fn a_multibyte_space_under_the_column_is_covered_whole() {
+        let src = "spec:\n \u{2028} x\n";
+        let d = Diagnostic::error(
+            "a.yaml",
+            Pos { line: 2, column: 2 },
+            &Path::root().key("spec"),
+            "unexpected",
+        );
+        let out = render(&d, src, false).unwrap();
+        assert!(out.contains("a.yaml:2:2"), "{out}");
+    }
 
     #[test]
     fn points_at_the_value() {
