@@ -41,7 +41,7 @@ pub fn manifest(data: &[u8]) -> bool {
     };
     let files = [SourceFile {
         name: "fuzz.yaml".into(),
-        text,
+        text: text.into(),
     }];
     let checked = manifest::check_files(&files, now());
     for d in &checked.diagnostics {

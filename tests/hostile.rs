@@ -321,7 +321,7 @@ fn check_manifest(text: String) -> Result<(), TestCaseError> {
         .count() as u32;
     let file = SourceFile {
         name: "fuzz.yaml".into(),
-        text,
+        text: text.into(),
     };
     let checked = manifest::check_files(&[file], now());
     for d in &checked.diagnostics {

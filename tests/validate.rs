@@ -49,7 +49,7 @@ fn check(path: &Path) -> Vec<Diagnostic> {
     let text = std::fs::read_to_string(path).unwrap();
     let file = SourceFile {
         name: path.display().to_string(),
-        text,
+        text: text.into(),
     };
     manifest::check_files(&[file], now()).diagnostics
 }

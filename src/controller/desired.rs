@@ -250,7 +250,7 @@ mod tests {
             };
             SourceFile {
                 name: source_name(kind, "team-a", name),
-                text: serde_saphyr::to_string(&doc).unwrap(),
+                text: serde_saphyr::to_string(&doc).unwrap().into(),
             }
         }
         let mut files = vec![text("CustomerAccount", &account.name_any(), &account.spec)];

@@ -11,7 +11,9 @@ use super::yaml::{MAX_FILE_BYTES, Path, Pos};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFile {
     pub name: String,
-    pub text: String,
+    /// Shared with the positions of the file's documents, which read it again for a problem's
+    /// place: one copy of a large fleet's text, not two.
+    pub text: std::sync::Arc<str>,
 }
 
 /// Reads every manifest file named by `paths`. Problems (missing files, unreadable or
@@ -108,7 +110,11 @@ fn read_file(path: &FsPath, files: &mut Vec<SourceFile>, diags: &mut Vec<Diagnos
             return;
         }
     };
-    let mut bytes = Vec::new();
+    // Sized from the file's length: grown while reading, the text held half as much again.
+    let size = file
+        .metadata()
+        .map_or(0, |m| m.len().min(MAX_FILE_BYTES as u64 + 1));
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     if let Err(e) = file.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes) {
         diags.push(file_error(&name, &io_sentence(&e)));
         return;
@@ -133,7 +139,10 @@ fn push_file(
         return;
     }
     match String::from_utf8(bytes) {
-        Ok(text) => files.push(SourceFile { name, text }),
+        Ok(text) => files.push(SourceFile {
+            name,
+            text: text.into(),
+        }),
         Err(e) => {
             let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             let pos = position_after(valid);

@@ -251,7 +251,7 @@ mod tests {
         let now = "2026-11-26T09:00:00Z".parse().unwrap();
         let files = [SourceFile {
             name: "fleet.yaml".into(),
-            text,
+            text: text.into(),
         }];
         let before = yaml::REREADS.with(|n| n.get());
         let checked = check_files(&files, now);
@@ -329,7 +329,7 @@ mod tests {
             .enumerate()
             .map(|(i, text)| SourceFile {
                 name: format!("deep{i}.yaml"),
-                text,
+                text: text.into(),
             })
             .collect();
         let now = "2026-11-26T09:00:00Z".parse().unwrap();

@@ -376,12 +376,12 @@ pub enum Positions {
 /// A file's text and, once asked for, its documents with positions.
 #[derive(Debug)]
 pub struct LaterFile {
-    text: String,
+    text: std::sync::Arc<str>,
     trees: std::sync::OnceLock<Vec<Node>>,
 }
 
 impl LaterFile {
-    pub fn new(text: String) -> Self {
+    pub fn new(text: std::sync::Arc<str>) -> Self {
         LaterFile {
             text,
             trees: std::sync::OnceLock::new(),
