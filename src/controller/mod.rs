@@ -8,6 +8,7 @@
 //! because its watch had not caught up.
 
 mod billmgr;
+pub mod connections;
 pub mod desired;
 pub mod lease;
 pub mod metrics;
@@ -127,6 +128,8 @@ pub struct Context {
     pub members: Store<AccountMember>,
     pub contacts: Store<NotificationContact>,
     pub portals: Store<Portal>,
+    /// Each Portal's connection, shared by its accounts' reconciles for up to a minute.
+    pub connections: connections::Connections,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// The WHMCS invitation record of each CustomerAccount (by uid) as its last reconcile in
@@ -428,6 +431,7 @@ fn context(
         members: members.clone(),
         contacts: contacts.clone(),
         portals: portals.clone(),
+        connections: connections::Connections::default(),
         failures: Mutex::new(HashMap::new()),
         invitations: Mutex::new(HashMap::new()),
         expiry_announced: Mutex::new(std::collections::HashSet::new()),

@@ -36,6 +36,26 @@ impl Changes {
     }
 }
 
+/// The annotation `kubectl apply` (client-side) leaves on every object: a whole copy of the
+/// object as last applied.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what the controller never reads from an object before it is cached: `managedFields`
+/// and the last-applied copy are often larger than the spec itself, and the caches hold every
+/// object of the fleet (10,000 CustomerAccounts and their members) for as long as the process
+/// leads. Status writes are server-side applies of the status alone and the finalizer is a
+/// JSON patch, so nothing written back is built from these fields.
+pub(super) fn slim<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
 /// A reflector driven by its own task, and the stream of objects it saw change.
 pub(super) fn reflect<K>(
     api: Api<K>,
@@ -61,7 +81,12 @@ where
         // before the store has it, and because a deletion always passes.
         let mut changes = Changes::default();
         let mut listed: Vec<K> = Vec::new();
-        let mut events = std::pin::pin!(watcher(api, watch).default_backoff().reflect(writer));
+        let mut events = std::pin::pin!(
+            watcher(api, watch)
+                .default_backoff()
+                .modify(slim)
+                .reflect(writer)
+        );
         while let Some(event) = events.next().await {
             let mut changed = |obj: &K| changes.changed(obj);
             let ready: Vec<Result<K, watcher::Error>> = match event {
@@ -154,6 +179,42 @@ mod tests {
         a.metadata.resource_version = Some(resource_version.into());
         a.metadata.finalizers = Some(finalizers.iter().map(|f| (*f).to_string()).collect());
         a
+    }
+
+    /// A cached object keeps its labels, other annotations, spec and status, and loses its
+    /// managedFields and the last-applied copy.
+    #[test]
+    fn slim_drops_managed_fields_and_the_last_applied_copy() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+        let mut a = object(1, &[FINALIZER], "10");
+        a.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some("kubectl".into()),
+            ..Default::default()
+        }]);
+        a.metadata.labels = Some([("shard".to_string(), "a".to_string())].into());
+        a.metadata.annotations = Some(
+            [
+                (LAST_APPLIED.to_string(), "{\"spec\":{}}".to_string()),
+                ("team".to_string(), "billing".to_string()),
+            ]
+            .into(),
+        );
+        let before = a.clone();
+        slim(&mut a);
+        assert_eq!(a.metadata.managed_fields, None);
+        assert_eq!(
+            a.metadata.annotations,
+            Some([("team".to_string(), "billing".to_string())].into())
+        );
+        assert_eq!(a.metadata.labels, before.metadata.labels);
+        assert_eq!(a.metadata.finalizers, before.metadata.finalizers);
+        assert_eq!(a.spec, before.spec);
+
+        let mut only_last_applied = object(1, &[], "11");
+        only_last_applied.metadata.annotations =
+            Some([(LAST_APPLIED.to_string(), "{}".to_string())].into());
+        slim(&mut only_last_applied);
+        assert_eq!(only_last_applied.metadata.annotations, None);
     }
 
     /// A status write (a new resourceVersion, the same generation) does not wake the

@@ -207,9 +207,14 @@ pub fn free_port() -> u16 {
 }
 
 impl Controller {
-    /// Starts the controller for one namespace, its Lease in that namespace too.
+    /// Starts the controller for one namespace, its Lease in that namespace too. The tests'
+    /// short `--lease-duration` and `--resync` apply unless `extra` names its own.
     pub fn start(kubeconfig: &std::path::Path, ns: &str, extra: &[&str], now: &str) -> Controller {
         let port = free_port();
+        let defaults = [("--lease-duration", "3s"), ("--resync", "30s")]
+            .into_iter()
+            .filter(|(flag, _)| !extra.contains(flag))
+            .flat_map(|(flag, value)| [flag, value]);
         let mut child = Command::new(bin())
             .args([
                 "controller",
@@ -219,11 +224,8 @@ impl Controller {
                 ns,
                 "--metrics-addr",
                 &format!("127.0.0.1:{port}"),
-                "--lease-duration",
-                "3s",
-                "--resync",
-                "30s",
             ])
+            .args(defaults)
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("ROLECALL_NOW", now)

@@ -51,13 +51,6 @@ pub fn account_error(obj: Arc<CustomerAccount>, error: &Error, ctx: Arc<Context>
     Requeue::requeue(delay)
 }
 
-/// What the portal and its facts are, once connected.
-pub(super) struct Connected {
-    pub(super) portal: AnyPortal,
-    pub(super) principal: Whoami,
-    pub(super) catalog: Catalog,
-}
-
 /// Everything an account's reconcile found, for its status.
 pub(super) struct Report {
     pub(super) ready: (bool, &'static str, String),
@@ -70,6 +63,24 @@ pub(super) struct Report {
 pub(super) type Reconciled = Result<(Requeue, Outcome), Error>;
 
 pub(super) async fn reconcile_account(obj: &CustomerAccount, ctx: &Context) -> Reconciled {
+    let reconciled = reconcile_declared(obj, ctx).await;
+    let ended_well = matches!(
+        reconciled,
+        Ok((_, Outcome::Applied | Outcome::InSync | Outcome::Observed))
+    );
+    if !ended_well {
+        // Whatever went wrong may be the connection (a token revoked on the portal, a portal
+        // that moved): the next reconcile of any account of this Portal connects again.
+        let portals = portals_in(ctx, &obj.namespace().unwrap_or_default());
+        if let Ok(portal) = portal_of(obj, &portals) {
+            ctx.connections
+                .forget(portal.metadata.uid.as_deref().unwrap_or_default());
+        }
+    }
+    reconciled
+}
+
+async fn reconcile_declared(obj: &CustomerAccount, ctx: &Context) -> Reconciled {
     let now =
         crate::reconcile::now().map_err(|e| Error::reconcile("InvalidClock", e.to_string()))?;
     let namespace = obj.namespace().unwrap_or_default();

@@ -14,7 +14,7 @@ pub(super) async fn plan_and_apply(
     if let Some(owner) = claimed_elsewhere(ctx, obj, &portal.spec.url) {
         return Ok(conflict(ctx, obj, &portal.spec.url, &owner).await);
     }
-    let connected = connect(ctx, portal, ledger.store(), now).await?;
+    let connected = shared_connection(ctx, portal, ledger.store(), now).await?;
     let cn = &account.customer_number;
     let observed = observe_account(&connected.portal, cn)
         .await
@@ -143,11 +143,13 @@ async fn apply(
             ),
         ));
     }
-    announce(ctx, obj, &plan).await;
-    // Counts for the status come from the portal as it now is.
-    let after = observe_account(&connected.portal, cn)
-        .await
-        .unwrap_or(observed);
+    // Counts for the status come from the portal as it now is. That read goes to the portal
+    // and the events to the API server, so one does not wait for the other.
+    let (_, after) = tokio::join!(
+        announce(ctx, obj, &plan),
+        observe_account(&connected.portal, cn)
+    );
+    let after = after.unwrap_or(observed);
     Ok(Report {
         ready: (true, "Applied", format!("applied {summary}")),
         synced: (true, "Applied", format!("applied {summary}")),

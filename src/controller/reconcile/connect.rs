@@ -104,9 +104,12 @@ pub(super) async fn secret_of<'a>(
     Ok(Some((secret, r)))
 }
 
-/// Reads the Portal's token from the Secret it names.
-pub(super) async fn token_of(ctx: &Context, portal: &Portal) -> Result<Option<Token>, Error> {
-    let Some((secret, r)) = secret_of(ctx, portal).await? else {
+/// The Portal's token from the Secret it names (as [`secret_of`] read it).
+pub(super) fn token_in(
+    portal: &Portal,
+    secret: Option<(Secret, &SecretKeyRef)>,
+) -> Result<Option<Token>, Error> {
+    let Some((secret, r)) = secret else {
         return Ok(None);
     };
     let namespace = portal.namespace().unwrap_or_default();
@@ -133,7 +136,75 @@ pub(super) async fn token_of(ctx: &Context, portal: &Portal) -> Result<Option<To
         .map_err(|e| Error::reconcile("InvalidSpec", e.to_string()))
 }
 
-/// Connects to the Portal and reads who the token is and the catalog. A WHMCS adapter keeps
+/// The account's connection to its Portal: shared with the other accounts of the Portal for up
+/// to a minute (`controller::connections`) where the adapter holds nothing of one account —
+/// the portal API over HTTP and `sandbox:`. A WHMCS adapter carries the account's own
+/// invitation record and a BILLmanager one serves one account, so those connect each time.
+/// The Secret is read every time, as before: its resourceVersion is part of the key, so a
+/// rotated token is used at once.
+pub(super) async fn shared_connection(
+    ctx: &Context,
+    portal: &Portal,
+    invitations: Arc<dyn InvitationStore>,
+    now: Timestamp,
+) -> Result<Arc<Connected>, Error> {
+    let url = &portal.spec.url;
+    if whmcs::is_whmcs(url) || billmgr::is_billmgr(url) {
+        return connect(ctx, portal, invitations, now).await.map(Arc::new);
+    }
+    let secret = secret_of(ctx, portal).await?;
+    let key = ConnectionKey {
+        portal_uid: portal.metadata.uid.clone().unwrap_or_default(),
+        generation: portal.metadata.generation,
+        url: url.clone(),
+        secret_version: secret
+            .as_ref()
+            .and_then(|(s, _)| s.metadata.resource_version.clone()),
+    };
+    // The age counts from before the portal is asked, so an entry never outlives its answers
+    // by more than the maximum age.
+    let made = Instant::now();
+    if let Some(connected) = ctx.connections.get(&key, made) {
+        return Ok(connected);
+    }
+    let any = http_portal(portal, secret, http_options(ctx))?;
+    let connected = Arc::new(facts(any, url).await?);
+    ctx.connections.insert(key, connected.clone(), made);
+    Ok(connected)
+}
+
+/// How the controller talks HTTP to a portal.
+fn http_options(ctx: &Context) -> HttpOptions {
+    let metrics = ctx.metrics.clone();
+    HttpOptions {
+        ca_file: ctx.config.ca_file.clone(),
+        // The controller retries the whole reconcile with backoff; a long retry chain inside
+        // one request would only hold a worker.
+        max_retries: 3,
+        on_answer: AnswerHook::new(move |status| metrics.portal_answer(status)),
+        ..Default::default()
+    }
+}
+
+/// Who the token is and the catalog, read from a new adapter.
+async fn facts(any: AnyPortal, url: &str) -> Result<Connected, Error> {
+    let principal = any
+        .whoami()
+        .await
+        .map_err(|e| portal_error(url, "whoami", &e))?;
+    let catalog = any
+        .catalog()
+        .await
+        .map_err(|e| portal_error(url, "reading the catalog", &e))?;
+    Ok(Connected {
+        portal: any,
+        principal,
+        catalog,
+    })
+}
+
+/// Connects to the Portal and reads who the token is and the catalog, every time (the Portal's
+/// own reconcile, which checks exactly that, and an account's deletion). A WHMCS adapter keeps
 /// its invitation record in `invitations`.
 pub(super) async fn connect(
     ctx: &Context,
@@ -141,36 +212,16 @@ pub(super) async fn connect(
     invitations: Arc<dyn InvitationStore>,
     now: Timestamp,
 ) -> Result<Connected, Error> {
-    let url = portal.spec.url.clone();
-    let metrics = ctx.metrics.clone();
-    let options = HttpOptions {
-        ca_file: ctx.config.ca_file.clone(),
-        // The controller retries the whole reconcile with backoff; a long retry chain inside
-        // one request would only hold a worker.
-        max_retries: 3,
-        on_answer: AnswerHook::new(move |status| metrics.portal_answer(status)),
-        ..Default::default()
-    };
-    let any = if whmcs::is_whmcs(&url) {
+    let url = &portal.spec.url;
+    let options = http_options(ctx);
+    let any = if whmcs::is_whmcs(url) {
         connect_whmcs_portal(ctx, portal, invitations, options, now).await?
-    } else if billmgr::is_billmgr(&url) {
+    } else if billmgr::is_billmgr(url) {
         connect_billmgr_portal(ctx, portal, options, now).await?
     } else {
-        connect_http(ctx, portal, options).await?
+        http_portal(portal, secret_of(ctx, portal).await?, options)?
     };
-    let principal = any
-        .whoami()
-        .await
-        .map_err(|e| portal_error(&url, "whoami", &e))?;
-    let catalog = any
-        .catalog()
-        .await
-        .map_err(|e| portal_error(&url, "reading the catalog", &e))?;
-    Ok(Connected {
-        portal: any,
-        principal,
-        catalog,
-    })
+    facts(any, url).await
 }
 
 /// A WHMCS installation, with the credentials from the Portal's Secret (layout in
@@ -243,14 +294,13 @@ pub(super) async fn connect_billmgr_portal(
 }
 
 /// A portal API (or the sandbox), with the token from the Portal's Secret.
-pub(super) async fn connect_http(
-    ctx: &Context,
+pub(super) fn http_portal(
     portal: &Portal,
+    secret: Option<(Secret, &SecretKeyRef)>,
     options: HttpOptions,
 ) -> Result<AnyPortal, Error> {
     let url = portal.spec.url.clone();
-    let token = token_of(ctx, portal).await?;
-    let token = match token {
+    let token = match token_in(portal, secret)? {
         Some(t) => t,
         None if url.starts_with("sandbox:") => Token::new("sandbox", "sandbox")
             .map_err(|e| Error::reconcile("InvalidSpec", e.to_string()))?,

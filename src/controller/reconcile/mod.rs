@@ -24,6 +24,7 @@ use kube::runtime::finalizer::{Event as Finalized, finalizer};
 use kube::{Resource, ResourceExt};
 
 use super::billmgr;
+use super::connections::{Connected, ConnectionKey};
 use super::desired::{self, source_name};
 use super::metrics::Outcome;
 use super::status::{apply_status, condition, object_ready};
@@ -35,9 +36,9 @@ use crate::model::{
     Portal, PortalStatus, SecretKeyRef, WhmcsInvitation,
 };
 use crate::plan::{AccountPlan, Action, Context as PlanContext, ObservedAccount, plan_account};
+use crate::portal::Portal as _;
 use crate::portal::http::{AnswerHook, HttpOptions, Token};
 use crate::portal::whmcs::{InvitationStore, MemoryInvitations, WhmcsOptions};
-use crate::portal::{Catalog, Portal as _, Whoami};
 use crate::reconcile::connect::{AnyPortal, connect_token, connect_whmcs};
 use crate::reconcile::{FailureCause, apply_account, observe_account};
 

@@ -132,6 +132,7 @@ fn context(client: kube::Client, account: &CustomerAccount, portal: &Portal) -> 
         members,
         contacts,
         portals,
+        connections: crate::controller::connections::Connections::default(),
         failures: Mutex::new(HashMap::new()),
         invitations: Mutex::new(HashMap::new()),
         expiry_announced: Mutex::new(HashSet::new()),
@@ -142,7 +143,7 @@ fn context(client: kube::Client, account: &CustomerAccount, portal: &Portal) -> 
 /// server would return it, anything else with the body it sent (an Event comes back as
 /// created). Returns the reconcile's outcome and the requests in the order they came.
 async fn serve(
-    mut server: Server,
+    server: &mut Server,
     obj: &CustomerAccount,
     reconcile: tokio::task::JoinHandle<Result<Outcome, String>>,
 ) -> (Result<Outcome, String>, Vec<Sent>) {
@@ -182,11 +183,21 @@ async fn reconcile_once(
     obj: CustomerAccount,
     db: &std::path::Path,
 ) -> (Result<Outcome, String>, Vec<Sent>) {
-    let (service, server) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let (service, mut server) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
     let url = format!("sandbox:{}", db.display());
     let ctx = Arc::new(context(client, &obj, &portal(&url)));
+    reconcile_with(&ctx, &mut server, obj).await
+}
+
+/// Reconciles `obj` once with `ctx`, answering the API server's side.
+async fn reconcile_with(
+    ctx: &Arc<Context>,
+    server: &mut Server,
+    obj: CustomerAccount,
+) -> (Result<Outcome, String>, Vec<Sent>) {
     let task_obj = obj.clone();
+    let ctx = ctx.clone();
     let reconcile = tokio::spawn(async move {
         reconcile_account(&task_obj, &ctx)
             .await
@@ -325,4 +336,63 @@ async fn a_refused_plan_writes_nothing_and_reports_the_refusal() {
     assert_eq!(condition(status, "Synced")["status"], "False");
     assert_eq!(status["members"], 1);
     assert_eq!(sandbox_members(&db), before);
+}
+
+/// The accounts of a Portal share one connection: asked twice, the same one comes back; an
+/// edited Portal (a new generation) connects again; a reconcile that applies keeps the
+/// connection and one that is refused drops it, so the next one connects afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_of_a_portal_share_its_connection_until_a_reconcile_ends_badly() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = dir.path().join("sandbox.db");
+    seeded_sandbox(&db);
+    let (service, mut server) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let mut sandbox = portal(&format!("sandbox:{}", db.display()));
+    sandbox.metadata.uid = Some("p-1".into());
+    sandbox.metadata.generation = Some(1);
+    let applied = account(json!([
+        {"email": "admin@x.example", "roles": ["customer-admin", "cockpit-access"]},
+        {"email": "bob@x.example", "roles": ["cockpit-access"]}
+    ]));
+    let ctx = Arc::new(context(client, &applied, &sandbox));
+    let now = crate::reconcile::now().expect("the clock");
+    let scratch = || -> Arc<dyn InvitationStore> { Arc::new(MemoryInvitations::default()) };
+
+    let first = shared_connection(&ctx, &sandbox, scratch(), now)
+        .await
+        .expect("a connection");
+    let again = shared_connection(&ctx, &sandbox, scratch(), now)
+        .await
+        .expect("a connection");
+    assert!(Arc::ptr_eq(&first, &again));
+    let mut edited = sandbox.clone();
+    edited.metadata.generation = Some(2);
+    let after_edit = shared_connection(&ctx, &edited, scratch(), now)
+        .await
+        .expect("a connection");
+    assert!(!Arc::ptr_eq(&first, &after_edit));
+    let current = shared_connection(&ctx, &sandbox, scratch(), now)
+        .await
+        .expect("a connection");
+    assert!(!Arc::ptr_eq(&first, &current));
+
+    let (outcome, _) = reconcile_with(&ctx, &mut server, applied).await;
+    assert_eq!(outcome, Ok(Outcome::Applied));
+    let kept = shared_connection(&ctx, &sandbox, scratch(), now)
+        .await
+        .expect("a connection");
+    assert!(
+        Arc::ptr_eq(&current, &kept),
+        "an applied reconcile keeps it"
+    );
+
+    let refused = account(json!([{"email": "bob@x.example", "roles": ["cockpit-access"]}]));
+    let (outcome, _) = reconcile_with(&ctx, &mut server, refused).await;
+    assert_eq!(outcome, Ok(Outcome::Refused));
+    assert!(ctx.connections.is_empty(), "a refused reconcile drops it");
+    let fresh = shared_connection(&ctx, &sandbox, scratch(), now)
+        .await
+        .expect("a connection");
+    assert!(!Arc::ptr_eq(&current, &fresh));
 }
