@@ -1007,6 +1007,66 @@ spec:
     );
 }
 
+/// A new account is reconciled once: its finalizer and its first sync in the same reconcile,
+/// and the finalizer's own patch does not queue it again (it used to be two reconciles per
+/// account, the first of which only added the finalizer).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Kubernetes API server: tests/k8s/testenv.sh up"]
+async fn a_new_account_is_reconciled_once() {
+    let k = cluster().await;
+    let ns = namespace(&k.client, "once").await;
+    let server = Server::start();
+    portal(&k.client, &ns, "main", &server.url).await;
+    let args = ["--concurrency", "1", "--resync", "10m"];
+    let ctl = Controller::start(&k.kubeconfig, &ns, &args, NOW);
+    let log = &ctl;
+    eventually("the caches filled", 30, || async move {
+        log.log_text().contains("caches filled").then_some(())
+    })
+    .await;
+    let account = |name: &str, cn: &str| {
+        format!(
+            "apiVersion: rolecall.dev/v1alpha1\nkind: CustomerAccount\nmetadata: {{name: {name}}}\nspec:\n  customerNumber: \"{cn}\"\n  displayName: {name}\n  members:\n    - email: admin@{name}.example\n      roles: [cockpit-access, customer-admin]\n"
+        )
+    };
+    apply_yaml(&k.client, &ns, &account("first", "30001")).await;
+    let first = wait_ready(&k.client, &ns, "first", "True", "Applied").await;
+    assert!(
+        first
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == "rolecall.dev/deletion-policy"),
+        "the finalizer is set"
+    );
+    // One reconcile at a time (`--concurrency 1`): the second account is queued after
+    // anything the first one's writes queued, so once both have applied, any second
+    // reconcile of the first has run and been counted.
+    apply_yaml(&k.client, &ns, &account("second", "30002")).await;
+    wait_ready(&k.client, &ns, "second", "True", "Applied").await;
+    let series = |result: &str| format!("rolecall_reconciles_total{{result=\"{result}\"}} ");
+    let ctl = &ctl;
+    let applied = series("applied");
+    eventually("both accounts' reconciles counted", 30, || {
+        let applied = applied.clone();
+        async move { (ctl.metric(&applied).await == 2.0).then_some(()) }
+    })
+    .await;
+    let text = ctl.scrape().await.unwrap_or_default();
+    for result in ["in_sync", "observed", "error", "conflict"] {
+        assert_eq!(
+            ctl.metric(&series(result)).await,
+            0.0,
+            "a {result} reconcile besides the two that applied:\n{text}"
+        );
+    }
+    assert_eq!(
+        members(&server.url, "30001").await.map(|m| m.len()),
+        Some(1)
+    );
+}
+
 /// `--selector` shards the fleet: a controller reconciles only the CustomerAccounts whose
 /// labels match, and leaves the others (status and portal) alone for the shard that owns them.
 #[tokio::test(flavor = "multi_thread")]

@@ -125,6 +125,9 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub accounts: Store<CustomerAccount>,
+    /// What the CustomerAccount watch last saw of each account: a reconcile that adds the
+    /// finalizer says so here, so that its own patch does not queue the account again.
+    account_changes: watch::Changes,
     pub members: Store<AccountMember>,
     pub contacts: Store<NotificationContact>,
     pub portals: Store<Portal>,
@@ -313,43 +316,45 @@ async fn work(
     if let Some(selector) = &config.selector {
         account_watch = account_watch.labels(selector);
     }
-    let (accounts, account_events) =
-        reflect::<CustomerAccount>(api(&client, ns.as_deref()), account_watch, &mut tasks);
+    let account_changes = watch::Changes::default();
+    let (accounts, account_events) = reflect::<CustomerAccount>(
+        api(&client, ns.as_deref()),
+        account_watch,
+        account_changes.clone(),
+        &mut tasks,
+    );
     let (members, member_events) = reflect::<AccountMember>(
         api(&client, ns.as_deref()),
         watcher::Config::default(),
+        watch::Changes::default(),
         &mut tasks,
     );
     let (contacts, contact_events) = reflect::<NotificationContact>(
         api(&client, ns.as_deref()),
         watcher::Config::default(),
+        watch::Changes::default(),
         &mut tasks,
     );
     let (portals, portal_events) = reflect::<Portal>(
         api(&client, ns.as_deref()),
         watcher::Config::default(),
+        watch::Changes::default(),
         &mut tasks,
     );
-    // The caches must be complete before the first reconcile: a member declared in its own
-    // object and not yet seen would otherwise be pruned. (Waited for here, once: a store's
-    // readiness wakes only one waiter at a time.)
-    let caches = async {
-        let _ = members.wait_until_ready().await;
-        let _ = contacts.wait_until_ready().await;
-        let _ = portals.wait_until_ready().await;
-        let _ = accounts.wait_until_ready().await;
-    };
-    tokio::select! {
-        _ = caches => {}
-        _ = stopped(stop.clone()) => {
-            for task in tasks {
-                task.abort();
-            }
-            return;
+    if !caches_filled(&accounts, &members, &contacts, &portals, stop.clone()).await {
+        for task in tasks {
+            task.abort();
         }
+        return;
     }
     let ctx = context(
-        &client, &config, metrics, &accounts, &members, &contacts, &portals,
+        &client,
+        &config,
+        metrics,
+        (&accounts, account_changes),
+        &members,
+        &contacts,
+        &portals,
     );
 
     let by_account = |ns: Option<String>, name: &str| -> Option<ObjectRef<CustomerAccount>> {
@@ -398,12 +403,34 @@ async fn work(
     }
 }
 
+/// Whether every cache was filled before `stop`. The caches must be complete before the first
+/// reconcile: a member declared in its own object and not yet seen would otherwise be pruned.
+/// (Waited for here, once: a store's readiness wakes only one waiter at a time.)
+async fn caches_filled(
+    accounts: &Store<CustomerAccount>,
+    members: &Store<AccountMember>,
+    contacts: &Store<NotificationContact>,
+    portals: &Store<Portal>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let caches = async {
+        let _ = members.wait_until_ready().await;
+        let _ = contacts.wait_until_ready().await;
+        let _ = portals.wait_until_ready().await;
+        let _ = accounts.wait_until_ready().await;
+    };
+    tokio::select! {
+        () = caches => true,
+        () = stopped(stop) => false,
+    }
+}
+
 /// What every reconcile of this leadership term shares, once the caches are filled.
 fn context(
     client: &Client,
     config: &Config,
     metrics: Arc<Metrics>,
-    accounts: &Store<CustomerAccount>,
+    (accounts, account_changes): (&Store<CustomerAccount>, watch::Changes),
     members: &Store<AccountMember>,
     contacts: &Store<NotificationContact>,
     portals: &Store<Portal>,
@@ -428,6 +455,7 @@ fn context(
         recorder,
         metrics,
         accounts: accounts.clone(),
+        account_changes,
         members: members.clone(),
         contacts: contacts.clone(),
         portals: portals.clone(),

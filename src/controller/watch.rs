@@ -2,6 +2,7 @@
 //! controller.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt};
 use kube::Resource;
@@ -14,25 +15,59 @@ use serde::de::DeserializeOwned;
 use crate::model::Portal;
 
 /// What of each object was last seen, by uid: its generation and finalizers, hashed by kube's
-/// predicates.
-#[derive(Default)]
-struct Changes {
-    seen: HashMap<String, Option<u64>>,
+/// predicates. Shared by the watch and the reconciles: a reconcile that changes an object's
+/// finalizers itself says so first ([`Changes::expect`]), so that its own write does not wake
+/// the controller for that object a second time.
+#[derive(Clone, Default)]
+pub(super) struct Changes {
+    seen: Arc<Mutex<HashMap<String, Option<u64>>>>,
 }
 
 impl Changes {
-    /// Whether `obj` has a new generation or other finalizers than when last seen.
-    fn changed<K: Resource>(&mut self, obj: &K) -> bool {
-        let uid = obj.meta().uid.clone().unwrap_or_default();
-        let now = predicates::generation
+    fn hash<K: Resource>(obj: &K) -> Option<u64> {
+        predicates::generation
             .combine(predicates::finalizers)
-            .hash_property(obj);
-        self.seen.insert(uid, now) != Some(now)
+            .hash_property(obj)
     }
 
-    fn forget<K: Resource>(&mut self, obj: &K) {
+    fn uid<K: Resource>(obj: &K) -> String {
+        obj.meta().uid.clone().unwrap_or_default()
+    }
+
+    /// Whether `obj` has a new generation or other finalizers than when last seen.
+    fn changed<K: Resource>(&self, obj: &K) -> bool {
+        let now = Self::hash(obj);
+        match self.seen.lock() {
+            Ok(mut seen) => seen.insert(Self::uid(obj), now) != Some(now),
+            // A poisoned table cannot say: waking the controller is the safe side.
+            Err(_) => true,
+        }
+    }
+
+    /// Records `obj` as seen, as it will be once the caller's own write lands: its event then
+    /// wakes nothing. Returns what was recorded before, for [`Changes::restore`] if the write
+    /// fails.
+    pub(super) fn expect<K: Resource>(&self, obj: &K) -> Option<Option<u64>> {
         self.seen
-            .remove(obj.meta().uid.as_deref().unwrap_or_default());
+            .lock()
+            .ok()
+            .and_then(|mut seen| seen.insert(Self::uid(obj), Self::hash(obj)))
+    }
+
+    /// Undoes [`Changes::expect`] after a write that did not land.
+    pub(super) fn restore<K: Resource>(&self, obj: &K, before: Option<Option<u64>>) {
+        if let Ok(mut seen) = self.seen.lock() {
+            match before {
+                Some(hash) => seen.insert(Self::uid(obj), hash),
+                None => seen.remove(&Self::uid(obj)),
+            };
+        }
+    }
+
+    fn forget<K: Resource>(&self, obj: &K) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.remove(obj.meta().uid.as_deref().unwrap_or_default());
+        }
     }
 }
 
@@ -56,10 +91,11 @@ pub(super) fn slim<K: Resource>(obj: &mut K) {
     }
 }
 
-/// A reflector driven by its own task, and the stream of objects it saw change.
+/// A reflector driven by its own task, and the stream of objects it saw change (by `changes`).
 pub(super) fn reflect<K>(
     api: Api<K>,
     watch: watcher::Config,
+    changes: Changes,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> (
     Store<K>,
@@ -79,7 +115,6 @@ where
         // `predicate_filter` because objects of a (re)list are held back until the list is
         // complete and the store holds all of them, so that no reconcile looks an object up
         // before the store has it, and because a deletion always passes.
-        let mut changes = Changes::default();
         let mut listed: Vec<K> = Vec::new();
         let mut events = std::pin::pin!(
             watcher(api, watch)
@@ -88,7 +123,7 @@ where
                 .reflect(writer)
         );
         while let Some(event) = events.next().await {
-            let mut changed = |obj: &K| changes.changed(obj);
+            let changed = |obj: &K| changes.changed(obj);
             let ready: Vec<Result<K, watcher::Error>> = match event {
                 Ok(watcher::Event::Apply(obj)) => {
                     if changed(&obj) {
@@ -221,7 +256,7 @@ mod tests {
     /// controller; a new generation or a finalizer change does, and a forgotten object is new.
     #[test]
     fn only_generation_and_finalizer_changes_trigger() {
-        let mut changes = Changes::default();
+        let changes = Changes::default();
         assert!(changes.changed(&object(1, &[], "10")));
         assert!(!changes.changed(&object(1, &[], "11")));
         assert!(changes.changed(&object(1, &[FINALIZER], "12")));
@@ -229,5 +264,27 @@ mod tests {
         assert!(changes.changed(&object(2, &[FINALIZER], "14")));
         changes.forget(&object(2, &[FINALIZER], "15"));
         assert!(changes.changed(&object(2, &[FINALIZER], "16")));
+    }
+
+    /// The finalizer a reconcile adds itself, announced with `expect`, does not wake the
+    /// controller again; one it failed to add is forgotten again, and someone else's finalizer
+    /// change still wakes it.
+    #[test]
+    fn an_expected_finalizer_change_does_not_trigger() {
+        let changes = Changes::default();
+        assert!(changes.changed(&object(1, &[], "10")));
+        changes.expect(&object(1, &[FINALIZER], "10"));
+        assert!(!changes.changed(&object(1, &[FINALIZER], "11")));
+        assert!(changes.changed(&object(1, &[FINALIZER, "other/x"], "12")));
+
+        let fresh = Changes::default();
+        assert!(fresh.changed(&object(1, &[], "10")));
+        let before = fresh.expect(&object(1, &[FINALIZER], "10"));
+        fresh.restore(&object(1, &[FINALIZER], "10"), before);
+        assert!(
+            !fresh.changed(&object(1, &[], "11")),
+            "restored to what was seen"
+        );
+        assert!(fresh.changed(&object(1, &[FINALIZER], "12")));
     }
 }

@@ -9,6 +9,15 @@ pub async fn account(obj: Arc<CustomerAccount>, ctx: Arc<Context>) -> Result<Req
     let namespace = obj.namespace().unwrap_or_default();
     let api: Api<CustomerAccount> = Api::namespaced(ctx.client.clone(), &namespace);
     let key = key_of(obj.as_ref());
+    // A new account gets its finalizer and its first sync in the same reconcile.
+    let obj = match add_finalizer(&api, obj, &ctx).await {
+        Ok(obj) => obj,
+        Err(e) => {
+            ctx.metrics
+                .reconciled(Outcome::Error, started.elapsed().as_secs_f64());
+            return Err(e);
+        }
+    };
     // The finalizer helper hands back only the requeue; the outcome comes out beside it.
     let outcome = std::sync::Mutex::new(Outcome::InSync);
     let result = finalizer(&api, FINALIZER, obj, |event| async {
@@ -39,6 +48,70 @@ pub async fn account(obj: Arc<CustomerAccount>, ctx: Arc<Context>) -> Result<Req
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
                 other => Error::Finalizer(other.to_string()),
             })
+        }
+    }
+}
+
+/// The account with the finalizer that carries out its `deletionPolicy`, added now if it is
+/// not there yet (and the account is not being deleted), so that the first reconcile of a new
+/// account applies it too: kube's finalizer helper only adds the finalizer and waits for the
+/// patch to come back through the watch, which queues every new account twice. The watch is
+/// told first that this patch is the reconcile's own, so its event wakes nothing.
+async fn add_finalizer(
+    api: &Api<CustomerAccount>,
+    obj: Arc<CustomerAccount>,
+    ctx: &Context,
+) -> Result<Arc<CustomerAccount>, Error> {
+    if obj.meta().deletion_timestamp.is_some() || obj.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(obj);
+    }
+    use json_patch::jsonptr::PointerBuf;
+    use json_patch::{AddOperation, PatchOperation, TestOperation};
+    // The same patch as kube's helper: the test fails it, rather than adding the finalizer
+    // twice, when someone else changed the finalizers meanwhile.
+    let patch = json_patch::Patch(if obj.finalizers().is_empty() {
+        vec![
+            PatchOperation::Test(TestOperation {
+                path: PointerBuf::from_tokens(["metadata", "finalizers"]),
+                value: serde_json::Value::Null,
+            }),
+            PatchOperation::Add(AddOperation {
+                path: PointerBuf::from_tokens(["metadata", "finalizers"]),
+                value: serde_json::json!([FINALIZER]),
+            }),
+        ]
+    } else {
+        vec![
+            PatchOperation::Test(TestOperation {
+                path: PointerBuf::from_tokens(["metadata", "finalizers"]),
+                value: serde_json::json!(obj.finalizers()),
+            }),
+            PatchOperation::Add(AddOperation {
+                path: PointerBuf::from_tokens(["metadata", "finalizers", "-"]),
+                value: serde_json::json!(FINALIZER),
+            }),
+        ]
+    });
+    let mut expected = (*obj).clone();
+    expected.finalizers_mut().push(FINALIZER.to_string());
+    let before = ctx.account_changes.expect(&expected);
+    match api
+        .patch(
+            &obj.name_any(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Json::<()>(patch),
+        )
+        .await
+    {
+        Ok(mut patched) => {
+            super::super::watch::slim(&mut patched);
+            Ok(Arc::new(patched))
+        }
+        Err(e) => {
+            ctx.account_changes.restore(&expected, before);
+            Err(Error::Finalizer(format!(
+                "adding the finalizer {FINALIZER} failed: {e}"
+            )))
         }
     }
 }

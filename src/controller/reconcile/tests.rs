@@ -129,6 +129,7 @@ fn context(client: kube::Client, account: &CustomerAccount, portal: &Portal) -> 
         recorder,
         metrics: Arc::new(Metrics::new()),
         accounts,
+        account_changes: Default::default(),
         members,
         contacts,
         portals,
