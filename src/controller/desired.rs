@@ -173,7 +173,7 @@ pub fn declared(
     for (name, body) in objects {
         docs.extend(document(&namespace, &name, body, &mut diagnostics));
     }
-    let desired = check::check_documents(&docs, now, &mut diagnostics);
+    let desired = check::check_documents(docs, now, &mut diagnostics);
     manifest::diagnostic::sort(&mut diagnostics);
     let has_errors = diagnostics.iter().any(Diagnostic::is_error);
     let account = if has_errors {

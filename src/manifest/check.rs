@@ -79,16 +79,19 @@ pub(crate) fn check_structure(
 
 /// The semantic checks across documents (SPEC §2) and their resolution into the desired state;
 /// for files and for the controller's typed objects alike.
+/// The documents are consumed: each CustomerAccount's document is dropped as soon as its
+/// account is checked, so that a large fleet does not hold every document and the whole desired
+/// state at once.
 pub(crate) fn check_documents(
-    docs: &[Document],
+    docs: Vec<Document>,
     now: Timestamp,
     diags: &mut Vec<Diagnostic>,
 ) -> DesiredState {
     let mut c = Checker { diags, now };
-    check_names(&mut c, docs);
+    check_names(&mut c, &docs);
 
     let mut state = DesiredState::default();
-    for doc in docs {
+    for doc in &docs {
         if let Body::Portal(p) = &doc.body {
             check_portal(&mut c, doc, p);
             state.portals.push(DesiredPortal {
@@ -101,13 +104,15 @@ pub(crate) fn check_documents(
         }
     }
 
-    let accounts: Vec<&Document> = docs
-        .iter()
-        .filter(|d| matches!(d.body, Body::Account(_)))
-        .collect();
-    let extras = attach(&mut c, docs, &accounts);
-    check_customer_numbers(&mut c, &accounts);
-    for (account, mut diags) in check_accounts(now, &accounts, &state.portals, &extras) {
+    let (accounts, others): (Vec<Document>, Vec<Document>) = docs
+        .into_iter()
+        .partition(|d| matches!(d.body, Body::Account(_)));
+    let extras = {
+        let accounts: Vec<&Document> = accounts.iter().collect();
+        check_customer_numbers(&mut c, &accounts);
+        attach(&mut c, &others, &accounts)
+    };
+    for (account, mut diags) in check_accounts(now, accounts, &state.portals, &extras) {
         state.accounts.extend(account);
         c.diags.append(&mut diags);
     }
@@ -123,7 +128,7 @@ struct Extras<'a> {
 
 /// Attaches each AccountMember and NotificationContact to the CustomerAccount it points to,
 /// reporting references that leave their namespace or name no account.
-fn attach<'a>(c: &mut Checker, docs: &'a [Document], accounts: &[&'a Document]) -> Extras<'a> {
+fn attach<'a>(c: &mut Checker, docs: &'a [Document], accounts: &[&Document]) -> Extras<'a> {
     // Accounts by (namespace, name), for references.
     let mut by_name: HashMap<(&str, &str), usize> = HashMap::new();
     for (i, d) in accounts.iter().enumerate() {
@@ -231,13 +236,14 @@ fn check_customer_numbers(c: &mut Checker, accounts: &[&Document]) {
 /// outcome is the same as one by one.
 fn check_accounts(
     now: Timestamp,
-    accounts: &[&Document],
+    accounts: Vec<Document>,
     portals: &[DesiredPortal],
     extras: &Extras,
 ) -> Vec<(Option<DesiredAccount>, Vec<Diagnostic>)> {
-    let check_one = |i: usize| {
+    // Each document is dropped when its account is checked (the closure owns it).
+    let check_one = |(i, doc): (usize, Document)| {
         let mut diags = Vec::new();
-        let Body::Account(a) = &accounts[i].body else {
+        let Body::Account(a) = &doc.body else {
             return (None, diags);
         };
         let mut c = Checker {
@@ -246,7 +252,7 @@ fn check_accounts(
         };
         let account = check_account(
             &mut c,
-            accounts[i],
+            &doc,
             a,
             portals,
             &extras.members[i],
@@ -262,13 +268,14 @@ fn check_accounts(
     };
     match pool {
         Some(pool) => pool.install(|| {
-            (0..accounts.len())
+            accounts
                 .into_par_iter()
+                .enumerate()
                 .with_min_len(PARALLEL_FROM)
                 .map(check_one)
                 .collect()
         }),
-        None => (0..accounts.len()).map(check_one).collect(),
+        None => accounts.into_iter().enumerate().map(check_one).collect(),
     }
 }
 

@@ -109,7 +109,12 @@ impl Checked {
 /// already past (a warning).
 pub fn load_and_check(paths: &[PathBuf], now: jiff::Timestamp) -> Checked {
     let (files, mut read_problems) = load::read_paths(paths);
-    let mut checked = check_files(&files, now);
+    let read = read_files(&files);
+    // The documents hold what of the text they may still need; the rest goes now, and each
+    // file's text with its last document (the checks drop each account's document once it
+    // is checked), so that a large fleet never holds text, documents and desired state at once.
+    drop(files);
+    let mut checked = check_read(read, now);
     checked.diagnostics.append(&mut read_problems);
     diagnostic::sort(&mut checked.diagnostics);
     checked
@@ -117,18 +122,41 @@ pub fn load_and_check(paths: &[PathBuf], now: jiff::Timestamp) -> Checked {
 
 /// Checks already-read files.
 pub fn check_files(files: &[SourceFile], now: jiff::Timestamp) -> Checked {
+    check_read(read_files(files), now)
+}
+
+/// The files' documents that passed the structural checks, their problems, and how many
+/// documents there were.
+struct Read {
+    documents: Vec<Document>,
+    diagnostics: Vec<Diagnostic>,
+    count: usize,
+}
+
+fn read_files(files: &[SourceFile]) -> Read {
     let validators = schema::Validators::new();
-    let mut diagnostics = Vec::new();
-    let mut documents = Vec::new();
-    let mut count = 0;
+    let mut read = Read {
+        documents: Vec::new(),
+        diagnostics: Vec::new(),
+        count: 0,
+    };
     // Parsing and the schema are per file and dominate large fleets: spread the files over
     // the cores, then merge in file order so that the outcome is the same as one by one.
     for (n, docs, mut diags) in read_files_parallel(files, &validators) {
-        count += n;
-        documents.extend(docs);
-        diagnostics.append(&mut diags);
+        read.count += n;
+        read.documents.extend(docs);
+        read.diagnostics.append(&mut diags);
     }
-    let desired = check::check_documents(&documents, now, &mut diagnostics);
+    read
+}
+
+fn check_read(read: Read, now: jiff::Timestamp) -> Checked {
+    let Read {
+        documents,
+        mut diagnostics,
+        count,
+    } = read;
+    let desired = check::check_documents(documents, now, &mut diagnostics);
     diagnostic::sort(&mut diagnostics);
     Checked {
         desired,
