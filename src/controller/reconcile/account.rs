@@ -69,29 +69,27 @@ async fn add_finalizer(
     use json_patch::{AddOperation, PatchOperation, TestOperation};
     // The same patch as kube's helper: the test fails it, rather than adding the finalizer
     // twice, when someone else changed the finalizers meanwhile.
-    let patch = json_patch::Patch(if obj.finalizers().is_empty() {
-        vec![
-            PatchOperation::Test(TestOperation {
-                path: PointerBuf::from_tokens(["metadata", "finalizers"]),
-                value: serde_json::Value::Null,
-            }),
-            PatchOperation::Add(AddOperation {
-                path: PointerBuf::from_tokens(["metadata", "finalizers"]),
-                value: serde_json::json!([FINALIZER]),
-            }),
-        ]
+    let finalizers = PointerBuf::from_tokens(["metadata", "finalizers"]);
+    let (was, path, value) = if obj.finalizers().is_empty() {
+        (
+            serde_json::Value::Null,
+            finalizers.clone(),
+            serde_json::json!([FINALIZER]),
+        )
     } else {
-        vec![
-            PatchOperation::Test(TestOperation {
-                path: PointerBuf::from_tokens(["metadata", "finalizers"]),
-                value: serde_json::json!(obj.finalizers()),
-            }),
-            PatchOperation::Add(AddOperation {
-                path: PointerBuf::from_tokens(["metadata", "finalizers", "-"]),
-                value: serde_json::json!(FINALIZER),
-            }),
-        ]
-    });
+        (
+            serde_json::json!(obj.finalizers()),
+            PointerBuf::from_tokens(["metadata", "finalizers", "-"]),
+            serde_json::json!(FINALIZER),
+        )
+    };
+    let patch = json_patch::Patch(vec![
+        PatchOperation::Test(TestOperation {
+            path: finalizers,
+            value: was,
+        }),
+        PatchOperation::Add(AddOperation { path, value }),
+    ]);
     let mut expected = (*obj).clone();
     expected.finalizers_mut().push(FINALIZER.to_string());
     let before = ctx.account_changes.expect(&expected);
