@@ -102,6 +102,19 @@ pub trait Portal: Send + Sync {
         &self,
         accounts: &AccountFilter,
     ) -> impl Future<Output = PortalResult<Vec<Member>>> + Send;
+    /// [`Portal::list_members`] handed to `on_page` a page at a time, as the portal answers:
+    /// a large fleet's plan files each page under its accounts at once and never holds the
+    /// whole fleet's members as one list. A portal without pages hands over one.
+    fn list_members_by_page<F: FnMut(Vec<Member>) + Send>(
+        &self,
+        accounts: &AccountFilter,
+        mut on_page: F,
+    ) -> impl Future<Output = PortalResult<()>> + Send {
+        async move {
+            on_page(self.list_members(accounts).await?);
+            Ok(())
+        }
+    }
     fn put_member(
         &self,
         customer_number: &str,
@@ -134,6 +147,17 @@ pub trait Portal: Send + Sync {
         &self,
         accounts: &AccountFilter,
     ) -> impl Future<Output = PortalResult<Vec<Contact>>> + Send;
+    /// [`Portal::list_contacts`] a page at a time (see [`Portal::list_members_by_page`]).
+    fn list_contacts_by_page<F: FnMut(Vec<Contact>) + Send>(
+        &self,
+        accounts: &AccountFilter,
+        mut on_page: F,
+    ) -> impl Future<Output = PortalResult<()>> + Send {
+        async move {
+            on_page(self.list_contacts(accounts).await?);
+            Ok(())
+        }
+    }
     fn put_contact(
         &self,
         customer_number: &str,

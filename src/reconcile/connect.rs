@@ -358,6 +358,13 @@ impl Portal for AnyPortal {
     async fn list_members(&self, accounts: &AccountFilter) -> PortalResult<Vec<Member>> {
         both!(self, p => p.list_members(accounts))
     }
+    async fn list_members_by_page<F: FnMut(Vec<Member>) + Send>(
+        &self,
+        accounts: &AccountFilter,
+        on_page: F,
+    ) -> PortalResult<()> {
+        both!(self, p => p.list_members_by_page(accounts, on_page))
+    }
     async fn put_member(
         &self,
         cn: &str,
@@ -389,6 +396,13 @@ impl Portal for AnyPortal {
     }
     async fn list_contacts(&self, accounts: &AccountFilter) -> PortalResult<Vec<Contact>> {
         both!(self, p => p.list_contacts(accounts))
+    }
+    async fn list_contacts_by_page<F: FnMut(Vec<Contact>) + Send>(
+        &self,
+        accounts: &AccountFilter,
+        on_page: F,
+    ) -> PortalResult<()> {
+        both!(self, p => p.list_contacts_by_page(accounts, on_page))
     }
     async fn put_contact(
         &self,

@@ -6,6 +6,7 @@
 //! which the front ends show.
 
 pub mod apply;
+mod bulk;
 pub mod connect;
 pub mod load;
 pub mod observe;

@@ -4,10 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub(crate) use super::bulk::Bulk;
 use crate::domain::ObservedAccount;
-use crate::portal::{
-    AccountFilter, Contact, ErrorCode, Member, Portal, PortalError, PrincipalKind,
-};
+use crate::portal::{AccountFilter, ErrorCode, Portal, PortalError, PrincipalKind};
 
 /// Reads what the portal holds for the given accounts, with the bulk endpoints: about one
 /// request per thousand objects, whatever the number of accounts.
@@ -117,9 +116,6 @@ pub(crate) async fn observe_for_plan_prefetched<P: Portal>(
     .await
 }
 
-/// Every account's members and contacts, as the bulk reads give them.
-pub(crate) type Bulk = (Vec<Member>, Vec<Contact>);
-
 async fn observe_prefetched<P: Portal>(
     portal: &P,
     customer_numbers: &[String],
@@ -161,13 +157,11 @@ async fn observe_prefetched<P: Portal>(
         bulk = None;
         AccountFilter::Only(present.clone())
     };
-    // Members and contacts are independent reads: the portal answers one while rolecall
-    // decodes the other.
     let read = match bulk {
         Some(read) => Ok(read),
-        None => tokio::try_join!(portal.list_members(&filter), portal.list_contacts(&filter)),
+        None => Bulk::read(portal, &filter).await,
     };
-    let (members, contacts) = match read {
+    let read = match read {
         Ok(read) => read,
         Err(e) if reach == Reach::SomeMayBeForbidden && e.code() == Some(ErrorCode::Forbidden) => {
             read_one_by_one(portal, &present, &mut forbidden).await?
@@ -177,37 +171,10 @@ async fn observe_prefetched<P: Portal>(
     for cn in &forbidden {
         observed.remove(cn);
     }
-    // Each account's lists are sized once: grown push by push, they would hold a third more
-    // than they use across a large fleet.
-    let mut sizes: std::collections::HashMap<&str, (usize, usize)> = Default::default();
-    for cn in members.iter().filter_map(|m| m.customer_number.as_deref()) {
-        sizes.entry(cn).or_default().0 += 1;
-    }
-    for cn in contacts.iter().filter_map(|c| c.customer_number.as_deref()) {
-        sizes.entry(cn).or_default().1 += 1;
-    }
-    for (cn, (m, c)) in sizes {
-        if let Some(o) = observed.get_mut(cn) {
-            o.members.reserve_exact(m);
-            o.contacts.reserve_exact(c);
-        }
-    }
-    for m in members {
-        if let Some(o) = m
-            .customer_number
-            .as_ref()
-            .and_then(|cn| observed.get_mut(cn))
-        {
-            o.members.push(m.into());
-        }
-    }
-    for c in contacts {
-        if let Some(o) = c
-            .customer_number
-            .as_ref()
-            .and_then(|cn| observed.get_mut(cn))
-        {
-            o.contacts.push(c.into());
+    for (cn, (members, contacts)) in read.into_accounts() {
+        if let Some(o) = observed.get_mut(&cn) {
+            o.members = members;
+            o.contacts = contacts;
         }
     }
     Ok(Observation {
@@ -222,7 +189,7 @@ async fn read_one_by_one<P: Portal>(
     portal: &P,
     present: &[String],
     forbidden: &mut BTreeSet<String>,
-) -> Result<(Vec<Member>, Vec<Contact>), PortalError> {
+) -> Result<Bulk, PortalError> {
     use futures::StreamExt;
     let reads = futures::stream::iter(present.iter().map(|cn| async move {
         let filter = AccountFilter::Only(vec![cn.clone()]);
@@ -232,20 +199,17 @@ async fn read_one_by_one<P: Portal>(
     .buffer_unordered(NARROWING_CONCURRENCY)
     .collect::<Vec<_>>()
     .await;
-    let (mut members, mut contacts) = (Vec::new(), Vec::new());
+    let mut bulk = Bulk::default();
     for (cn, read) in reads {
         match read {
-            Ok((m, c)) => {
-                members.extend(m);
-                contacts.extend(c);
-            }
+            Ok((m, c)) => bulk.add(m, c),
             Err(e) if e.code() == Some(ErrorCode::Forbidden) => {
                 forbidden.insert(cn.clone());
             }
             Err(e) => return Err(e),
         }
     }
-    Ok((members, contacts))
+    Ok(bulk)
 }
 
 /// Reads one account, its members and its contacts: three requests, whatever the size of the

@@ -66,8 +66,7 @@ impl Prefetch {
                 if !worth {
                     return None;
                 }
-                let all = AccountFilter::All;
-                tokio::try_join!(portal.list_members(&all), portal.list_contacts(&all)).ok()
+                Bulk::read(portal.as_ref(), &AccountFilter::All).await.ok()
             }))
         };
         Some(Prefetch {

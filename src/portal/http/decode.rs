@@ -87,6 +87,26 @@ impl HttpPortal {
         segments: &[&str],
         accounts: &[String],
     ) -> PortalResult<Vec<T>> {
+        let mut items = Vec::new();
+        self.get_pages(segments, accounts, &mut |page: Vec<T>| {
+            if items.is_empty() {
+                items = page;
+            } else {
+                items.extend(page);
+            }
+        })
+        .await?;
+        Ok(items)
+    }
+
+    /// [`Self::get_all`], each page's items handed to `on_page` as soon as it is decoded
+    /// (while the next page is under way).
+    pub(super) async fn get_pages<T: DeserializeOwned + Send + 'static>(
+        &self,
+        segments: &[&str],
+        accounts: &[String],
+        on_page: &mut (dyn FnMut(Vec<T>) + Send),
+    ) -> PortalResult<()> {
         let first_url = self.url(segments)?;
         let page_call = |cursor: Option<&str>| {
             let mut url = first_url.clone();
@@ -109,7 +129,6 @@ impl HttpPortal {
                 idempotency_key: None,
             }
         };
-        let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         let mut call = page_call(None);
         let mut answer = self.send(&call).await?;
@@ -160,18 +179,14 @@ impl HttpPortal {
                     )));
                 }
             };
-            if items.is_empty() {
-                items = page.items;
-            } else {
-                items.extend(page.items);
-            }
+            on_page(page.items);
             match following {
                 Some((next_call, next_answer)) => {
                     answer = next_answer?;
                     call = next_call;
                     cursor = next;
                 }
-                None => return Ok(items),
+                None => return Ok(()),
             }
         }
     }

@@ -292,14 +292,32 @@ impl HttpPortal {
         collection: &str,
         filter: &AccountFilter,
     ) -> PortalResult<Vec<T>> {
+        let mut items = Vec::new();
+        self.get_bulk_pages(collection, filter, &mut |page: Vec<T>| {
+            if items.is_empty() {
+                items = page;
+            } else {
+                items.extend(page);
+            }
+        })
+        .await?;
+        Ok(items)
+    }
+
+    /// [`Self::get_bulk`] a page at a time.
+    async fn get_bulk_pages<T: DeserializeOwned + Send + 'static>(
+        &self,
+        collection: &str,
+        filter: &AccountFilter,
+        on_page: &mut (dyn FnMut(Vec<T>) + Send),
+    ) -> PortalResult<()> {
         match filter {
-            AccountFilter::All => self.get_all(&[collection], &[]).await,
+            AccountFilter::All => self.get_pages(&[collection], &[], on_page).await,
             AccountFilter::Only(accounts) => {
-                let mut items = Vec::new();
                 for chunk in accounts.chunks(self.options.accounts_per_request.max(1)) {
-                    items.extend(self.get_all(&[collection], chunk).await?);
+                    self.get_pages(&[collection], chunk, on_page).await?;
                 }
-                Ok(items)
+                Ok(())
             }
         }
     }
@@ -396,6 +414,14 @@ impl Portal for HttpPortal {
         self.get_bulk("members", accounts).await
     }
 
+    async fn list_members_by_page<F: FnMut(Vec<Member>) + Send>(
+        &self,
+        accounts: &AccountFilter,
+        mut on_page: F,
+    ) -> PortalResult<()> {
+        self.get_bulk_pages("members", accounts, &mut on_page).await
+    }
+
     async fn put_member(
         &self,
         customer_number: &str,
@@ -440,6 +466,15 @@ impl Portal for HttpPortal {
 
     async fn list_contacts(&self, accounts: &AccountFilter) -> PortalResult<Vec<Contact>> {
         self.get_bulk("contacts", accounts).await
+    }
+
+    async fn list_contacts_by_page<F: FnMut(Vec<Contact>) + Send>(
+        &self,
+        accounts: &AccountFilter,
+        mut on_page: F,
+    ) -> PortalResult<()> {
+        self.get_bulk_pages("contacts", accounts, &mut on_page)
+            .await
     }
 
     async fn put_contact(
