@@ -404,8 +404,9 @@ pub struct AuditEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Page<T> {
-    pub items: Vec<T>,
+    /// Written first: a client can ask for the next page before it reads the items.
     pub next_cursor: Option<String>,
+    pub items: Vec<T>,
 }
 
 /// Stable machine words of `application/problem+json` errors.

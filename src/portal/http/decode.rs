@@ -15,6 +15,21 @@ pub(super) struct PageCursor {
     next_cursor: Option<String>,
 }
 
+/// A page's `nextCursor`. The reference portal writes it ahead of the items, and then it is
+/// read without them: the whole page was scanned for it, on the way of every page to the
+/// request for the next. Anywhere else in the page, the page is read for it.
+fn cursor_of(body: &[u8]) -> Option<String> {
+    let first = body.strip_prefix(b"{\"nextCursor\":").and_then(|rest| {
+        Option::<String>::deserialize(&mut serde_json::Deserializer::from_slice(rest)).ok()
+    });
+    match first {
+        Some(cursor) => cursor,
+        None => serde_json::from_slice::<PageCursor>(body)
+            .ok()
+            .and_then(|p| p.next_cursor),
+    }
+}
+
 impl HttpPortal {
     /// The decoded body of a 2xx answer, or the error the answer stands for.
     pub(super) fn decode<T: DeserializeOwned>(
@@ -137,10 +152,7 @@ impl HttpPortal {
                 return Err(self.refusal(&call, &answer));
             }
             // A body that does not parse has no cursor here; decoding it reports why.
-            let next = serde_json::from_slice::<PageCursor>(&answer.body)
-                .ok()
-                .and_then(|p| p.next_cursor)
-                .filter(|c| !c.is_empty());
+            let next = cursor_of(&answer.body).filter(|c| !c.is_empty());
             if let (Some(next), Some(current)) = (&next, &cursor)
                 && next == current
             {
@@ -237,5 +249,31 @@ pub(super) fn hint(status: StatusCode) -> &'static str {
         300..=399 => " (a redirect, which rolecall does not follow; check the portal URL)",
         500..=599 => " (retries exhausted)",
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod cursor_tests {
+    use super::*;
+
+    #[test]
+    fn the_cursor_is_read_ahead_of_the_items_or_from_the_whole_page() {
+        let page = Page {
+            next_cursor: Some("6162".to_string()),
+            items: vec![1, 2, 3],
+        };
+        let written = serde_json::to_vec(&page).unwrap();
+        assert!(
+            written.starts_with(b"{\"nextCursor\":"),
+            "the portal's order"
+        );
+        assert_eq!(cursor_of(&written).as_deref(), Some("6162"));
+        let last: &[u8] = br#"{"items":[{"a":"}"}],"nextCursor":"6163"}"#;
+        assert_eq!(cursor_of(last).as_deref(), Some("6163"));
+        assert_eq!(cursor_of(br#"{"nextCursor":null,"items":[]}"#), None);
+        assert_eq!(cursor_of(br#"{"items":[]}"#), None);
+        // A cursor that is no string is no cursor, wherever it stands.
+        assert_eq!(cursor_of(br#"{"nextCursor":7,"items":[]}"#), None);
+        assert_eq!(cursor_of(b"not json"), None);
     }
 }
