@@ -19,6 +19,14 @@ pub struct SourceFile {
 /// Reads every manifest file named by `paths`. Problems (missing files, unreadable or
 /// non-UTF-8 content, oversized files) come back as diagnostics; the other files still load.
 pub fn read_paths(paths: &[PathBuf]) -> (Vec<SourceFile>, Vec<Diagnostic>) {
+    let (files, diags) = read_paths_from(paths);
+    (files.into_iter().map(|(file, _)| file).collect(), diags)
+}
+
+/// [`read_paths`], each file with the path it was read from (`None` for standard input).
+pub(super) fn read_paths_from(
+    paths: &[PathBuf],
+) -> (Vec<(SourceFile, Option<PathBuf>)>, Vec<Diagnostic>) {
     let mut files = Vec::new();
     let mut diags = Vec::new();
     for path in paths {
@@ -29,7 +37,7 @@ pub fn read_paths(paths: &[PathBuf]) -> (Vec<SourceFile>, Vec<Diagnostic>) {
                 .take(MAX_FILE_BYTES as u64 + 1)
                 .read_to_end(&mut bytes);
             match limited {
-                Ok(_) => push_file("-".into(), bytes, &mut files, &mut diags),
+                Ok(_) => push_file("-".into(), None, bytes, &mut files, &mut diags),
                 Err(e) => diags.push(file_error(
                     "-",
                     &format!("standard input cannot be read: {e}"),
@@ -101,7 +109,11 @@ fn walk(dir: &FsPath, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>, depth
     }
 }
 
-fn read_file(path: &FsPath, files: &mut Vec<SourceFile>, diags: &mut Vec<Diagnostic>) {
+fn read_file(
+    path: &FsPath,
+    files: &mut Vec<(SourceFile, Option<PathBuf>)>,
+    diags: &mut Vec<Diagnostic>,
+) {
     let name = path.display().to_string();
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -119,13 +131,14 @@ fn read_file(path: &FsPath, files: &mut Vec<SourceFile>, diags: &mut Vec<Diagnos
         diags.push(file_error(&name, &io_sentence(&e)));
         return;
     }
-    push_file(name, bytes, files, diags);
+    push_file(name, Some(path.to_path_buf()), bytes, files, diags);
 }
 
 fn push_file(
     name: String,
+    path: Option<PathBuf>,
     bytes: Vec<u8>,
-    files: &mut Vec<SourceFile>,
+    files: &mut Vec<(SourceFile, Option<PathBuf>)>,
     diags: &mut Vec<Diagnostic>,
 ) {
     if bytes.len() > MAX_FILE_BYTES {
@@ -139,10 +152,13 @@ fn push_file(
         return;
     }
     match String::from_utf8(bytes) {
-        Ok(text) => files.push(SourceFile {
-            name,
-            text: text.into(),
-        }),
+        Ok(text) => files.push((
+            SourceFile {
+                name,
+                text: text.into(),
+            },
+            path,
+        )),
         Err(e) => {
             let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             let pos = position_after(valid);

@@ -108,12 +108,11 @@ impl Checked {
 /// Reads the `-f` paths and checks everything in them. `now` decides which `until` dates are
 /// already past (a warning).
 pub fn load_and_check(paths: &[PathBuf], now: jiff::Timestamp) -> Checked {
-    let (files, mut read_problems) = load::read_paths(paths);
-    let read = read_files(&files);
-    // The documents hold what of the text they may still need; the rest goes now, and each
-    // file's text with its last document (the checks drop each account's document once it
-    // is checked), so that a large fleet never holds text, documents and desired state at once.
-    drop(files);
+    let (files, mut read_problems) = load::read_paths_from(paths);
+    // Each file's text goes as soon as the file is read: a document with a problem to place
+    // reads its file again (see `yaml::LaterFile`), so that a large fleet never holds its
+    // text beside its documents and desired state.
+    let read = read_files(files);
     let mut checked = check_read(read, now);
     checked.diagnostics.append(&mut read_problems);
     diagnostic::sort(&mut checked.diagnostics);
@@ -122,6 +121,7 @@ pub fn load_and_check(paths: &[PathBuf], now: jiff::Timestamp) -> Checked {
 
 /// Checks already-read files.
 pub fn check_files(files: &[SourceFile], now: jiff::Timestamp) -> Checked {
+    let files = files.iter().map(|f| (f.clone(), None)).collect();
     check_read(read_files(files), now)
 }
 
@@ -133,7 +133,9 @@ struct Read {
     count: usize,
 }
 
-fn read_files(files: &[SourceFile]) -> Read {
+/// Reads the files, each with the path it can be read again from (`None`: its text is kept
+/// for that).
+fn read_files(files: Vec<(SourceFile, Option<PathBuf>)>) -> Read {
     let validators = schema::Validators::new();
     let mut read = Read {
         documents: Vec::new(),
@@ -176,15 +178,21 @@ pub fn simple_yaml_documents(text: &str) -> Option<Vec<serde_json::Value>> {
 /// and its problems.
 type FileOutcome = (usize, Vec<Document>, Vec<Diagnostic>);
 
-fn read_one_file(file: &SourceFile, validators: &schema::Validators) -> FileOutcome {
+fn read_one_file(
+    (file, path): (SourceFile, Option<PathBuf>),
+    validators: &schema::Validators,
+) -> FileOutcome {
     // Most documents are valid: read them without the positioned tree, which a large fleet
     // cannot afford to keep, and read the file again with positions only for a document with
     // something to report.
     let plain = simple_yaml::parse(&file.text).or_else(|| yaml::parse_plain(&file.text));
     let Some(plain) = plain else {
-        return read_one_file_positioned(file, validators);
+        return read_one_file_positioned(&file, validators);
     };
-    let later = std::sync::Arc::new(yaml::LaterFile::new(file.text.clone()));
+    let later = std::sync::Arc::new(match path {
+        Some(path) => yaml::LaterFile::on_disk(path, &file.text),
+        None => yaml::LaterFile::new(file.text.clone()),
+    });
     let mut diagnostics = Vec::new();
     let mut documents = Vec::new();
     let count = plain.len();
@@ -212,7 +220,7 @@ fn read_one_file(file: &SourceFile, validators: &schema::Validators) -> FileOutc
             }
             // Read once without positions but not with them: not expected; the positioned
             // reading of the whole file says what it finds.
-            None => return read_one_file_positioned(file, validators),
+            None => return read_one_file_positioned(&file, validators),
         }
     }
     (count, documents, diagnostics)
@@ -249,9 +257,12 @@ fn read_one_file_positioned(file: &SourceFile, validators: &schema::Validators) 
 
 /// [`read_one_file`] for every file, on the reading pool (one thread per core); results in file
 /// order. A single file is read on the calling thread: handing it over gains nothing.
-fn read_files_parallel(files: &[SourceFile], validators: &schema::Validators) -> Vec<FileOutcome> {
+fn read_files_parallel(
+    files: Vec<(SourceFile, Option<PathBuf>)>,
+    validators: &schema::Validators,
+) -> Vec<FileOutcome> {
     use rayon::prelude::*;
-    let read = |file: &SourceFile| read_one_file(file, validators);
+    let read = |file| read_one_file(file, validators);
     // The pool is built only when it is used: its stacks are address space, which a process
     // under `ulimit -v` may not have to spare.
     let pool = if files.len() > 1 {
@@ -260,8 +271,8 @@ fn read_files_parallel(files: &[SourceFile], validators: &schema::Validators) ->
         None
     };
     match pool {
-        Some(pool) => pool.install(|| files.par_iter().map(read).collect()),
-        None => files.iter().map(read).collect(),
+        Some(pool) => pool.install(|| files.into_par_iter().map(read).collect()),
+        None => files.into_iter().map(read).collect(),
     }
 }
 
@@ -326,6 +337,58 @@ mod tests {
             errors[0].starts_with("fleet.yaml:19:14: spec.members[0].email:"),
             "{errors:?}"
         );
+    }
+
+    /// Read from disk, the text is not kept: the file is read again for the problem's place,
+    /// exactly as from text that was kept.
+    #[test]
+    fn a_file_s_problem_is_located_by_reading_the_file_from_disk_again() {
+        let text: String = (1..=3)
+            .map(|i| {
+                account(
+                    i,
+                    if i == 2 {
+                        "not-an-email"
+                    } else {
+                        "p@x.example"
+                    },
+                )
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fleet.yaml");
+        std::fs::write(&path, &text).unwrap();
+        let before = yaml::REREADS.with(|n| n.get());
+        let checked = load_and_check(
+            std::slice::from_ref(&path),
+            "2026-11-26T09:00:00Z".parse().unwrap(),
+        );
+        assert_eq!(yaml::REREADS.with(|n| n.get()) - before, 1);
+        let errors: Vec<String> = checked.errors().map(|d| d.to_string()).collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let place = format!("{}:19:14: spec.members[0].email:", path.display());
+        assert!(errors[0].starts_with(&place), "{errors:?}");
+    }
+
+    /// A file changed after it was read is not trusted for places: the problem points at its
+    /// document's start instead of wherever the new text happens to have something.
+    #[test]
+    fn a_file_changed_since_it_was_read_gives_no_tree() {
+        let text = account(1, "p@x.example");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fleet.yaml");
+        std::fs::write(&path, &text).unwrap();
+        let later = yaml::LaterFile::on_disk(path.clone(), &text);
+        assert!(later.tree(0).is_some(), "the same text parses again");
+        let changed = yaml::LaterFile::on_disk(path.clone(), &text);
+        std::fs::write(&path, text.replace("p@x", "q@x")).unwrap();
+        assert!(changed.tree(0).is_none(), "same length, other text");
+        let shorter = yaml::LaterFile::on_disk(path.clone(), &text);
+        std::fs::write(&path, &text[..text.len() - 1]).unwrap();
+        assert!(shorter.tree(0).is_none(), "other length");
+        let gone = yaml::LaterFile::on_disk(path.clone(), &text);
+        std::fs::remove_file(&path).unwrap();
+        assert!(gone.tree(0).is_none(), "no file");
     }
 
     /// The readers run on the reading pool's threads once there are several files: nesting far

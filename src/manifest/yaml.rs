@@ -373,29 +373,74 @@ pub enum Positions {
     },
 }
 
-/// A file's text and, once asked for, its documents with positions.
+/// A file's text, or where to read it again, and, once asked for, its documents with
+/// positions.
 #[derive(Debug)]
 pub struct LaterFile {
-    text: std::sync::Arc<str>,
+    text: LaterText,
     trees: std::sync::OnceLock<Vec<Node>>,
+}
+
+#[derive(Debug)]
+enum LaterText {
+    /// Kept: text that cannot be read again (standard input, a controller's objects).
+    Held(std::sync::Arc<str>),
+    /// Read again from the file when a position is asked for, and used only if it is still
+    /// the text that was checked (the same length and hash): a fleet's text is not held while
+    /// it is checked and planned, for the few documents with a problem to place.
+    OnDisk {
+        path: std::path::PathBuf,
+        len: usize,
+        hash: u64,
+    },
+}
+
+fn text_hash(text: &str) -> u64 {
+    use std::hash::Hasher;
+    // The standard hasher's fixed keys: the same text hashes the same within a run.
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(text.as_bytes());
+    h.finish()
 }
 
 impl LaterFile {
     pub fn new(text: std::sync::Arc<str>) -> Self {
         LaterFile {
-            text,
+            text: LaterText::Held(text),
+            trees: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A file read from `path` as `text`, which is not kept.
+    pub fn on_disk(path: std::path::PathBuf, text: &str) -> Self {
+        LaterFile {
+            text: LaterText::OnDisk {
+                path,
+                len: text.len(),
+                hash: text_hash(text),
+            },
             trees: std::sync::OnceLock::new(),
         }
     }
 
     /// The `index`-th document with positions; the file is read again once, on the first
-    /// call (it parsed before, so it parses again; should it not, there is no tree).
+    /// call (it parsed before, so it parses again; should it not, or should the file have
+    /// changed since, there is no tree).
     pub fn tree(&self, index: usize) -> Option<&Node> {
         self.trees
             .get_or_init(|| {
                 #[cfg(test)]
                 REREADS.with(|n| n.set(n.get() + 1));
-                parse_documents(&self.text).unwrap_or_default()
+                match &self.text {
+                    LaterText::Held(text) => parse_documents(text).unwrap_or_default(),
+                    LaterText::OnDisk { path, len, hash } => std::fs::read(path)
+                        .ok()
+                        .filter(|bytes| bytes.len() == *len)
+                        .and_then(|bytes| String::from_utf8(bytes).ok())
+                        .filter(|text| text_hash(text) == *hash)
+                        .and_then(|text| parse_documents(&text).ok())
+                        .unwrap_or_default(),
+                }
             })
             .get(index)
     }
@@ -408,7 +453,7 @@ thread_local! {
 }
 
 impl Positions {
-    /// Where to point for `path` (see [`Node::pos_of`]); the start of the file should the
+    /// Where to point for `path` (see [`Node::pos_of`]); the document's start should the
     /// tree be missing.
     pub fn pos_of(&self, path: &Path) -> Pos {
         if let Positions::Later { root, marks, .. } = self {
@@ -419,12 +464,13 @@ impl Positions {
                 return pos;
             }
         }
-        let tree = match self {
-            Positions::Tree(node) => Some(&**node),
-            Positions::Later { file, index, .. } => file.tree(*index),
-        };
-        tree.map(|t| t.pos_of(path))
-            .unwrap_or(Pos { line: 1, column: 1 })
+        match self {
+            Positions::Tree(node) => node.pos_of(path),
+            // Without the tree (a file changed since it was read), the document's start.
+            Positions::Later {
+                file, index, root, ..
+            } => file.tree(*index).map_or(*root, |t| t.pos_of(path)),
+        }
     }
 }
 
