@@ -314,10 +314,9 @@ mod tests {
         assert_eq!(second.contacts[0].source.line, 22);
     }
 
-    /// A problem the schema does not see still gets its exact place: the file is read again.
-    #[test]
-    fn a_semantic_problem_is_located_by_reading_the_file_again() {
-        let text: String = (1..=3)
+    /// Three accounts; the second one's member has an e-mail that is none (line 19, column 14).
+    fn fleet_with_a_bad_email() -> String {
+        (1..=3)
             .map(|i| {
                 account(
                     i,
@@ -328,7 +327,13 @@ mod tests {
                     },
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    /// A problem the schema does not see still gets its exact place: the file is read again.
+    #[test]
+    fn a_semantic_problem_is_located_by_reading_the_file_again() {
+        let text = fleet_with_a_bad_email();
         let (checked, rereads) = check(text);
         assert_eq!(rereads, 1);
         let errors: Vec<String> = checked.errors().map(|d| d.to_string()).collect();
@@ -343,18 +348,7 @@ mod tests {
     /// exactly as from text that was kept.
     #[test]
     fn a_file_s_problem_is_located_by_reading_the_file_from_disk_again() {
-        let text: String = (1..=3)
-            .map(|i| {
-                account(
-                    i,
-                    if i == 2 {
-                        "not-an-email"
-                    } else {
-                        "p@x.example"
-                    },
-                )
-            })
-            .collect();
+        let text = fleet_with_a_bad_email();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fleet.yaml");
         std::fs::write(&path, &text).unwrap();

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub(crate) use super::bulk::Bulk;
+use super::bulk::Bulk;
 use crate::domain::ObservedAccount;
 use crate::portal::{AccountFilter, ErrorCode, Portal, PortalError, PrincipalKind};
 

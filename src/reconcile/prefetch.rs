@@ -15,8 +15,9 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::bulk::Bulk;
 use super::connect::AnyPortal;
-use super::observe::{BULK_FROM, Bulk, plan_reads_everything};
+use super::observe::{BULK_FROM, plan_reads_everything};
 use super::pipeline::{ConnectOptions, PortalFacts, connect, facts};
 use super::targets::{DEFAULT_TOKEN_ENV, Target};
 use crate::portal::{Account, AccountFilter, Portal, PrincipalKind};

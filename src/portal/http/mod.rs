@@ -292,16 +292,16 @@ impl HttpPortal {
         collection: &str,
         filter: &AccountFilter,
     ) -> PortalResult<Vec<T>> {
-        let mut items = Vec::new();
-        self.get_bulk_pages(collection, filter, &mut |page: Vec<T>| {
-            if items.is_empty() {
-                items = page;
-            } else {
-                items.extend(page);
+        match filter {
+            AccountFilter::All => self.get_all(&[collection], &[]).await,
+            AccountFilter::Only(accounts) => {
+                let mut items = Vec::new();
+                for chunk in accounts.chunks(self.options.accounts_per_request.max(1)) {
+                    items.extend(self.get_all(&[collection], chunk).await?);
+                }
+                Ok(items)
             }
-        })
-        .await?;
-        Ok(items)
+        }
     }
 
     /// [`Self::get_bulk`] a page at a time.
