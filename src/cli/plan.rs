@@ -91,7 +91,7 @@ impl Observations {
 /// Loads, observes and plans every target. The manifests' warnings, and a notice for every
 /// planned account's role whose last day is within `expiring_within` days, go into every plan
 /// document, and to stderr as well unless `warnings_shown` (the text plan on stdout lists
-/// them).
+/// them). A target the prefetch reads is planned as its pages arrive.
 pub async fn make_plans(
     files: &FileArgs,
     portal: &PortalArgs,
@@ -99,22 +99,31 @@ pub async fn make_plans(
     warnings_shown: bool,
     expiring_within: u32,
 ) -> Result<Vec<Planned>, Error> {
-    let observations =
-        observe_all(files, portal, accounts, warnings_shown, expiring_within).await?;
+    let Prepared {
+        found,
+        mut prefetch,
+        options,
+        now,
+        warnings,
+    } = prepare(files, portal, accounts, warnings_shown, expiring_within).await?;
+    let plan_id = reconcile::new_plan_id(now);
     let mut out = Vec::new();
-    for o in &observations.targets {
-        let plans = observations.plan(o, &o.target.accounts);
+    for target in found {
+        let (portal, prefetched) = connect_target(&target, &mut prefetch, &options).await?;
+        let plans =
+            reconcile::plan_target_as_read(portal.as_ref(), &target, now, &plan_id, prefetched)
+                .await?;
         out.push(Planned {
-            target: o.target.clone_address(),
+            target: target.clone_address(),
             plans,
-            warnings: observations.warnings.clone(),
-            now: observations.now,
-            plan_id: observations.plan_id.clone(),
+            warnings: warnings.clone(),
+            now,
+            plan_id: plan_id.clone(),
         });
+        // A large fleet's declared state takes a while to free: another core does it while
+        // this one goes on.
+        std::thread::spawn(move || drop(target));
     }
-    // A large fleet's declared and observed state takes a tenth of a second to free: another
-    // core does it while this one renders the plan.
-    std::thread::spawn(move || drop(observations));
     Ok(out)
 }
 
@@ -127,44 +136,16 @@ pub async fn observe_all(
     warnings_shown: bool,
     expiring_within: u32,
 ) -> Result<Observations, Error> {
-    let options = portal.connect_options();
-    // The portal is read while the manifests are parsed (reconcile::Prefetch says when).
-    let mut prefetch = reconcile::Prefetch::start(portal.portal.as_deref(), &options);
-    let paths = files.files.clone();
-    let loading = tokio::task::spawn_blocking(move || load(&paths, !warnings_shown));
-    let (desired, now, mut warnings) = match loading.await {
-        Ok(loaded) => loaded?,
-        // Only a panic of the reader ends it early (this runtime is never shut down first).
-        Err(e) => std::panic::resume_unwind(
-            e.try_into_panic()
-                .unwrap_or_else(|_| Box::new("the manifest reader was cancelled")),
-        ),
-    };
-    let notices = expiry_notices(&desired, accounts, now, expiring_within);
-    if !warnings_shown {
-        for n in &notices {
-            eprintln!("warning: {}", crate::domain::text::printable(n));
-        }
-    }
-    warnings.extend(notices);
-    let found = reconcile::targets(desired, portal.portal.as_deref(), accounts)?;
+    let Prepared {
+        found,
+        mut prefetch,
+        options,
+        now,
+        warnings,
+    } = prepare(files, portal, accounts, warnings_shown, expiring_within).await?;
     let mut targets = Vec::new();
     for target in found {
-        let early = match prefetch.take() {
-            Some(p) => p.take(&target).await,
-            None => None,
-        };
-        let (portal, prefetched) = match early {
-            Some((portal, read)) => (portal, Some(read)),
-            None => (
-                Arc::new(reconcile::connect(
-                    &target.url,
-                    &target.token_env,
-                    &options,
-                )?),
-                None,
-            ),
-        };
+        let (portal, prefetched) = connect_target(&target, &mut prefetch, &options).await?;
         let read = reconcile::observe_target(portal.as_ref(), &target, prefetched).await?;
         targets.push(ObservedPortal {
             target,
@@ -177,6 +158,74 @@ pub async fn observe_all(
         now,
         plan_id: reconcile::new_plan_id(now),
         warnings,
+    })
+}
+
+/// The manifests read, the portals they send accounts to, and the reads of `--portal` under
+/// way since before the manifests were parsed.
+struct Prepared {
+    found: Vec<Target>,
+    prefetch: Option<reconcile::Prefetch>,
+    options: reconcile::ConnectOptions,
+    now: Timestamp,
+    warnings: Vec<String>,
+}
+
+async fn prepare(
+    files: &FileArgs,
+    portal: &PortalArgs,
+    accounts: &[String],
+    warnings_shown: bool,
+    expiring_within: u32,
+) -> Result<Prepared, Error> {
+    let options = portal.connect_options();
+    // The portal is read while the manifests are parsed (reconcile::Prefetch says when).
+    let prefetch = reconcile::Prefetch::start(portal.portal.as_deref(), &options);
+    let paths = files.files.clone();
+    let loading = tokio::task::spawn_blocking(move || load(&paths, !warnings_shown));
+    let (desired, now, mut warnings) = match loading.await {
+        Ok(loaded) => loaded?,
+        // Only a panic of the reader ends it early (this runtime is never shut down first).
+        Err(e) => std::panic::resume_unwind(
+            e.try_into_panic()
+                .unwrap_or_else(|_| Box::new("the manifest reader was cancelled")),
+        ),
+    };
+    tracing::debug!(accounts = desired.accounts.len(), "manifests read");
+    let notices = expiry_notices(&desired, accounts, now, expiring_within);
+    if !warnings_shown {
+        for n in &notices {
+            eprintln!("warning: {}", crate::domain::text::printable(n));
+        }
+    }
+    warnings.extend(notices);
+    let found = reconcile::targets(desired, portal.portal.as_deref(), accounts)?;
+    Ok(Prepared {
+        found,
+        prefetch,
+        options,
+        now,
+        warnings,
+    })
+}
+
+/// The target's portal, and what the prefetch read of it when the target goes there (the
+/// prefetch is used up by the first target that asks).
+async fn connect_target(
+    target: &Target,
+    prefetch: &mut Option<reconcile::Prefetch>,
+    options: &reconcile::ConnectOptions,
+) -> Result<(Arc<AnyPortal>, Option<reconcile::Prefetched>), Error> {
+    let early = match prefetch.take() {
+        Some(p) => p.take(target).await,
+        None => None,
+    };
+    Ok(match early {
+        Some((portal, read)) => (portal, Some(read)),
+        None => (
+            Arc::new(reconcile::connect(&target.url, &target.token_env, options)?),
+            None,
+        ),
     })
 }
 

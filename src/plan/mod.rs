@@ -345,6 +345,16 @@ pub fn plan(
     plan_keyed::<String>(desired, observed, ctx)
 }
 
+/// Plans each declared account against what was observed of it, in the order given: [`plan`]
+/// for a caller that joined the two itself (a plan made as the portal's pages arrive, a
+/// stretch of accounts at a time).
+pub fn plan_joined(
+    pairs: &[(&DesiredAccount, &ObservedAccount)],
+    ctx: &Context,
+) -> Vec<AccountPlan> {
+    plan_accounts::<String>(pairs, ctx)
+}
+
 /// [`plan`], joining on `K` (see `key`).
 fn plan_keyed<K: JoinKey>(
     desired: &[DesiredAccount],

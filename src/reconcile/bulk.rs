@@ -7,8 +7,24 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
+use tokio::sync::mpsc::UnboundedSender;
+
 use crate::domain::{ObservedContact, ObservedMember};
 use crate::portal::{AccountFilter, Contact, Member, Portal, PortalResult};
+
+/// One page of a bulk read, filed: a run for each stretch of one account, in the page's order.
+pub(crate) type FiledPage<T> = Vec<(String, Vec<T>)>;
+
+/// What a bulk read sent in a task of its own hands over, as the portal answers.
+#[derive(Debug)]
+pub(crate) enum Arrival {
+    Members(FiledPage<ObservedMember>),
+    Contacts(FiledPage<ObservedContact>),
+    /// The last member page has been sent.
+    MembersDone,
+    /// The last contact page has been sent.
+    ContactsDone,
+}
 
 /// Every read account's members and contacts, in the domain's types.
 #[derive(Debug, Default)]
@@ -28,6 +44,46 @@ impl Bulk {
             portal.list_contacts_by_page(filter, |page| contacts.file(page)),
         )?;
         Ok(Bulk { members, contacts })
+    }
+
+    /// Reads as [`Bulk::read`] does, and sends each page filed, as it arrives, to `to`, then
+    /// the end of each list. A failed read ends without its end: the receiver sees the channel
+    /// close early.
+    pub(crate) async fn send<P: Portal>(
+        portal: &P,
+        filter: &AccountFilter,
+        to: UnboundedSender<Arrival>,
+    ) -> PortalResult<()> {
+        // A receiver that went away wants nothing more; the read is cancelled with it.
+        let members = async {
+            portal
+                .list_members_by_page(filter, |page| {
+                    let _ = to.send(Arrival::Members(filed(page)));
+                })
+                .await?;
+            let _ = to.send(Arrival::MembersDone);
+            PortalResult::Ok(())
+        };
+        let contacts = async {
+            portal
+                .list_contacts_by_page(filter, |page| {
+                    let _ = to.send(Arrival::Contacts(filed(page)));
+                })
+                .await?;
+            let _ = to.send(Arrival::ContactsDone);
+            PortalResult::Ok(())
+        };
+        tokio::try_join!(members, contacts)?;
+        Ok(())
+    }
+
+    /// Files what a [`Bulk::send`] sent.
+    pub(crate) fn take(&mut self, arrival: Arrival) {
+        match arrival {
+            Arrival::Members(page) => self.members.append(page),
+            Arrival::Contacts(page) => self.contacts.append(page),
+            Arrival::MembersDone | Arrival::ContactsDone => {}
+        }
     }
 
     /// Files members and contacts read some other way (one account at a time).
@@ -53,7 +109,7 @@ impl Bulk {
 }
 
 /// What a bulk read's item carries besides what is observed of it: its account.
-trait Filed {
+pub(crate) trait Filed {
     fn take_customer_number(&mut self) -> Option<String>;
 }
 
@@ -67,6 +123,30 @@ impl Filed for Contact {
     fn take_customer_number(&mut self) -> Option<String> {
         self.customer_number.take()
     }
+}
+
+/// A page as runs of its accounts, each run's items converted into the domain's types and its
+/// list sized once. An item without its account (a portal's answer missing `customerNumber`)
+/// belongs to none and is left out, as the bulk read always did.
+pub(crate) fn filed<I: Filed, T: From<I>>(page: Vec<I>) -> FiledPage<T> {
+    let keyed: Vec<(String, I)> = page
+        .into_iter()
+        .filter_map(|mut item| item.take_customer_number().map(|cn| (cn, item)))
+        .collect();
+    let lengths: Vec<usize> = keyed.chunk_by(|a, b| a.0 == b.0).map(<[_]>::len).collect();
+    let mut items = keyed.into_iter();
+    let mut runs = Vec::with_capacity(lengths.len());
+    for length in lengths {
+        let mut run = items.by_ref().take(length).peekable();
+        let Some((cn, _)) = run.peek() else {
+            continue;
+        };
+        let cn = cn.clone();
+        let mut list = Vec::with_capacity(length);
+        list.extend(run.map(|(_, item)| T::from(item)));
+        runs.push((cn, list));
+    }
+    runs
 }
 
 /// Items by account, in the order the pages gave them: a run for each stretch of one
@@ -91,24 +171,18 @@ impl<T> Runs<T> {
     where
         T: From<I>,
     {
-        let keyed: Vec<(String, I)> = page
-            .into_iter()
-            .filter_map(|mut item| item.take_customer_number().map(|cn| (cn, item)))
-            .collect();
-        let lengths: Vec<usize> = keyed.chunk_by(|a, b| a.0 == b.0).map(<[_]>::len).collect();
-        let mut items = keyed.into_iter();
-        for length in lengths {
-            let mut run = items.by_ref().take(length).peekable();
-            let Some((cn, _)) = run.peek() else {
-                continue;
-            };
-            let continues = self.runs.last().is_some_and(|(last, _)| last == cn);
-            if !continues {
-                self.runs.push((cn.clone(), Vec::with_capacity(length)));
-            }
-            if let Some((_, list)) = self.runs.last_mut() {
-                list.reserve_exact(length);
-                list.extend(run.map(|(_, item)| T::from(item)));
+        self.append(filed(page));
+    }
+
+    /// Files a page filed already: a run that continues the last one joins it.
+    fn append(&mut self, page: FiledPage<T>) {
+        for (cn, mut list) in page {
+            match self.runs.last_mut() {
+                Some((last, run)) if *last == cn => {
+                    run.reserve_exact(list.len());
+                    run.append(&mut list);
+                }
+                _ => self.runs.push((cn, list)),
             }
         }
     }

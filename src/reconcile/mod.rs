@@ -12,6 +12,7 @@ pub mod load;
 pub mod observe;
 mod pipeline;
 mod prefetch;
+mod stream;
 pub mod targets;
 
 pub use apply::{
@@ -22,9 +23,9 @@ pub use load::{LoadError, Loaded, load};
 pub use observe::{Observation, observe, observe_account, observe_for_plan};
 pub use pipeline::{
     ConnectOptions, ObservedTarget, PortalFacts, connect, facts, observe_target, plan_account,
-    plan_all, plan_target, plan_target_prefetched,
+    plan_all, plan_target, plan_target_as_read, plan_target_prefetched,
 };
-pub use prefetch::{Prefetch, Prefetched};
+pub use prefetch::{BulkRead, Prefetch, Prefetched};
 pub use targets::{DEFAULT_PORTAL, DEFAULT_TOKEN_ENV, Target, TargetError, targets};
 
 use crate::portal::PortalError;

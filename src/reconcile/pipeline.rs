@@ -10,6 +10,7 @@ use super::Error;
 use super::connect::{AdapterSettings, AnyPortal, connect_adapter};
 use super::observe::{Observation, observe_for_plan, observe_for_plan_prefetched};
 use super::prefetch::Prefetched;
+use super::stream;
 use super::targets::Target;
 use crate::domain::DesiredAccount;
 use crate::plan::{self, AccountPlan, Context, ObservedAccount};
@@ -86,6 +87,93 @@ pub async fn plan_target_prefetched<P: Portal>(
     Ok((plans, observed.observation.accounts))
 }
 
+/// Plans the target's accounts as of `now` under `plan_id`, as [`plan_target_prefetched`]
+/// does; with the prefetch's bulk reads under way, each account as soon as its pages have
+/// arrived (`stream`), holding only what was read of the accounts not yet planned. Gives only
+/// the plans: what was observed is gone.
+pub async fn plan_target_as_read<P: Portal>(
+    portal: &P,
+    target: &Target,
+    now: Timestamp,
+    plan_id: &str,
+    prefetched: Option<Prefetched>,
+) -> Result<Vec<AccountPlan>, Error> {
+    let (facts, accounts, read) = match prefetched {
+        Some(Prefetched {
+            facts,
+            accounts,
+            bulk: Some(read),
+        }) => (facts, accounts, read),
+        other => {
+            let observed = observe_target(portal, target, other).await?;
+            return Ok(observed.plan(&target.accounts, now, plan_id));
+        }
+    };
+    let cns: Vec<String> = target
+        .accounts
+        .iter()
+        .map(|a| a.customer_number.clone())
+        .collect();
+    portal.bind_accounts(&cns);
+    let PortalFacts { principal, catalog } = &facts;
+    let ctx = Context {
+        catalog,
+        principal,
+        now,
+        plan_id,
+    };
+    let Some(streamed) = stream::plan_as_read(read, &target.accounts, &accounts, &ctx).await else {
+        // A read failed on the way: forgotten, and the portal read again the usual way, which
+        // reports a failure in its own words.
+        let again = Prefetched {
+            facts,
+            accounts,
+            bulk: None,
+        };
+        let observed = observe_target(portal, target, Some(again)).await?;
+        return Ok(observed.plan(&target.accounts, now, plan_id));
+    };
+    let mut plans = streamed.plans;
+    if !streamed.late.is_empty() {
+        replan_late(portal, target, &streamed.late, &ctx, &mut plans).await?;
+    }
+    Ok(plans)
+}
+
+/// Reads the accounts met again after they were planned, each whole on its own, and puts
+/// their new plans in place of the early ones.
+async fn replan_late<P: Portal>(
+    portal: &P,
+    target: &Target,
+    late: &std::collections::BTreeSet<String>,
+    ctx: &Context<'_>,
+    plans: &mut [AccountPlan],
+) -> Result<(), Error> {
+    let cns: Vec<String> = late.iter().cloned().collect();
+    let observed = super::observe::observe(portal, &cns)
+        .await
+        .map_err(|source| Error::Observe {
+            url: target.shown(),
+            source,
+        })?;
+    let declared: Vec<DesiredAccount> = target
+        .accounts
+        .iter()
+        .filter(|d| late.contains(&d.customer_number))
+        .cloned()
+        .collect();
+    // Both in customer-number order, a number declared twice in the manifests' order.
+    let mut again = plan_all(&declared, &observed, ctx).into_iter();
+    for p in plans.iter_mut() {
+        if late.contains(&p.customer_number)
+            && let Some(new) = again.next()
+        {
+            *p = new;
+        }
+    }
+    Ok(())
+}
+
 /// What a target's portal holds for its accounts, and the facts to plan them with: any of
 /// the target's accounts can be planned from it, all at once or a batch at a time.
 pub struct ObservedTarget {
@@ -100,7 +188,13 @@ pub async fn observe_target<P: Portal>(
     prefetched: Option<Prefetched>,
 ) -> Result<ObservedTarget, Error> {
     let (facts, read) = match prefetched {
-        Some(p) => (p.facts, Some((p.accounts, p.bulk))),
+        Some(p) => {
+            let bulk = match p.bulk {
+                Some(read) => read.gather().await,
+                None => None,
+            };
+            (p.facts, Some((p.accounts, bulk)))
+        }
         None => (facts(portal, &target.url).await?, None),
     };
     let cns: Vec<String> = target

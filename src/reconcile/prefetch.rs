@@ -12,10 +12,10 @@
 
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::bulk::Bulk;
+use super::bulk::{Arrival, Bulk};
 use super::connect::AnyPortal;
 use super::observe::{BULK_FROM, plan_reads_everything};
 use super::pipeline::{ConnectOptions, PortalFacts, connect, facts};
@@ -27,11 +27,60 @@ use crate::portal::{Account, AccountFilter, Portal, PrincipalKind};
 pub struct Prefetch {
     url: String,
     portal: Arc<AnyPortal>,
-    /// The principal, catalog and account list, once read.
-    facts: oneshot::Receiver<Option<(PortalFacts, Vec<Account>)>>,
-    /// After the facts, the bulk reads, when the portal has enough accounts for a plan to
-    /// read them all (see `observe::plan_reads_everything`).
-    bulk: Task<Bulk>,
+    /// The principal, catalog and account list, once read, and the pages of the bulk reads
+    /// when the portal has enough accounts for a plan to read them all (see
+    /// `observe::plan_reads_everything`).
+    facts: oneshot::Receiver<Option<Facts>>,
+    /// The reads: the facts, then the bulk reads.
+    reading: Task<()>,
+}
+
+type Facts = (
+    PortalFacts,
+    Vec<Account>,
+    Option<mpsc::UnboundedReceiver<Arrival>>,
+);
+
+/// The bulk reads of members and contacts under way: their pages, filed under their accounts,
+/// as they arrive. Dropped, it cancels the reads.
+pub struct BulkRead {
+    arrivals: mpsc::UnboundedReceiver<Arrival>,
+    _reading: Task<()>,
+}
+
+impl BulkRead {
+    /// What arrived next; `None` once everything has, or when a read failed before its end
+    /// (the caller tells the two apart by the ends it was sent).
+    pub(crate) async fn next(&mut self) -> Option<Arrival> {
+        self.arrivals.recv().await
+    }
+
+    /// Reads that someone else sends (a test's pages, in an order of its choosing).
+    #[cfg(test)]
+    pub(crate) fn from_arrivals(arrivals: mpsc::UnboundedReceiver<Arrival>) -> BulkRead {
+        BulkRead {
+            arrivals,
+            _reading: Task(tokio::spawn(async { None })),
+        }
+    }
+
+    /// What arrived already, without waiting.
+    pub(crate) fn ready(&mut self) -> Option<Arrival> {
+        self.arrivals.try_recv().ok()
+    }
+
+    /// Everything the reads give, gathered; `None` when one of them failed.
+    pub(crate) async fn gather(mut self) -> Option<Bulk> {
+        let mut bulk = Bulk::default();
+        let (mut members, mut contacts) = (false, false);
+        while !(members && contacts) {
+            let arrival = self.next().await?;
+            members |= matches!(arrival, Arrival::MembersDone);
+            contacts |= matches!(arrival, Arrival::ContactsDone);
+            bulk.take(arrival);
+        }
+        Some(bulk)
+    }
 }
 
 /// What a prefetch read for a target: the principal and catalog, the account list and, when
@@ -39,7 +88,7 @@ pub struct Prefetch {
 pub struct Prefetched {
     pub(crate) facts: PortalFacts,
     pub(crate) accounts: Vec<Account>,
-    pub(crate) bulk: Option<Bulk>,
+    pub(crate) bulk: Option<BulkRead>,
 }
 
 impl Prefetch {
@@ -49,32 +98,33 @@ impl Prefetch {
         let url = flag.filter(|u| u.starts_with("https://") || u.starts_with("http://"))?;
         let portal = Arc::new(connect(url, DEFAULT_TOKEN_ENV, options).ok()?);
         let (told, facts) = oneshot::channel();
-        let bulk = {
+        let reading = {
             let (portal, url) = (portal.clone(), url.to_string());
             Task(tokio::spawn(async move {
-                let read = match facts_of(portal.as_ref(), &url).await {
-                    Some(read) => read,
-                    None => {
-                        let _ = told.send(None);
-                        return None;
-                    }
+                let Some((read, accounts)) = facts_of(portal.as_ref(), &url).await else {
+                    let _ = told.send(None);
+                    return None;
                 };
                 // Only an operator's plan reads every account, and only of a portal with more
                 // than a few hundred: otherwise the bulk reads would be wasted.
                 let worth =
-                    read.0.principal.kind == PrincipalKind::Operator && read.1.len() > BULK_FROM;
-                let _ = told.send(Some(read));
+                    read.principal.kind == PrincipalKind::Operator && accounts.len() > BULK_FROM;
                 if !worth {
+                    let _ = told.send(Some((read, accounts, None)));
                     return None;
                 }
-                Bulk::read(portal.as_ref(), &AccountFilter::All).await.ok()
+                let (to, arrivals) = mpsc::unbounded_channel();
+                let _ = told.send(Some((read, accounts, Some(arrivals))));
+                Bulk::send(portal.as_ref(), &AccountFilter::All, to)
+                    .await
+                    .ok()
             }))
         };
         Some(Prefetch {
             url: url.to_string(),
             portal,
             facts,
-            bulk,
+            reading,
         })
     }
 
@@ -88,20 +138,22 @@ impl Prefetch {
         let Prefetch {
             portal,
             facts,
-            bulk,
+            reading,
             ..
         } = self;
-        let (facts, accounts) = facts.await.ok().flatten()?;
+        let (facts, accounts, arrivals) = facts.await.ok().flatten()?;
         let cns: Vec<String> = target
             .accounts
             .iter()
             .map(|a| a.customer_number.clone())
             .collect();
-        let bulk = if plan_reads_everything(&cns, facts.principal.kind, &accounts) {
-            bulk.join().await
-        } else {
-            None
-        };
+        // Not read everything: the reads are cancelled as `reading` is dropped.
+        let bulk = arrivals
+            .filter(|_| plan_reads_everything(&cns, facts.principal.kind, &accounts))
+            .map(|arrivals| BulkRead {
+                arrivals,
+                _reading: reading,
+            });
         Some((
             portal,
             Prefetched {
@@ -119,14 +171,8 @@ async fn facts_of(portal: &AnyPortal, url: &str) -> Option<(PortalFacts, Vec<Acc
     Some((read, accounts))
 }
 
-/// A spawned read, cancelled when dropped; `None` when it failed.
+/// A spawned read, cancelled when dropped.
 struct Task<T>(JoinHandle<Option<T>>);
-
-impl<T> Task<T> {
-    async fn join(mut self) -> Option<T> {
-        (&mut self.0).await.ok().flatten()
-    }
-}
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {

@@ -99,3 +99,153 @@ async fn a_manifest_planned_and_applied_against_the_sandbox_then_plans_no_change
     assert!(again.operations.is_empty(), "{:?}", again.operations);
     assert!(again.refused.is_none() && again.errors.is_empty());
 }
+
+const FLEET: &str = r#"
+apiVersion: rolecall.dev/v1alpha1
+kind: CustomerAccount
+metadata: {name: one}
+spec:
+  customerNumber: "10001"
+  timeZone: Europe/Zurich
+  members:
+    - email: alice@one.example
+      roles: [cockpit-access, customer-admin]
+    - email: bob@one.example
+      roles: [cockpit-access]
+---
+apiVersion: rolecall.dev/v1alpha1
+kind: CustomerAccount
+metadata: {name: two}
+spec:
+  customerNumber: "10002"
+  timeZone: Europe/Zurich
+  members:
+    - email: carol@two.example
+      roles: [cockpit-access, customer-admin]
+  contacts:
+    - email: billing@two.example
+      notifications: [invoices]
+---
+apiVersion: rolecall.dev/v1alpha1
+kind: CustomerAccount
+metadata: {name: three}
+spec:
+  customerNumber: "10003"
+  timeZone: Europe/Zurich
+  members:
+    - email: dave@three.example
+      roles: [cockpit-access, customer-admin]
+"#;
+
+/// A portal may answer its bulk pages in any order (SPEC promises none): pages that go
+/// backwards, or a read that ends early, plan as reading everything first does; and an
+/// account planned before the rest of its members came is read again on its own and planned
+/// from that.
+#[tokio::test]
+async fn pages_out_of_order_plan_as_reading_everything_first_does() {
+    use crate::portal::{AccountFilter, Portal};
+    use crate::reconcile::bulk::{Arrival, filed};
+    use crate::reconcile::{BulkRead, Prefetched};
+
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("fleet.yaml");
+    std::fs::write(&manifest, FLEET).unwrap();
+    let url = format!("sandbox:{}", dir.path().join("sandbox.db").display());
+    let now = Timestamp::now();
+    let (loaded, diagnostics) = reconcile::load(std::slice::from_ref(&manifest), now);
+    let loaded = loaded.unwrap_or_else(|e| panic!("{e}: {diagnostics:?}"));
+    let targets = reconcile::targets(loaded.desired, Some(&url), &[]).unwrap();
+    let [target] = targets.as_slice() else {
+        panic!("one portal expected, got {}", targets.len());
+    };
+    let options = ConnectOptions {
+        whmcs_state: dir.path().join("whmcs.json"),
+        ..ConnectOptions::default()
+    };
+    let portal = Arc::new(reconcile::connect(&target.url, &target.token_env, &options).unwrap());
+    let seed = plan_all(&portal, target, now, "seed").await;
+    let work = seed
+        .iter()
+        .map(|p| (p.customer_number.clone(), p.operations.clone()))
+        .collect();
+    let outcomes = reconcile::apply_all(portal.clone(), work, 4, |_| {}).await;
+    assert!(outcomes.iter().all(|o| o.error.is_none()), "{outcomes:?}");
+
+    // Drift in the account that will come late: bob is no longer declared.
+    std::fs::write(
+        &manifest,
+        FLEET.replace(
+            "    - email: bob@one.example\n      roles: [cockpit-access]\n",
+            "",
+        ),
+    )
+    .unwrap();
+    let (loaded, _) = reconcile::load(&[manifest], now);
+    let targets = reconcile::targets(loaded.unwrap().desired, Some(&url), &[]).unwrap();
+    let target = &targets[0];
+    let expected = plan_all(&portal, target, now, "p").await;
+    assert!(expected[0].has_changes(), "{:?}", expected[0]);
+
+    // "10002" first, then "10001" and "10003": the list goes backwards after "10001" was
+    // planned with no members at all.
+    let members = portal.list_members(&AccountFilter::All).await.unwrap();
+    let of = |cn: &str| -> Vec<_> {
+        members
+            .iter()
+            .filter(|m| m.customer_number.as_deref() == Some(cn))
+            .cloned()
+            .collect()
+    };
+    let contacts = portal.list_contacts(&AccountFilter::All).await.unwrap();
+    let (to, arrivals) = tokio::sync::mpsc::unbounded_channel();
+    to.send(Arrival::Contacts(filed(contacts))).unwrap();
+    to.send(Arrival::ContactsDone).unwrap();
+    to.send(Arrival::Members(filed(of("10002")))).unwrap();
+    let mut rest = of("10001");
+    rest.extend(of("10003"));
+    to.send(Arrival::Members(filed(rest))).unwrap();
+    to.send(Arrival::MembersDone).unwrap();
+    let prefetched = Prefetched {
+        facts: reconcile::facts(portal.as_ref(), &url).await.unwrap(),
+        accounts: portal.list_accounts().await.unwrap(),
+        bulk: Some(BulkRead::from_arrivals(arrivals)),
+    };
+    let plans = reconcile::plan_target_as_read(portal.as_ref(), target, now, "p", Some(prefetched))
+        .await
+        .unwrap();
+    assert_eq!(plans, expected);
+
+    // A read that ends before its end is forgotten: the portal is read again.
+    let (to, arrivals) = tokio::sync::mpsc::unbounded_channel();
+    to.send(Arrival::Members(filed(of("10001")))).unwrap();
+    drop(to);
+    let prefetched = Prefetched {
+        facts: reconcile::facts(portal.as_ref(), &url).await.unwrap(),
+        accounts: portal.list_accounts().await.unwrap(),
+        bulk: Some(BulkRead::from_arrivals(arrivals)),
+    };
+    let plans = reconcile::plan_target_as_read(portal.as_ref(), target, now, "p", Some(prefetched))
+        .await
+        .unwrap();
+    assert_eq!(plans, expected);
+
+    // Planned early from nothing (as if "10001" had been passed before its members came),
+    // then read again: only the late account's plan is made again, from the portal.
+    let facts = reconcile::facts(portal.as_ref(), &url).await.unwrap();
+    let ctx = crate::plan::Context {
+        catalog: &facts.catalog,
+        principal: &facts.principal,
+        now,
+        plan_id: "p",
+    };
+    let nothing = std::collections::BTreeMap::new();
+    let mut plans = reconcile::plan_all(&target.accounts, &nothing, &ctx);
+    let early = plans.clone();
+    assert_ne!(plans[0], expected[0]);
+    let late = std::collections::BTreeSet::from(["10001".to_string()]);
+    super::replan_late(portal.as_ref(), target, &late, &ctx, &mut plans)
+        .await
+        .unwrap();
+    assert_eq!(plans[0], expected[0]);
+    assert_eq!(plans[1..], early[1..]);
+}
