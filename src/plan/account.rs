@@ -271,9 +271,24 @@ fn sorted(list: &[String]) -> Vec<String> {
     v
 }
 
+/// Whether two lists hold the same names, in any order and however often: `sorted(a) ==
+/// sorted(b)` without copying a name (a zero-drift plan compares every member's lists).
+fn same_set(a: &[String], b: &[String]) -> bool {
+    if a == b {
+        return true;
+    }
+    fn set(list: &[String]) -> Vec<&str> {
+        let mut v: Vec<&str> = list.iter().map(String::as_str).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+    set(a) == set(b)
+}
+
 fn same_services(a: &Services, b: &Services) -> bool {
     match (a, b) {
-        (Services::Only(x), Services::Only(y)) => sorted(x) == sorted(y),
+        (Services::Only(x), Services::Only(y)) => same_set(x, y),
         _ => a == b,
     }
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::super::key::JoinKey;
 use super::super::{ABSENT, Action, Change, ObservedAccount, Operation};
-use super::{AccountPlanner, sorted};
+use super::{AccountPlanner, same_set, sorted};
 use crate::domain::{DesiredContact, email_key};
 use crate::portal::ContactPut;
 
@@ -59,8 +59,7 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
                 }
                 (Some(dc), Some(oc)) => {
                     let name = dc.name.clone().unwrap_or_else(|| oc.name.clone());
-                    let same =
-                        name == oc.name && sorted(&dc.notifications) == sorted(&oc.notifications);
+                    let same = name == oc.name && same_set(&dc.notifications, &oc.notifications);
                     if same {
                         continue;
                     }

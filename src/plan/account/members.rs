@@ -9,7 +9,7 @@ use super::super::key::JoinKey;
 use super::super::{ABSENT, Action, Change, ObservedAccount, Operation};
 use super::{
     AccountPlanner, After, grants, observed_window, observed_window_text, revocation,
-    same_services, services_json, sorted,
+    same_services, same_set, services_json, sorted,
 };
 use crate::domain::{
     DesiredMember, DesiredRole, ObservedInvitation, ObservedMember, Phase, Services, Window,
@@ -53,12 +53,12 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
         let keys: BTreeSet<&K> = observed.keys().chain(desired.keys()).collect();
         for key in keys {
             let obs = observed.get(key).copied();
-            let email = desired
+            let email: &str = desired
                 .get(key)
-                .map(|m| m.email.as_str().to_string())
-                .or_else(|| obs.map(|m| m.email.clone()))
+                .map(|m| m.email.as_str())
+                .or_else(|| obs.map(|m| m.email.as_str()))
                 .unwrap_or_default();
-            if self.d.policy.ignores(&email) {
+            if self.d.policy.ignores(email) {
                 if let Some(m) = obs {
                     self.keep(m);
                 }
@@ -215,7 +215,7 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
                     .collect()
             })
             .unwrap_or_default();
-        let mut target = want.clone();
+        let mut target = want;
         // The roles over time: declared windows that have not closed, and what prune keeps.
         let mut windows: BTreeMap<String, Window> = dm
             .roles
@@ -401,7 +401,7 @@ impl<K: JoinKey> AccountPlanner<'_, K> {
             services_change = Some(services.clone());
         }
         if let Some(kinds) = &dm.notifications
-            && sorted(kinds) != sorted(&m.notifications)
+            && !same_set(kinds, &m.notifications)
         {
             before["notifications"] = json!(sorted(&m.notifications));
             after["notifications"] = json!(sorted(kinds));
