@@ -39,6 +39,24 @@ async fn plan_all(
     }
 }
 
+/// The one target the manifest at `manifest` sends its accounts to, on the portal `url`.
+fn load_target(manifest: &std::path::Path, url: &str, now: Timestamp) -> Target {
+    let (loaded, diagnostics) = reconcile::load(std::slice::from_ref(&manifest.to_path_buf()), now);
+    let loaded = loaded.unwrap_or_else(|e| panic!("{e}: {diagnostics:?}"));
+    let mut targets = reconcile::targets(loaded.desired, Some(url), &[]).unwrap();
+    assert_eq!(targets.len(), 1, "one portal expected");
+    targets.remove(0)
+}
+
+/// Connects to the target's sandbox portal, its WHMCS state (unused) kept in `dir`.
+fn connect(dir: &std::path::Path, target: &Target) -> Arc<reconcile::connect::AnyPortal> {
+    let options = ConnectOptions {
+        whmcs_state: dir.join("whmcs.json"),
+        ..ConnectOptions::default()
+    };
+    Arc::new(reconcile::connect(&target.url, &target.token_env, &options).unwrap())
+}
+
 #[tokio::test]
 async fn a_manifest_planned_and_applied_against_the_sandbox_then_plans_no_changes() {
     let dir = tempfile::tempdir().unwrap();
@@ -47,18 +65,9 @@ async fn a_manifest_planned_and_applied_against_the_sandbox_then_plans_no_change
     let url = format!("sandbox:{}", dir.path().join("sandbox.db").display());
     let now = Timestamp::now();
 
-    let (loaded, diagnostics) = reconcile::load(&[manifest], now);
-    let loaded = loaded.unwrap_or_else(|e| panic!("{e}: {diagnostics:?}"));
-    let targets = reconcile::targets(loaded.desired, Some(&url), &[]).unwrap();
-    let [target] = targets.as_slice() else {
-        panic!("one portal expected, got {}", targets.len());
-    };
+    let target = &load_target(&manifest, &url, now);
     assert_eq!(target.url, url);
-    let options = ConnectOptions {
-        whmcs_state: dir.path().join("whmcs.json"),
-        ..ConnectOptions::default()
-    };
-    let portal = Arc::new(reconcile::connect(&target.url, &target.token_env, &options).unwrap());
+    let portal = connect(dir.path(), target);
 
     // First plan: everything declared is to be made.
     let first = plan_all(&portal, target, now, "first").await;
@@ -152,17 +161,8 @@ async fn pages_out_of_order_plan_as_reading_everything_first_does() {
     std::fs::write(&manifest, FLEET).unwrap();
     let url = format!("sandbox:{}", dir.path().join("sandbox.db").display());
     let now = Timestamp::now();
-    let (loaded, diagnostics) = reconcile::load(std::slice::from_ref(&manifest), now);
-    let loaded = loaded.unwrap_or_else(|e| panic!("{e}: {diagnostics:?}"));
-    let targets = reconcile::targets(loaded.desired, Some(&url), &[]).unwrap();
-    let [target] = targets.as_slice() else {
-        panic!("one portal expected, got {}", targets.len());
-    };
-    let options = ConnectOptions {
-        whmcs_state: dir.path().join("whmcs.json"),
-        ..ConnectOptions::default()
-    };
-    let portal = Arc::new(reconcile::connect(&target.url, &target.token_env, &options).unwrap());
+    let target = &load_target(&manifest, &url, now);
+    let portal = connect(dir.path(), target);
     let seed = plan_all(&portal, target, now, "seed").await;
     let work = seed
         .iter()
@@ -180,9 +180,7 @@ async fn pages_out_of_order_plan_as_reading_everything_first_does() {
         ),
     )
     .unwrap();
-    let (loaded, _) = reconcile::load(&[manifest], now);
-    let targets = reconcile::targets(loaded.unwrap().desired, Some(&url), &[]).unwrap();
-    let target = &targets[0];
+    let target = &load_target(&manifest, &url, now);
     let expected = plan_all(&portal, target, now, "p").await;
     assert!(expected[0].has_changes(), "{:?}", expected[0]);
 
